@@ -1,0 +1,173 @@
+//! Owns all SQL: the SQLite ledger of grants, reservations and hash-chained receipts, its
+//! schema migrations and its durability settings (WAL, `synchronous=FULL`). It records; it
+//! does not decide (the one re-check it runs inside a reservation is the policy's function).
+
+mod grants;
+mod receipts;
+mod reserve;
+
+pub use receipts::{ChainReport, GENESIS_HASH};
+pub use reserve::{Reservation, Settle};
+
+use rusqlite::{Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("ledger database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("ledger file error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("no grant {0}")]
+    NoGrant(String),
+    #[error("no reservation {0}")]
+    NoReservation(String),
+    #[error("grant {0} is revoked")]
+    Revoked(String),
+    #[error("amount overflows the grant's budget")]
+    Overflow,
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("the ledger task failed: {0}")]
+    Task(String),
+}
+
+impl LedgerError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            LedgerError::Sql(_) | LedgerError::Io(_) | LedgerError::Task(_) => "ledger_unavailable",
+            LedgerError::NoGrant(_) => "no_such_grant",
+            LedgerError::NoReservation(_) => "no_such_reservation",
+            LedgerError::Revoked(_) => "revoked",
+            LedgerError::Overflow => "amount_overflow",
+            LedgerError::Corrupt(_) => "ledger_corrupt",
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, LedgerError>;
+
+/// The ledger's file name inside the data dir.
+pub const DB_FILE: &str = "purser.db";
+
+const SCHEMA_V1: &str = r#"
+CREATE TABLE grants (
+    id TEXT PRIMARY KEY,
+    label TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    limits TEXT NOT NULL,
+    budget INTEGER NOT NULL CHECK (budget >= 0),
+    spent INTEGER NOT NULL DEFAULT 0 CHECK (spent >= 0),
+    reserved INTEGER NOT NULL DEFAULT 0 CHECK (reserved >= 0),
+    created_at TEXT NOT NULL,
+    revoked_at TEXT,
+    CHECK (spent + reserved <= budget)
+);
+CREATE TABLE reservations (
+    id TEXT PRIMARY KEY,
+    grant_id TEXT NOT NULL REFERENCES grants(id),
+    amount INTEGER NOT NULL CHECK (amount >= 0),
+    state TEXT NOT NULL CHECK (state IN ('reserved', 'settled', 'released', 'unknown')),
+    valid_before INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX reservations_open ON reservations(grant_id) WHERE state IN ('reserved', 'unknown');
+CREATE TABLE receipts (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    time TEXT NOT NULL,
+    grant_id TEXT,
+    outcome TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    amount_atomic TEXT,
+    body TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX receipts_grant ON receipts(grant_id, seq);
+CREATE TRIGGER receipts_no_update BEFORE UPDATE ON receipts
+    BEGIN SELECT RAISE(ABORT, 'receipts are append-only'); END;
+CREATE TRIGGER receipts_no_delete BEFORE DELETE ON receipts
+    BEGIN SELECT RAISE(ABORT, 'receipts are append-only'); END;
+"#;
+
+/// A handle on the ledger. Cloning shares one connection; SQLite serialises writers anyway, and
+/// other processes (the CLI) coordinate through SQLite's own locking.
+#[derive(Clone)]
+pub struct Ledger {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+impl Ledger {
+    /// Opens (creating and migrating if needed) the ledger in `dir`, private to the user.
+    pub fn open_in(dir: &Path) -> Result<Ledger> {
+        crate::datadir::ensure_private_dir(dir)?;
+        Self::open(&dir.join(DB_FILE))
+    }
+
+    /// Opens (creating and migrating if needed) the ledger at `path`.
+    pub fn open(path: &Path) -> Result<Ledger> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = Connection::open_with_flags(path, flags)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrate(&mut conn)?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            crate::datadir::make_private(Path::new(&p))?;
+        }
+        Ok(Ledger { conn: Arc::new(Mutex::new(conn)), path: path.to_path_buf() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on the connection, on this thread.
+    pub fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut conn)
+    }
+
+    /// Runs `f` on the connection on the blocking pool (for async callers).
+    pub async fn run<T: Send + 'static>(&self, f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static) -> Result<T> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.with(f)).await.map_err(|e| LedgerError::Task(e.to_string()))?
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version < 1 {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let again: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if again < 1 {
+            tx.execute_batch(SCHEMA_V1)?;
+            tx.pragma_update(None, "user_version", 1)?;
+        }
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn ts(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn parse_ts(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&chrono::Utc)).map_err(|e| LedgerError::Corrupt(format!("time {s:?}: {e}")))
+}
+
+fn to_i64(v: u64) -> Result<i64> {
+    i64::try_from(v).map_err(|_| LedgerError::Overflow)
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

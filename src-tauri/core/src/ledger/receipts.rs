@@ -1,0 +1,117 @@
+//! Receipts: appended in the same transaction as the reservation change they record, each
+//! holding the hash of the one before; listing, and verification of the chain.
+
+use super::reserve::{apply, Reservation, Settle};
+use super::{grants::load, ts, Ledger, LedgerError, Result};
+use crate::receipt::{LedgerAfter, Receipt};
+use chrono::{DateTime, Utc};
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use sha2::{Digest, Sha256};
+
+/// The `prev_hash` of the first receipt.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The result of walking the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainReport {
+    Intact { count: u64, head: String },
+    Broken { id: String, seq: i64, why: String, checked: u64 },
+}
+
+impl Ledger {
+    /// Appends `receipt` (filling `ledger_after`, `prev_hash` and `hash`) and, in the same
+    /// transaction, ends `reservation` as `how` says. Nothing is half-written.
+    pub fn finish(&self, reservation: Option<(&Reservation, Settle)>, receipt: &mut Receipt, now: DateTime<Utc>) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if let Some((r, how)) = reservation {
+                apply(&tx, r, how, now)?;
+            }
+            if let Some(gid) = &receipt.grant_id {
+                if let Ok(g) = load(&tx, gid) {
+                    receipt.ledger_after = Some(LedgerAfter::from(&g));
+                }
+            }
+            let prev: Option<String> = tx.query_row("SELECT hash FROM receipts ORDER BY seq DESC LIMIT 1", [], |r| r.get(0)).optional()?;
+            receipt.prev_hash = prev.unwrap_or_else(|| GENESIS_HASH.to_string());
+            receipt.hash.clear();
+            let body = serde_json::to_string(&*receipt).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
+            let hash = hex::encode(Sha256::digest(body.as_bytes()));
+            tx.execute(
+                "INSERT INTO receipts (id, time, grant_id, outcome, reason, amount_atomic, body, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![receipt.id, ts(receipt.time), receipt.grant_id, receipt.outcome.as_str(), receipt.reason, receipt.amount_atomic, body, receipt.prev_hash, hash],
+            )?;
+            tx.commit()?;
+            receipt.hash = hash;
+            Ok(())
+        })
+    }
+
+    /// Appends a receipt that moves no money.
+    pub fn record(&self, receipt: &mut Receipt, now: DateTime<Utc>) -> Result<()> {
+        self.finish(None, receipt, now)
+    }
+
+    /// The newest `limit` receipts, newest first.
+    pub fn list_receipts(&self, limit: usize) -> Result<Vec<Receipt>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT body, hash FROM receipts ORDER BY seq DESC LIMIT ?1")?;
+            let rows = st.query_map([limit as i64], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+            rows.map(|row| {
+                let (body, hash) = row?;
+                let mut rec: Receipt = serde_json::from_str(&body).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
+                rec.hash = hash;
+                Ok(rec)
+            })
+            .collect()
+        })
+    }
+
+    /// The receipt with this id.
+    pub fn receipt(&self, id: &str) -> Result<Option<Receipt>> {
+        self.with(|c| {
+            let row: Option<(String, String)> = c.query_row("SELECT body, hash FROM receipts WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+            row.map(|(body, hash)| {
+                let mut rec: Receipt = serde_json::from_str(&body).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
+                rec.hash = hash;
+                Ok(rec)
+            })
+            .transpose()
+        })
+    }
+
+    /// Walks every receipt in order: each body must hash to its stored hash, link to the one
+    /// before, and agree with its indexed columns. Names the first broken receipt.
+    pub fn verify_chain(&self) -> Result<ChainReport> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT seq, id, time, grant_id, outcome, reason, amount_atomic, body, prev_hash, hash FROM receipts ORDER BY seq")?;
+            let mut rows = st.query([])?;
+            let (mut expect_prev, mut count) = (GENESIS_HASH.to_string(), 0u64);
+            while let Some(r) = rows.next()? {
+                let seq: i64 = r.get(0)?;
+                let id: String = r.get(1)?;
+                let body: String = r.get(7)?;
+                let (prev, hash): (String, String) = (r.get(8)?, r.get(9)?);
+                let broken = |why: String| Ok(ChainReport::Broken { id: id.clone(), seq, why, checked: count });
+                if prev != expect_prev {
+                    return broken(format!("prev_hash {prev} does not link to the previous receipt's hash {expect_prev}"));
+                }
+                if hex::encode(Sha256::digest(body.as_bytes())) != hash {
+                    return broken("its body does not hash to its stored hash".into());
+                }
+                let rec: Receipt = match serde_json::from_str(&body) {
+                    Ok(rec) => rec,
+                    Err(e) => return broken(format!("its body is not a receipt: {e}")),
+                };
+                let cols = (r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, Option<String>>(3)?, r.get::<_, String>(4)?, r.get::<_, String>(5)?, r.get::<_, Option<String>>(6)?);
+                let want = (rec.id.clone(), ts(rec.time), rec.grant_id.clone(), rec.outcome.as_str().to_string(), rec.reason.clone(), rec.amount_atomic.clone());
+                if cols != want || rec.prev_hash != prev {
+                    return broken("its columns disagree with its hashed body".into());
+                }
+                expect_prev = hash;
+                count += 1;
+            }
+            Ok(ChainReport::Intact { count, head: expect_prev })
+        })
+    }
+}

@@ -1,0 +1,195 @@
+//! Owns what a receipt says: the record of one decision (paid, refused, failed or not payable)
+//! with everything an auditor needs, and its JSON form. Storage and the hash chain are the
+//! ledger's.
+
+use crate::grants::Grant;
+use crate::money;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Paid,
+    Refused,
+    Failed,
+    NotPayable,
+}
+
+impl Outcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Paid => "paid",
+            Outcome::Refused => "refused",
+            Outcome::Failed => "failed",
+            Outcome::NotPayable => "not_payable",
+        }
+    }
+}
+
+/// Who made the decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecidedBy {
+    Auto,
+    User,
+    Timeout,
+    Policy,
+    Rule,
+}
+
+/// The grant's limits and totals at decision time (amounts in micro-USD, as strings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantSnapshot {
+    pub label: String,
+    pub budget_atomic: String,
+    pub spent_atomic: String,
+    pub reserved_atomic: String,
+    pub per_request_max_atomic: Option<String>,
+    pub auto_below_atomic: String,
+    pub ask_below_atomic: Option<String>,
+    pub hosts: Vec<String>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<&Grant> for GrantSnapshot {
+    fn from(g: &Grant) -> Self {
+        let l = &g.limits;
+        GrantSnapshot {
+            label: g.label.clone(),
+            budget_atomic: l.budget.to_string(),
+            spent_atomic: g.spent.to_string(),
+            reserved_atomic: g.reserved.to_string(),
+            per_request_max_atomic: l.per_request_max.map(|v| v.to_string()),
+            auto_below_atomic: l.auto_below.to_string(),
+            ask_below_atomic: l.ask_below.map(|v| v.to_string()),
+            hosts: l.hosts.iter().map(|h| h.to_string()).collect(),
+            expires_at: l.expires_at,
+        }
+    }
+}
+
+/// The grant's totals right after the decision (micro-USD strings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerAfter {
+    pub spent_atomic: String,
+    pub reserved_atomic: String,
+    pub remaining_atomic: String,
+}
+
+impl From<&Grant> for LedgerAfter {
+    fn from(g: &Grant) -> Self {
+        LedgerAfter { spent_atomic: g.spent.to_string(), reserved_atomic: g.reserved.to_string(), remaining_atomic: g.remaining().to_string() }
+    }
+}
+
+/// One decision. Serialised (without `hash`) it is the body the hash chain covers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub id: String,
+    pub time: DateTime<Utc>,
+    pub grant_id: Option<String>,
+    pub grant: Option<GrantSnapshot>,
+    pub method: String,
+    pub url: String,
+    pub host: String,
+    pub outcome: Outcome,
+    /// snake_case reason code (`paid`, `over_budget`, `malformed_challenge`, ...).
+    pub reason: String,
+    /// A more specific code (`invalid_amount`, `domain_mismatch`, ...), when there is one.
+    pub detail: Option<String>,
+    /// The same in plain words.
+    pub message: String,
+    pub decided_by: DecidedBy,
+    /// What the agent said it was doing (`Purser-Intent`), sanitised: the agent's words.
+    pub intent: Option<String>,
+    pub x402_version: Option<u8>,
+    pub challenge: Option<Value>,
+    pub requirement: Option<Value>,
+    pub requirement_hash: Option<String>,
+    /// In the asset's atomic units.
+    pub amount_atomic: Option<String>,
+    pub amount_usd: Option<String>,
+    pub network: Option<String>,
+    pub asset: Option<String>,
+    pub pay_to: Option<String>,
+    pub reservation_id: Option<String>,
+    /// SHA-256 of the payment header sent (never the signature itself).
+    pub payload_hash: Option<String>,
+    pub valid_before: Option<u64>,
+    pub settlement: Option<Value>,
+    pub tx: Option<String>,
+    pub payer: Option<String>,
+    pub upstream_status: Option<u16>,
+    pub ledger_after: Option<LedgerAfter>,
+    pub prev_hash: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hash: String,
+}
+
+impl Receipt {
+    /// A new receipt for a request, to be filled in by the pipeline.
+    pub fn new(id: String, time: DateTime<Utc>, method: &str, url: &str, host: &str) -> Receipt {
+        Receipt {
+            id,
+            time,
+            grant_id: None,
+            grant: None,
+            method: method.to_string(),
+            url: url.to_string(),
+            host: host.to_string(),
+            outcome: Outcome::Refused,
+            reason: String::new(),
+            detail: None,
+            message: String::new(),
+            decided_by: DecidedBy::Policy,
+            intent: None,
+            x402_version: None,
+            challenge: None,
+            requirement: None,
+            requirement_hash: None,
+            amount_atomic: None,
+            amount_usd: None,
+            network: None,
+            asset: None,
+            pay_to: None,
+            reservation_id: None,
+            payload_hash: None,
+            valid_before: None,
+            settlement: None,
+            tx: None,
+            payer: None,
+            upstream_status: None,
+            ledger_after: None,
+            prev_hash: String::new(),
+            hash: String::new(),
+        }
+    }
+
+    /// Sets the outcome, reason, detail and message in one go.
+    pub fn decide(&mut self, outcome: Outcome, decided_by: DecidedBy, reason: &str, detail: Option<&str>, message: impl Into<String>) {
+        self.outcome = outcome;
+        self.decided_by = decided_by;
+        self.reason = reason.to_string();
+        self.detail = detail.map(str::to_string);
+        self.message = message.into();
+    }
+
+    /// Records the grant it was decided under (snapshot of its limits at this moment).
+    pub fn set_grant(&mut self, g: &Grant) {
+        self.grant_id = Some(g.id.clone());
+        self.grant = Some(GrantSnapshot::from(g));
+    }
+
+    /// Records the chosen payment option.
+    pub fn set_requirement(&mut self, req: &crate::x402::Requirement, micros: u64) {
+        self.requirement = Some(req.raw.clone());
+        self.requirement_hash = Some(req.hash());
+        self.amount_atomic = Some(req.amount.to_string());
+        self.amount_usd = (micros != u64::MAX).then(|| money::micros_decimal(micros));
+        self.network = Some(req.network.caip2.to_string());
+        self.asset = Some(req.asset.address.to_checksum(None));
+        self.pay_to = Some(req.pay_to.to_checksum(None));
+    }
+}
