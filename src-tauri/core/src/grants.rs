@@ -329,3 +329,57 @@ impl Grant {
         }
     }
 }
+
+/// A grant as the CLI's `--json`, the control API and the app show it (amounts: micro-USD
+/// strings; `*_usd`: decimal strings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GrantView {
+    pub id: String,
+    pub label: String,
+    pub state: GrantState,
+    pub budget_atomic: String,
+    pub spent_atomic: String,
+    pub reserved_atomic: String,
+    pub remaining_atomic: String,
+    pub budget_usd: String,
+    pub spent_usd: String,
+    pub remaining_usd: String,
+    pub per_request_max_atomic: Option<String>,
+    pub auto_below_atomic: String,
+    pub ask_below_atomic: Option<String>,
+    pub hosts: Vec<String>,
+    pub payees: Vec<String>,
+    pub networks: Vec<String>,
+    pub expires_at: DateTime<Utc>,
+    pub approval_timeout_secs: u64,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl Grant {
+    pub fn view(&self, now: DateTime<Utc>) -> GrantView {
+        let l = &self.limits;
+        GrantView {
+            id: self.id.clone(),
+            label: self.label.clone(),
+            state: self.state(now),
+            budget_atomic: l.budget.to_string(),
+            spent_atomic: self.spent.to_string(),
+            reserved_atomic: self.reserved.to_string(),
+            remaining_atomic: self.remaining().to_string(),
+            budget_usd: money::micros_decimal(l.budget),
+            spent_usd: money::micros_decimal(self.spent),
+            remaining_usd: money::micros_decimal(self.remaining()),
+            per_request_max_atomic: l.per_request_max.map(|v| v.to_string()),
+            auto_below_atomic: l.auto_below.to_string(),
+            ask_below_atomic: l.ask_below.map(|v| v.to_string()),
+            hosts: l.hosts.iter().map(|h| h.to_string()).collect(),
+            payees: l.payees.iter().map(|p| p.to_checksum(None)).collect(),
+            networks: l.networks.clone(),
+            expires_at: l.expires_at,
+            approval_timeout_secs: l.approval_timeout_secs,
+            created_at: self.created_at,
+            revoked_at: self.revoked_at,
+        }
+    }
+}

@@ -1,16 +1,26 @@
 //! Purser's core: everything that decides, signs, records and serves, with no Tauri dependency.
 //! The `purser` CLI/daemon and the desktop app are thin layers over this crate.
+//!
+//! The payment road is [`pipeline`]; each step is a call into the module that owns it.
 
+pub mod approvals;
+pub mod auth;
+pub mod clock;
+pub mod control;
 pub mod datadir;
+pub mod engine;
+pub mod events;
+pub mod grants;
+pub mod ledger;
 pub mod money;
 pub mod networks;
+pub mod pipeline;
+pub mod policy;
+pub mod proxy;
+pub mod receipt;
+pub mod upstream;
 pub mod wallet;
 pub mod x402;
 
 /// The version shown by the CLI and the app.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-pub mod grants;
-pub mod policy;
-pub mod auth;
-pub mod ledger;
-pub mod receipt;

@@ -135,10 +135,11 @@ impl Ledger {
         f(&mut conn)
     }
 
-    /// Runs `f` on the connection on the blocking pool (for async callers).
-    pub async fn run<T: Send + 'static>(&self, f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static) -> Result<T> {
+    /// Runs `f` with this ledger on the blocking pool (for async callers: SQLite and fsync
+    /// never block the proxy's threads).
+    pub async fn blocking<T: Send + 'static>(&self, f: impl FnOnce(&Ledger) -> T + Send + 'static) -> Result<T> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.with(f)).await.map_err(|e| LedgerError::Task(e.to_string()))?
+        tokio::task::spawn_blocking(move || f(&this)).await.map_err(|e| LedgerError::Task(e.to_string()))
     }
 }
 

@@ -1,0 +1,171 @@
+//! Owns the command line: every subcommand and flag of `purser`, parsed once into typed values.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "purser", version, about = "Holds the purse strings for your AI agents: a local proxy that pays x402 challenges under per-task grants, with a receipt for every decision.")]
+pub struct Cli {
+    /// Data dir (ledger, wallet, control file). Default: the platform data dir.
+    #[arg(long, global = true, env = "PURSER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// More logging on stderr (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the proxy (and its control API) on 127.0.0.1 until Ctrl-C or SIGTERM.
+    Serve {
+        /// Port on 127.0.0.1; 0 picks a free one (printed on the first line).
+        #[arg(long, default_value_t = 4020)]
+        port: u16,
+        /// Seconds in-flight requests get to finish on shutdown.
+        #[arg(long, default_value_t = 30)]
+        grace_secs: u64,
+    },
+    /// The wallet that pays (an encrypted keystore in the data dir).
+    #[command(subcommand)]
+    Wallet(WalletCmd),
+    /// Per-task spending grants.
+    #[command(subcommand)]
+    Grant(GrantCmd),
+    /// Payments held for your decision (needs a running `purser serve`).
+    #[command(subcommand)]
+    Approvals(ApprovalsCmd),
+    /// The receipt ledger.
+    #[command(subcommand)]
+    Receipts(ReceiptsCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WalletCmd {
+    /// Create a new key, encrypted with a passphrase (PURSER_PASSPHRASE or a prompt).
+    New {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import a private key from a file holding 0x-hex.
+    Import {
+        #[arg(long)]
+        key_file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the wallet's address.
+    Address {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct GrantCreate {
+    /// What the task is, e.g. "research".
+    #[arg(long)]
+    pub label: String,
+    /// Total the task may spend, in USD (e.g. 5.00).
+    #[arg(long)]
+    pub budget: String,
+    /// How long the grant lasts: 90s, 30m, 2h, 7d.
+    #[arg(long)]
+    pub expires: String,
+    /// A host the task may pay: api.example.com, 127.0.0.1:8080, *.example.org. Repeatable.
+    #[arg(long = "host", required = true)]
+    pub hosts: Vec<String>,
+    /// Only pay these addresses (repeatable; default: any payee).
+    #[arg(long = "payee")]
+    pub payees: Vec<String>,
+    /// Only pay on these networks, e.g. eip155:8453 or base-sepolia (repeatable; default: any known).
+    #[arg(long = "network")]
+    pub networks: Vec<String>,
+    /// Largest single payment, in USD.
+    #[arg(long)]
+    pub per_request_max: Option<String>,
+    /// Payments below this (USD) are made without asking.
+    #[arg(long)]
+    pub auto_below: Option<String>,
+    /// Payments from the auto tier up to below this (USD) ask you; at or above it they are refused.
+    #[arg(long)]
+    pub ask_below: Option<String>,
+    /// How long a held payment waits for you before it is denied (default 60s).
+    #[arg(long)]
+    pub approval_timeout: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GrantCmd {
+    /// Create a grant; prints its token once.
+    Create(GrantCreate),
+    /// List grants.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one grant.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add USD to a grant's budget.
+    TopUp {
+        id: String,
+        amount: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a grant now (held payments under it are denied).
+    Revoke {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApprovalsCmd {
+    /// Payments waiting for a decision.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve one held payment.
+    Approve {
+        id: String,
+        /// Approve only if the payment is still exactly this requirement.
+        #[arg(long)]
+        requirement_hash: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deny one held payment.
+    Deny {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReceiptsCmd {
+    /// The latest receipts, newest first.
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One receipt in full (JSON).
+    Show { id: String },
+    /// Check the hash chain; exits non-zero naming the first broken receipt.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+}

@@ -1,0 +1,157 @@
+//! `purser wallet`, `purser grant` and `purser receipts`: each a call into the core and a print.
+
+use crate::args::{GrantCmd, GrantCreate, ReceiptsCmd, WalletCmd};
+use anyhow::{bail, Context, Result};
+use purser_core::engine::Engine;
+use purser_core::grants::{GrantSpec, GrantView};
+use purser_core::ledger::ChainReport;
+use purser_core::wallet::Wallet;
+use serde_json::json;
+use std::path::Path;
+
+pub fn wallet(dir: &Path, cmd: WalletCmd) -> Result<()> {
+    let (address, json) = match cmd {
+        WalletCmd::New { json } => (Wallet::create(dir, &crate::passphrase(true)?)?, json),
+        WalletCmd::Import { key_file, json } => {
+            let key = zeroize::Zeroizing::new(std::fs::read_to_string(&key_file).with_context(|| format!("reading {}", key_file.display()))?);
+            (Wallet::import(dir, &key, &crate::passphrase(true)?)?, json)
+        }
+        WalletCmd::Address { json } => (Wallet::address_of(dir)?, json),
+    };
+    if json {
+        crate::print_json(&json!({"address": address.to_checksum(None)}))
+    } else {
+        println!("{}", address.to_checksum(None));
+        Ok(())
+    }
+}
+
+fn engine(dir: &Path) -> Result<Engine> {
+    Ok(Engine::new(crate::ledger(dir)?, None)?)
+}
+
+fn print_grant(g: &GrantView) {
+    let tiers = format!(
+        "auto below ${}, ask below {}, max {} per request",
+        purser_core::money::micros_decimal(g.auto_below_atomic.parse().unwrap_or(0)),
+        g.ask_below_atomic.as_deref().map(|v| format!("${}", purser_core::money::micros_decimal(v.parse().unwrap_or(0)))).unwrap_or_else(|| "(no limit)".into()),
+        g.per_request_max_atomic.as_deref().map(|v| format!("${}", purser_core::money::micros_decimal(v.parse().unwrap_or(0)))).unwrap_or_else(|| "(no limit)".into()),
+    );
+    println!("{}  {:<20} {:?}  spent ${} of ${} (${} left)  expires {}", g.id, g.label, g.state, g.spent_usd, g.budget_usd, g.remaining_usd, g.expires_at.format("%Y-%m-%d %H:%M UTC"));
+    println!("    hosts: {}; {}", g.hosts.join(", "), tiers);
+}
+
+pub async fn grant(dir: &Path, cmd: GrantCmd) -> Result<()> {
+    let e = engine(dir)?;
+    match cmd {
+        GrantCmd::Create(c) => create(dir, &e, c),
+        GrantCmd::List { json } => {
+            let list = e.list_grants()?;
+            if json {
+                return crate::print_json(&list);
+            }
+            if list.is_empty() {
+                println!("No grants yet. Create one: purser grant create --label research --budget 5.00 --expires 2h --host api.example.com");
+            }
+            list.iter().for_each(print_grant);
+            Ok(())
+        }
+        GrantCmd::Show { id, json } => {
+            let g = e.grant(&id)?;
+            if json { crate::print_json(&g) } else { print_grant(&g); Ok(()) }
+        }
+        GrantCmd::TopUp { id, amount, json } => {
+            let g = e.top_up(&id, &amount)?;
+            if json { crate::print_json(&g) } else { print_grant(&g); Ok(()) }
+        }
+        GrantCmd::Revoke { id, json } => {
+            // A running daemon revokes and denies what it holds under the grant, at once.
+            let g: GrantView = match crate::remote::daemon(dir) {
+                Some(c) => {
+                    let v = crate::remote::call(&c, reqwest::Method::POST, &format!("grants/{id}/revoke"), None).await?;
+                    let mut local = e.grant(&id)?;
+                    local.state = serde_json::from_value(v["state"].clone()).unwrap_or(local.state);
+                    local
+                }
+                None => e.revoke_grant(&id)?,
+            };
+            if json { crate::print_json(&g) } else { println!("Revoked {} ({}).", g.id, g.label); Ok(()) }
+        }
+    }
+}
+
+fn create(dir: &Path, e: &Engine, c: GrantCreate) -> Result<()> {
+    let spec = GrantSpec {
+        label: c.label,
+        budget: c.budget,
+        expires: c.expires,
+        hosts: c.hosts,
+        payees: c.payees,
+        networks: c.networks,
+        per_request_max: c.per_request_max,
+        auto_below: c.auto_below,
+        ask_below: c.ask_below,
+        approval_timeout: c.approval_timeout,
+    };
+    let created = e.create_grant(&spec).map_err(|err| anyhow::anyhow!("{} ({})", err, err.code()))?;
+    let url = crate::proxy_url(dir);
+    let exports = vec![
+        format!("export PURSER_PROXY={url}"),
+        format!("export PURSER_GRANT={}", created.token),
+    ];
+    if c.json {
+        let mut v = serde_json::to_value(&created)?;
+        v["exports"] = json!(exports);
+        v["example"] = json!(format!("curl -H \"Proxy-Authorization: Bearer $PURSER_GRANT\" \"$PURSER_PROXY/https://{}/\"", created.grant.hosts[0].trim_start_matches("*.")));
+        return crate::print_json(&v);
+    }
+    print_grant(&created.grant);
+    println!("\nToken (shown once; Purser keeps only its hash):\n    {}\n\nFor the agent's shell:", created.token);
+    for l in &exports {
+        println!("    {l}");
+    }
+    println!("    curl -H \"Proxy-Authorization: Bearer $PURSER_GRANT\" \"$PURSER_PROXY/https://{}/\"", created.grant.hosts[0].trim_start_matches("*."));
+    Ok(())
+}
+
+pub fn receipts(dir: &Path, cmd: ReceiptsCmd) -> Result<()> {
+    let ledger = crate::ledger(dir)?;
+    match cmd {
+        ReceiptsCmd::List { limit, json } => {
+            let list = ledger.list_receipts(limit)?;
+            if json {
+                return crate::print_json(&list);
+            }
+            if list.is_empty() {
+                println!("No receipts yet.");
+            }
+            for r in list {
+                let amount = r.amount_usd.as_deref().map(|a| format!("${a}")).unwrap_or_else(|| "-".into());
+                println!("{}  {:<11} {:<22} {:>10}  {} {}  [{}]", r.time.format("%Y-%m-%d %H:%M:%S"), r.outcome.as_str(), r.reason, amount, r.method, r.url, r.id);
+            }
+            Ok(())
+        }
+        ReceiptsCmd::Show { id } => match ledger.receipt(&id)? {
+            Some(r) => crate::print_json(&r),
+            None => bail!("no receipt {id}"),
+        },
+        ReceiptsCmd::Verify { json } => match ledger.verify_chain()? {
+            ChainReport::Intact { count, head } => {
+                if json {
+                    crate::print_json(&json!({"ok": true, "count": count, "head": head}))
+                } else {
+                    println!("ok: {count} receipts, chain intact (head {head})");
+                    Ok(())
+                }
+            }
+            ChainReport::Broken { id, seq, why, checked } => {
+                if json {
+                    crate::print_json(&json!({"ok": false, "broken_id": id, "seq": seq, "why": why, "checked": checked}))?;
+                } else {
+                    println!("BROKEN at receipt {id} (#{seq}): {why}; {checked} receipts before it are intact");
+                }
+                std::process::exit(2);
+            }
+        },
+    }
+}

@@ -1,0 +1,84 @@
+//! The `purser` binary: a thin command line and headless daemon over `purser-core`. It parses
+//! arguments, finds the data dir and passphrase, calls core operations and prints the results
+//! (human text, or JSON with `--json`). No logic of its own.
+
+mod args;
+mod commands;
+mod remote;
+mod serve;
+
+use anyhow::{Context, Result};
+use args::{Cli, Command};
+use clap::Parser;
+use std::path::Path;
+
+fn main() {
+    // Everything Purser writes is the user's alone.
+    unsafe { libc::umask(0o077) };
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => fail(anyhow::anyhow!("could not start the runtime: {e}")),
+    };
+    if let Err(e) = rt.block_on(run(cli)) {
+        fail(e);
+    }
+}
+
+fn fail(e: anyhow::Error) -> ! {
+    eprintln!("purser: {e:#}");
+    std::process::exit(1);
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PURSER_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let dir = cli.data_dir.clone().unwrap_or_else(purser_core::datadir::default_dir);
+    purser_core::datadir::ensure_private_dir(&dir).with_context(|| format!("data dir {}", dir.display()))?;
+    match cli.command {
+        Command::Serve { port, grace_secs } => serve::run(&dir, port, grace_secs).await,
+        Command::Wallet(cmd) => commands::wallet(&dir, cmd),
+        Command::Grant(cmd) => commands::grant(&dir, cmd).await,
+        Command::Approvals(cmd) => remote::approvals(&dir, cmd).await,
+        Command::Receipts(cmd) => commands::receipts(&dir, cmd),
+    }
+}
+
+/// The passphrase: `PURSER_PASSPHRASE`, else a prompt on the terminal (twice when `confirm`).
+pub fn passphrase(confirm: bool) -> Result<zeroize::Zeroizing<String>> {
+    if let Ok(p) = std::env::var("PURSER_PASSPHRASE") {
+        return Ok(zeroize::Zeroizing::new(p));
+    }
+    let first = zeroize::Zeroizing::new(rpassword::prompt_password("Wallet passphrase: ").context("no PURSER_PASSPHRASE and no terminal to ask on")?);
+    if confirm {
+        let again = zeroize::Zeroizing::new(rpassword::prompt_password("Repeat passphrase: ")?);
+        anyhow::ensure!(*first == *again, "the passphrases differ");
+    }
+    Ok(first)
+}
+
+/// Opens the ledger in the data dir.
+pub fn ledger(dir: &Path) -> Result<purser_core::ledger::Ledger> {
+    purser_core::ledger::Ledger::open_in(dir).with_context(|| format!("opening the ledger in {}", dir.display()))
+}
+
+/// Prints JSON (pretty) on stdout.
+pub fn print_json(v: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+/// The proxy URL agents should use: the running daemon's, else the default port.
+pub fn proxy_url(dir: &Path) -> String {
+    purser_core::control::ControlFile::read(dir).map(|c| c.url).unwrap_or_else(|| "http://127.0.0.1:4020".into())
+}
+

@@ -1,0 +1,74 @@
+//! Talks to a running daemon over its control API (approvals live in the daemon's memory).
+
+use crate::args::ApprovalsCmd;
+use anyhow::{bail, Context, Result};
+use purser_core::control::ControlFile;
+use serde_json::Value;
+use std::path::Path;
+
+/// The daemon's control file, if a daemon is serving this data dir.
+pub fn daemon(dir: &Path) -> Option<ControlFile> {
+    let c = ControlFile::read(dir)?;
+    Path::new(&format!("/proc/{}", c.pid)).exists().then_some(c)
+}
+
+/// Calls a control route; a `{code, message}` error becomes an error.
+pub async fn call(c: &ControlFile, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
+    let client = reqwest::Client::builder().no_proxy().build()?;
+    let mut rb = client.request(method, format!("{}/_purser/v1/{path}", c.url)).bearer_auth(&c.token);
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    let resp = rb.send().await.with_context(|| format!("reaching the daemon at {}", c.url))?;
+    let status = resp.status();
+    let v: Value = resp.json().await.context("reading the daemon's answer")?;
+    if !status.is_success() {
+        bail!("{} ({})", v["message"].as_str().unwrap_or("error"), v["code"].as_str().unwrap_or("unknown"));
+    }
+    Ok(v)
+}
+
+fn need_daemon(dir: &Path) -> Result<ControlFile> {
+    daemon(dir).with_context(|| format!("no purser daemon is serving {} (start `purser serve`)", dir.display()))
+}
+
+pub async fn approvals(dir: &Path, cmd: ApprovalsCmd) -> Result<()> {
+    let c = need_daemon(dir)?;
+    match cmd {
+        ApprovalsCmd::List { json } => {
+            let v = call(&c, reqwest::Method::GET, "approvals", None).await?;
+            if json {
+                return crate::print_json(&v);
+            }
+            let items = v.as_array().cloned().unwrap_or_default();
+            if items.is_empty() {
+                println!("No payments are waiting for you.");
+            }
+            for a in items {
+                println!(
+                    "{}  ${}  {} {}  to {}  (grant {}, denied at {})",
+                    a["id"].as_str().unwrap_or(""),
+                    a["amount_usd"].as_str().unwrap_or(""),
+                    a["method"].as_str().unwrap_or(""),
+                    a["url"].as_str().unwrap_or(""),
+                    a["pay_to"].as_str().unwrap_or(""),
+                    a["grant_label"].as_str().unwrap_or(""),
+                    a["expires_at"].as_str().unwrap_or("")
+                );
+                if let Some(i) = a["intent"].as_str() {
+                    println!("    the agent says: \"{i}\"");
+                }
+            }
+            Ok(())
+        }
+        ApprovalsCmd::Approve { id, requirement_hash, json } => {
+            let body = serde_json::json!({"requirement_hash": requirement_hash});
+            let v = call(&c, reqwest::Method::POST, &format!("approvals/{id}/approve"), Some(body)).await?;
+            if json { crate::print_json(&v) } else { println!("Approved {id}."); Ok(()) }
+        }
+        ApprovalsCmd::Deny { id, json } => {
+            let v = call(&c, reqwest::Method::POST, &format!("approvals/{id}/deny"), None).await?;
+            if json { crate::print_json(&v) } else { println!("Denied {id}."); Ok(()) }
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! `purser serve`: the headless daemon. Unlocks the wallet, starts the proxy on 127.0.0.1,
+//! publishes the control file, and shuts down cleanly on Ctrl-C or SIGTERM.
+
+use anyhow::{Context, Result};
+use purser_core::control::ControlFile;
+use purser_core::engine::Engine;
+use purser_core::wallet::Wallet;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub async fn run(dir: &Path, port: u16, grace_secs: u64) -> Result<()> {
+    if let Some(existing) = ControlFile::read(dir) {
+        if existing.pid != std::process::id() && Path::new(&format!("/proc/{}", existing.pid)).exists() {
+            anyhow::bail!("another purser (pid {}) is already serving this data dir at {}", existing.pid, existing.url);
+        }
+    }
+    let ledger = crate::ledger(dir)?;
+    let wallet = if Wallet::exists(dir) {
+        let pass = crate::passphrase(false)?;
+        Some(Wallet::unlock(dir, &pass).context("unlocking the wallet")?)
+    } else {
+        eprintln!("purser: no wallet in {} yet; payments will be refused (run `purser wallet new` or `wallet import`)", dir.display());
+        None
+    };
+    let engine = Arc::new(Engine::new(ledger, wallet)?);
+    let token = purser_core::auth::new_token("pct_");
+    let handle = purser_core::proxy::start(engine.clone(), port, Some(token.clone()), Duration::from_secs(grace_secs)).await?;
+    let url = format!("http://127.0.0.1:{}", handle.port());
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on {url}")?;
+        out.flush()?;
+    }
+    ControlFile { url: url.clone(), token, pid: std::process::id() }.write(dir).context("writing control.json")?;
+    tracing::info!(%url, "serving");
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("purser: stopping; letting in-flight requests finish");
+    let _ = std::fs::remove_file(ControlFile::path(dir));
+    handle.shutdown().await;
+    eprintln!("purser: stopped");
+    Ok(())
+}

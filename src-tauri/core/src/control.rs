@@ -1,0 +1,94 @@
+//! Owns the local control API that the CLI (and any local tool) uses to reach a running
+//! daemon: pending approvals, decisions, revocation. Token-protected (its own token, kept in a
+//! 0600 file), JSON in and out, `{code, message}` on error. Each route calls one engine
+//! operation; no logic lives here.
+
+use crate::auth;
+use crate::engine::{Engine, EngineError};
+use crate::upstream::{error_response, json_response, Body, BoxError};
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Every control route starts with this.
+pub const PREFIX: &str = "/_purser/";
+/// File in the data dir that tells local clients where the daemon listens.
+pub const CONTROL_FILE: &str = "control.json";
+
+/// Contents of `control.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ControlFile {
+    pub url: String,
+    pub token: String,
+    pub pid: u32,
+}
+
+impl ControlFile {
+    pub fn path(data_dir: &Path) -> PathBuf {
+        data_dir.join(CONTROL_FILE)
+    }
+    pub fn write(&self, data_dir: &Path) -> std::io::Result<()> {
+        crate::datadir::write_private(&Self::path(data_dir), serde_json::to_string(self)?.as_bytes())
+    }
+    pub fn read(data_dir: &Path) -> Option<ControlFile> {
+        serde_json::from_slice(&std::fs::read(Self::path(data_dir)).ok()?).ok()
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct DecideBody {
+    requirement_hash: Option<String>,
+}
+
+fn ok<T: Serialize>(v: &T) -> Response<Body> {
+    match serde_json::to_value(v) {
+        Ok(v) => json_response(StatusCode::OK, &v, None),
+        Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal", &e.to_string(), None),
+    }
+}
+
+fn fail(e: EngineError) -> Response<Body> {
+    let status = match e.code() {
+        "no_such_grant" | "no_such_approval" => StatusCode::NOT_FOUND,
+        "requirement_changed" | "revoked" => StatusCode::CONFLICT,
+        "ledger_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    error_response(status, e.code(), &e.to_string(), None)
+}
+
+/// Serves one control request.
+pub async fn handle<B>(engine: &Engine, token: &str, req: Request<B>) -> Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes> + Send,
+    B::Error: Into<BoxError>,
+{
+    let presented = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
+    if !auth::ct_eq(presented.as_bytes(), token.as_bytes()) {
+        return error_response(StatusCode::UNAUTHORIZED, "unauthorized", "the control API needs the token from control.json", None);
+    }
+    let method = req.method().clone();
+    let path = req.uri().path().trim_start_matches(PREFIX).trim_end_matches('/').to_string();
+    let body = match http_body_util::Limited::new(req.into_body(), 64 * 1024).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return error_response(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "control requests are small", None),
+    };
+    let parts: Vec<&str> = path.split('/').collect();
+    match (method, parts.as_slice()) {
+        (Method::GET, ["v1", "health"]) => ok(&serde_json::json!({"ok": true, "version": crate::VERSION})),
+        (Method::GET, ["v1", "approvals"]) => ok(&engine.pending_approvals()),
+        (Method::POST, ["v1", "approvals", id, verb @ ("approve" | "deny")]) => {
+            let d: DecideBody = if body.is_empty() { DecideBody::default() } else { serde_json::from_slice(&body).unwrap_or_default() };
+            match engine.decide_approval(id, *verb == "approve", d.requirement_hash.as_deref()) {
+                Ok(v) => ok(&v),
+                Err(e) => fail(e),
+            }
+        }
+        (Method::GET, ["v1", "grants"]) => engine.list_grants().map_or_else(fail, |v| ok(&v)),
+        (Method::GET, ["v1", "grants", id]) => engine.grant(id).map_or_else(fail, |v| ok(&v)),
+        (Method::POST, ["v1", "grants", id, "revoke"]) => engine.revoke_grant(id).map_or_else(fail, |v| ok(&v)),
+        _ => error_response(StatusCode::NOT_FOUND, "not_found", "no such control route", None),
+    }
+}

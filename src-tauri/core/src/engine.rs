@@ -1,0 +1,150 @@
+//! Owns the running core's parts and the operations every front end shares (the CLI, the
+//! control API and the desktop app call these, never the ledger directly): grants, approvals,
+//! the unlocked wallet. The payment road itself is `pipeline`.
+
+use crate::approvals::{ApprovalError, Approvals, PendingApproval, Verdict};
+use crate::auth;
+use crate::clock::{new_id, Clock, NonceSource, OsNonces, SystemClock};
+use crate::events::{Event, Events};
+use crate::grants::{Grant, GrantError, GrantSpec};
+use crate::ledger::{Ledger, LedgerError};
+use crate::money::{self, MoneyError};
+use crate::upstream::{Upstream, UpstreamError};
+use crate::wallet::Wallet;
+use serde::Serialize;
+use std::sync::{Arc, RwLock};
+
+/// Any failure of an engine operation, mapped to `{code, message}` in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Grant(#[from] GrantError),
+    #[error(transparent)]
+    Approval(#[from] ApprovalError),
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+}
+
+/// The error shape every front end gets.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ApiError {
+    pub code: String,
+    pub message: String,
+}
+
+impl EngineError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            EngineError::Ledger(e) => e.code(),
+            EngineError::Grant(e) => e.code(),
+            EngineError::Approval(e) => e.code(),
+            EngineError::Money(e) => e.code(),
+            EngineError::Upstream(e) => e.code(),
+        }
+    }
+
+    pub fn to_api(&self) -> ApiError {
+        ApiError { code: self.code().to_string(), message: self.to_string() }
+    }
+}
+
+/// A grant just created, with its token (shown once, never stored).
+#[derive(Debug, Clone, Serialize)]
+pub struct CreatedGrant {
+    #[serde(flatten)]
+    pub grant: crate::grants::GrantView,
+    pub token: String,
+}
+
+/// The core, assembled.
+pub struct Engine {
+    pub ledger: Ledger,
+    pub approvals: Approvals,
+    pub events: Events,
+    pub clock: Arc<dyn Clock>,
+    pub nonces: Arc<dyn NonceSource>,
+    pub upstream: Upstream,
+    wallet: RwLock<Option<Arc<Wallet>>>,
+}
+
+impl Engine {
+    /// An engine on `ledger` with the system clock and OS randomness.
+    pub fn new(ledger: Ledger, wallet: Option<Wallet>) -> Result<Engine, EngineError> {
+        Self::with_sources(ledger, wallet, Arc::new(SystemClock), Arc::new(OsNonces))
+    }
+
+    pub fn with_sources(ledger: Ledger, wallet: Option<Wallet>, clock: Arc<dyn Clock>, nonces: Arc<dyn NonceSource>) -> Result<Engine, EngineError> {
+        let events = Events::default();
+        Ok(Engine {
+            ledger,
+            approvals: Approvals::new(events.clone()),
+            events,
+            clock,
+            nonces,
+            upstream: Upstream::new()?,
+            wallet: RwLock::new(wallet.map(Arc::new)),
+        })
+    }
+
+    /// The unlocked wallet, if any.
+    pub fn wallet(&self) -> Option<Arc<Wallet>> {
+        self.wallet.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Locks the wallet (drops the in-memory key) or installs an unlocked one.
+    pub fn set_wallet(&self, wallet: Option<Wallet>) {
+        *self.wallet.write().unwrap_or_else(|p| p.into_inner()) = wallet.map(Arc::new);
+    }
+
+    /// The grant a token opens, if any (looked up by hash, compared in constant time).
+    pub fn authenticate(&self, token: &str) -> Result<Option<Grant>, EngineError> {
+        Ok(self.ledger.grant_by_token_hash(&auth::token_hash(token))?)
+    }
+
+    pub fn create_grant(&self, spec: &GrantSpec) -> Result<CreatedGrant, EngineError> {
+        let now = self.clock.now();
+        let (label, limits) = spec.validate(now)?;
+        let token = auth::new_token(auth::GRANT_TOKEN_PREFIX);
+        let g = self.ledger.create_grant(&new_id(), &label, &limits, &auth::token_hash(&token), now)?;
+        self.events.publish(Event::GrantChanged { id: g.id.clone() });
+        Ok(CreatedGrant { grant: g.view(now), token })
+    }
+
+    pub fn list_grants(&self) -> Result<Vec<crate::grants::GrantView>, EngineError> {
+        let now = self.clock.now();
+        Ok(self.ledger.list_grants()?.iter().map(|g| g.view(now)).collect())
+    }
+
+    pub fn grant(&self, id: &str) -> Result<crate::grants::GrantView, EngineError> {
+        Ok(self.ledger.grant(id)?.view(self.clock.now()))
+    }
+
+    pub fn top_up(&self, id: &str, usd: &str) -> Result<crate::grants::GrantView, EngineError> {
+        let micros = money::parse_usd(usd)?;
+        let g = self.ledger.top_up(id, micros)?;
+        self.events.publish(Event::GrantChanged { id: id.to_string() });
+        Ok(g.view(self.clock.now()))
+    }
+
+    /// Revokes a grant: the next request is refused, and requests held for approval under it
+    /// are denied now.
+    pub fn revoke_grant(&self, id: &str) -> Result<crate::grants::GrantView, EngineError> {
+        let g = self.ledger.revoke_grant(id, self.clock.now())?;
+        let denied = self.approvals.cancel_grant(id, Verdict::Revoked);
+        tracing::info!(grant = id, denied, "grant revoked");
+        self.events.publish(Event::GrantChanged { id: id.to_string() });
+        Ok(g.view(self.clock.now()))
+    }
+
+    pub fn pending_approvals(&self) -> Vec<PendingApproval> {
+        self.approvals.list()
+    }
+
+    pub fn decide_approval(&self, id: &str, approve: bool, requirement_hash: Option<&str>) -> Result<PendingApproval, EngineError> {
+        Ok(self.approvals.decide(id, approve, requirement_hash)?)
+    }
+}

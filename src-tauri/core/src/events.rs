@@ -1,0 +1,33 @@
+//! Owns the change notifications the core publishes (the app turns them into UI events; the UI
+//! then refetches: the ledger stays the truth).
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    ReceiptAdded { id: String },
+    ApprovalPending { id: String },
+    ApprovalResolved { id: String },
+    GrantChanged { id: String },
+}
+
+/// A cheap, cloneable publisher. Publishing never blocks and never fails for lack of listeners.
+#[derive(Debug, Clone)]
+pub struct Events(broadcast::Sender<Event>);
+
+impl Default for Events {
+    fn default() -> Self {
+        Events(broadcast::channel(1024).0)
+    }
+}
+
+impl Events {
+    pub fn publish(&self, e: Event) {
+        let _ = self.0.send(e);
+    }
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.0.subscribe()
+    }
+}

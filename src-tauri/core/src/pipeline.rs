@@ -1,0 +1,259 @@
+//! Owns the payment road, and nothing else: one governed request from the agent's call to its
+//! answer, each step a call into the module that owns it.
+//!
+//! ```text
+//! upstream ─► not 402: stream back
+//!          └► 402: x402::parse ─► policy::choose ─► refuse ─────────────────► receipt, 403
+//!                                                 ├ ask ─► approvals::wait ─┐
+//!                                                 └ auto ───────────────────┤
+//!             ledger::reserve (BEGIN IMMEDIATE) ◄───────────────────────────┘
+//!             ─► wallet::sign_transfer ─► upstream retry (no redirects)
+//!             ─► x402::decode_settlement ─► ledger::finish (settle | keep, + receipt) ─► answer
+//! ```
+
+use crate::approvals::{PendingApproval, Verdict};
+use crate::clock::new_id;
+use crate::engine::Engine;
+use crate::grants::Grant;
+use crate::ledger::{Reservation, Settle};
+use crate::money;
+use crate::policy::{self, Tier};
+use crate::receipt::{DecidedBy, Outcome, Receipt};
+use crate::upstream::{self, AgentRequest, Body};
+use crate::x402::{self, Requirement};
+use alloy_primitives::B256;
+use http::{Response, StatusCode};
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+/// Longest validity Purser gives a signed authorization.
+pub const MAX_VALIDITY_SECS: u64 = 300;
+/// Largest 402 body read.
+const MAX_402_BODY: usize = 1 << 20;
+
+/// What one governed request turned into, before it becomes an HTTP answer.
+enum Answer {
+    /// Purser's own refusal or error: status and a receipt.
+    Refuse(StatusCode),
+    /// Pass an upstream answer back (streamed) with the receipt.
+    Upstream(reqwest::Response),
+    /// Pass a buffered 402 back untouched with the receipt.
+    Buffered(StatusCode, http::HeaderMap, bytes::Bytes),
+}
+
+/// Runs one agent request under `grant`.
+pub async fn run(e: &Engine, grant: Grant, req: AgentRequest, intent: Option<String>) -> Response<Body> {
+    let mut receipt = Receipt::new(new_id(), e.clock.now(), req.method.as_str(), req.url.as_str(), req.host());
+    receipt.set_grant(&grant);
+    receipt.intent = intent;
+
+    // A revoked or expired grant governs nothing, not even free traffic.
+    if let Err(refusal) = policy::check_budget(&grant, 0, e.clock.now()) {
+        receipt.decide(Outcome::Refused, DecidedBy::Policy, refusal.code(), None, refusal.to_string());
+        return answer(e, None, receipt, Answer::Refuse(StatusCode::FORBIDDEN)).await;
+    }
+    let first = match e.upstream.send(&req, None).await {
+        Ok(r) => r,
+        Err(err) => {
+            receipt.decide(Outcome::Failed, DecidedBy::Policy, "upstream_error", Some(err.code()), err.to_string());
+            return answer(e, None, receipt, Answer::Refuse(StatusCode::BAD_GATEWAY)).await;
+        }
+    };
+    if first.status() != StatusCode::PAYMENT_REQUIRED {
+        return upstream::stream_back(first, None);
+    }
+    let (ans, reservation) = pay(e, &grant, &req, first, &mut receipt).await;
+    answer(e, reservation, receipt, ans).await
+}
+
+/// Records the receipt (ending the reservation in the same transaction) and turns the answer
+/// into an HTTP response.
+async fn answer(e: &Engine, reservation: Option<(Reservation, Settle)>, mut receipt: Receipt, ans: Answer) -> Response<Body> {
+    let now = e.clock.now();
+    let (receipt, recorded) = match e
+        .ledger
+        .blocking(move |l| {
+            let r = l.finish(reservation.as_ref().map(|(r, s)| (r, *s)), &mut receipt, now);
+            (receipt, r)
+        })
+        .await
+    {
+        Ok(pair) => pair,
+        Err(err) => {
+            tracing::error!(error = %err, "ledger task failed");
+            return upstream::error_response(StatusCode::SERVICE_UNAVAILABLE, "ledger_unavailable", "Purser could not record this decision", None);
+        }
+    };
+    if let Err(err) = recorded {
+        tracing::error!(error = %err, receipt = %receipt.id, "could not record a receipt");
+        if let Answer::Upstream(resp) = ans {
+            return upstream::stream_back(resp, None);
+        }
+        return upstream::error_response(StatusCode::SERVICE_UNAVAILABLE, "ledger_unavailable", "Purser could not record this decision, so it did not pay", None);
+    }
+    e.events.publish(crate::events::Event::ReceiptAdded { id: receipt.id.clone() });
+    tracing::info!(receipt = %receipt.id, outcome = receipt.outcome.as_str(), reason = %receipt.reason, url = %receipt.url, "decision");
+    let id = Some(receipt.id.as_str());
+    match ans {
+        Answer::Refuse(status) => upstream::error_response(status, &receipt.reason, &receipt.message, id),
+        Answer::Upstream(resp) => upstream::stream_back(resp, id),
+        Answer::Buffered(status, headers, body) => upstream::buffered_back(status, &headers, body, id),
+    }
+}
+
+fn refuse(receipt: &mut Receipt, by: DecidedBy, reason: &str, detail: Option<&str>, message: String, status: StatusCode) -> (Answer, Option<(Reservation, Settle)>) {
+    receipt.decide(Outcome::Refused, by, reason, detail, message);
+    (Answer::Refuse(status), None)
+}
+
+/// From the 402 to the paid retry's answer.
+async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Response, receipt: &mut Receipt) -> (Answer, Option<(Reservation, Settle)>) {
+    receipt.upstream_status = Some(402);
+    let status = first.status();
+    let headers = first.headers().clone();
+    let body = match upstream::read_limited(first, MAX_402_BODY).await {
+        Ok(b) => b,
+        Err(err) => return refuse(receipt, DecidedBy::Policy, "malformed_challenge", Some("too_large"), err.to_string(), StatusCode::FORBIDDEN),
+    };
+
+    // 1. Parse: a typed challenge, or a named reason.
+    let parsed = x402::parse_challenge(headers.get(x402::H_PAYMENT_REQUIRED).map(|v| v.as_bytes()), &body);
+    receipt.challenge = parsed.raw;
+    let challenge = match parsed.result {
+        Ok(c) => c,
+        Err(err) if err.is_not_payable() => {
+            receipt.decide(Outcome::NotPayable, DecidedBy::Policy, "not_payable", Some(err.code()), err.to_string());
+            return (Answer::Buffered(status, headers, body), None);
+        }
+        Err(err) => return refuse(receipt, DecidedBy::Policy, "malformed_challenge", Some(err.code()), err.to_string(), StatusCode::FORBIDDEN),
+    };
+    receipt.x402_version = Some(challenge.version);
+
+    // 2. Policy: which option, and pay, ask or refuse.
+    let choice = policy::choose(grant, req.host(), req.port(), &challenge.accepts, e.clock.now());
+    let requirement = choice.requirement;
+    receipt.set_requirement(requirement, choice.micros);
+    let decided_by = match choice.verdict {
+        Err(refusal) => return refuse(receipt, DecidedBy::Policy, refusal.code(), None, refusal.to_string(), StatusCode::FORBIDDEN),
+        Ok(Tier::Auto) => DecidedBy::Auto,
+        Ok(Tier::Ask) => match ask(e, grant, req, requirement, choice.micros, receipt).await {
+            Verdict::Approved => DecidedBy::User,
+            Verdict::Denied => return refuse(receipt, DecidedBy::User, "user_denied", None, "the user denied this payment".into(), StatusCode::FORBIDDEN),
+            Verdict::TimedOut => {
+                let msg = format!("nobody approved this payment within {} s", grant.limits.approval_timeout_secs);
+                return refuse(receipt, DecidedBy::Timeout, "approval_timed_out", None, msg, StatusCode::FORBIDDEN);
+            }
+            Verdict::Revoked => return refuse(receipt, DecidedBy::Policy, "revoked", None, "the grant was revoked while this payment waited".into(), StatusCode::FORBIDDEN),
+            Verdict::ShuttingDown => return refuse(receipt, DecidedBy::Policy, "shutting_down", None, "Purser is shutting down".into(), StatusCode::SERVICE_UNAVAILABLE),
+        },
+    };
+    let Some(wallet) = e.wallet() else {
+        return refuse(receipt, decided_by, "wallet_locked", None, "the wallet is locked or missing".into(), StatusCode::FORBIDDEN);
+    };
+
+    // 3. Reserve, durably, before any signature exists.
+    let now = e.clock.now();
+    let now_s = now.timestamp().max(0) as u64;
+    let valid_before = (now_s + requirement.max_timeout_seconds.min(MAX_VALIDITY_SECS)).min(grant.limits.expires_at.timestamp().max(0) as u64);
+    if valid_before <= now_s {
+        return refuse(receipt, DecidedBy::Policy, "expired", None, "the grant expires before a payment could be settled".into(), StatusCode::FORBIDDEN);
+    }
+    let (ledger, gid, micros, rid) = (e.ledger.clone(), grant.id.clone(), choice.micros, new_id());
+    let reserved = ledger.blocking(move |l| l.reserve(&rid, &gid, micros, valid_before, now)).await.and_then(|r| r);
+    let reservation = match reserved {
+        Ok(Ok((r, _))) => r,
+        Ok(Err(refusal)) => return refuse(receipt, DecidedBy::Policy, refusal.code(), None, refusal.to_string(), StatusCode::FORBIDDEN),
+        Err(err) => return refuse(receipt, DecidedBy::Policy, "ledger_unavailable", Some(err.code()), err.to_string(), StatusCode::SERVICE_UNAVAILABLE),
+    };
+    receipt.reservation_id = Some(reservation.id.clone());
+    receipt.valid_before = Some(valid_before);
+
+    // 4. Sign exactly this requirement, once.
+    let nonce = B256::from(e.nonces.nonce());
+    let signed = wallet.sign_transfer(requirement, now_s.saturating_sub(600), valid_before, nonce);
+    let (auth, signature) = match signed {
+        Ok(s) => s,
+        Err(err) => {
+            receipt.decide(Outcome::Failed, decided_by, "sign_failed", Some(err.code()), err.to_string());
+            return (Answer::Refuse(StatusCode::INTERNAL_SERVER_ERROR), Some((reservation, Settle::Release)));
+        }
+    };
+    let header = x402::encode_payment(&challenge, requirement, &auth, &signature);
+    receipt.payload_hash = Some(hex::encode(Sha256::digest(header.value.as_bytes())));
+    receipt.payer = Some(auth.from.to_checksum(None));
+
+    // 5. Retry with the payment; read the settlement.
+    let resp = match e.upstream.send(req, Some(&header)).await {
+        Ok(r) => r,
+        Err(err) => {
+            receipt.decide(Outcome::Failed, decided_by, "upstream_error", Some("outcome_unknown"), format!("{err}; the payment may or may not settle, so its budget stays reserved"));
+            return (Answer::Refuse(StatusCode::BAD_GATEWAY), Some((reservation, Settle::KeepUnknown)));
+        }
+    };
+    receipt.upstream_status = Some(resp.status().as_u16());
+    let settlement = resp
+        .headers()
+        .get(x402::H_PAYMENT_RESPONSE)
+        .or_else(|| resp.headers().get(x402::H_X_PAYMENT_RESPONSE))
+        .map(|v| x402::decode_settlement(v.as_bytes()));
+    if let Some(Ok(s)) = &settlement {
+        receipt.settlement = Some(s.raw.clone());
+        receipt.tx = s.transaction.clone();
+    }
+    let ok = resp.status().is_success();
+    match settlement {
+        Some(Ok(s)) if ok && s.success => {
+            receipt.decide(Outcome::Paid, decided_by, "paid", None, format!("paid {} to {}", money::format_usd(micros), requirement.pay_to));
+            (Answer::Upstream(resp), Some((reservation, Settle::Spend)))
+        }
+        None if ok => {
+            receipt.decide(Outcome::Paid, decided_by, "paid", Some("no_settlement_header"), "the server accepted the payment but sent no settlement header");
+            (Answer::Upstream(resp), Some((reservation, Settle::Spend)))
+        }
+        other => {
+            let detail = match &other {
+                Some(Ok(s)) => s.error_reason.clone().unwrap_or_else(|| "settlement_unsuccessful".into()),
+                Some(Err(err)) => err.code().to_string(),
+                None => format!("upstream_status_{}", resp.status().as_u16()),
+            };
+            let msg = format!("the payment was not confirmed (upstream answered {}); no second signature will be made and the budget stays reserved until the authorization expires", resp.status());
+            receipt.decide(Outcome::Failed, decided_by, "settlement_failed", Some(&detail), msg);
+            (Answer::Upstream(resp), Some((reservation, Settle::KeepUnknown)))
+        }
+    }
+}
+
+/// Holds the request for the user, bound to this requirement's hash.
+async fn ask(e: &Engine, grant: &Grant, req: &AgentRequest, requirement: &Requirement, micros: u64, receipt: &Receipt) -> Verdict {
+    let now = e.clock.now();
+    let timeout = Duration::from_secs(grant.limits.approval_timeout_secs);
+    let view = PendingApproval {
+        id: new_id(),
+        grant_id: grant.id.clone(),
+        grant_label: grant.label.clone(),
+        method: req.method.to_string(),
+        url: req.url.to_string(),
+        host: req.host().to_string(),
+        amount_atomic: requirement.amount.to_string(),
+        amount_usd: money::micros_decimal(micros),
+        network: requirement.network.caip2.to_string(),
+        asset: requirement.asset.address.to_checksum(None),
+        pay_to: requirement.pay_to.to_checksum(None),
+        requirement_hash: requirement.hash(),
+        intent: receipt.intent.clone(),
+        remaining_before_atomic: grant.remaining().to_string(),
+        remaining_after_atomic: grant.remaining().saturating_sub(micros).to_string(),
+        created_at: now,
+        expires_at: now + chrono::Duration::seconds(grant.limits.approval_timeout_secs as i64),
+    };
+    let held = e.approvals.hold(view);
+    e.approvals.wait(held, timeout).await
+}
+
+/// The agent's stated purpose, made safe to show: no control or bidi characters, capped.
+pub fn sanitize_intent(raw: &str) -> Option<String> {
+    let bidi = |c: char| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}');
+    let s: String = raw.chars().filter(|c| !c.is_control() && !bidi(*c)).take(200).collect();
+    let s = s.trim().to_string();
+    (!s.is_empty()).then_some(s)
+}

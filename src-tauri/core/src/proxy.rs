@@ -1,0 +1,192 @@
+//! Owns the listener: loopback only, the Host and Origin checks that keep browsers and DNS
+//! rebinding out, grant-token authentication, and routing between gateway mode
+//! (`/https://host/path`) and the control API (`/_purser/`). It neither decides nor signs.
+
+use crate::control;
+use crate::engine::Engine;
+use crate::pipeline;
+use crate::upstream::{error_response, AgentRequest, Body, BoxError};
+use bytes::Bytes;
+use http::{header, HeaderMap, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Largest agent request body Purser buffers (it must be able to send it twice).
+pub const MAX_REQUEST_BODY: usize = 16 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("could not listen on 127.0.0.1:{port}: {source}")]
+    Bind { port: u16, source: std::io::Error },
+}
+
+impl ProxyError {
+    pub fn code(&self) -> &'static str {
+        "bind_failed"
+    }
+}
+
+/// What a request is checked against.
+#[derive(Clone)]
+pub struct ProxyContext {
+    /// The port we are bound to: the only one a Host header may name.
+    pub port: u16,
+    /// The control API's token; `None` disables the control API.
+    pub control_token: Option<String>,
+}
+
+/// A running proxy. Reports its bound port; stops (gracefully) on `shutdown` or on drop.
+pub struct ProxyHandle {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl ProxyHandle {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Stops accepting, denies held approvals (with receipts), lets in-flight requests finish
+    /// for up to `grace`, then returns.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for ProxyHandle {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Binds 127.0.0.1:`port` (0 picks one) and serves until the handle stops it.
+pub async fn start(engine: Arc<Engine>, port: u16, control_token: Option<String>, grace: Duration) -> Result<ProxyHandle, ProxyError> {
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await.map_err(|source| ProxyError::Bind { port, source })?;
+    let addr = listener.local_addr().map_err(|source| ProxyError::Bind { port, source })?;
+    let ctx = Arc::new(ProxyContext { port: addr.port(), control_token });
+    let (stop, mut stopped) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let Ok((stream, _)) = accepted else { continue };
+                    let _ = stream.set_nodelay(true);
+                    let (engine, ctx) = (engine.clone(), ctx.clone());
+                    let svc = service_fn(move |req| {
+                        let (engine, ctx) = (engine.clone(), ctx.clone());
+                        async move { Ok::<_, Infallible>(handle(&engine, &ctx, req).await) }
+                    });
+                    let conn = hyper::server::conn::http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), svc);
+                    let watched = graceful.watch(conn);
+                    tokio::spawn(async move { let _ = watched.await; });
+                }
+                _ = stopped.changed() => break,
+            }
+        }
+        drop(listener);
+        let denied = engine.approvals.close();
+        tracing::info!(denied, "proxy stopping; waiting for in-flight requests");
+        tokio::select! {
+            _ = graceful.shutdown() => tracing::info!("all connections closed"),
+            _ = tokio::time::sleep(grace) => tracing::warn!("grace period over; closing remaining connections"),
+        }
+    });
+    Ok(ProxyHandle { addr, stop, task: Some(task) })
+}
+
+/// Handles one request: a plain function of (engine, context, request), testable without a socket.
+pub async fn handle<B>(engine: &Engine, ctx: &ProxyContext, req: Request<B>) -> Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes> + Send,
+    B::Error: Into<BoxError>,
+{
+    if let Some(refusal) = check_origin_and_host(req.headers(), ctx.port) {
+        return refusal;
+    }
+    let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
+    if path.starts_with(control::PREFIX) {
+        return match ctx.control_token.as_deref() {
+            Some(token) => control::handle(engine, token, req).await,
+            None => error_response(StatusCode::NOT_FOUND, "not_found", "the control API is disabled", None),
+        };
+    }
+    let target = path.strip_prefix('/').unwrap_or_default();
+    if !(target.starts_with("http://") || target.starts_with("https://")) {
+        let msg = format!("send requests as http://127.0.0.1:{}/https://api.example.com/path with your grant token", ctx.port);
+        return error_response(StatusCode::NOT_FOUND, "not_found", &msg, None);
+    }
+    let url = match reqwest::Url::parse(target) {
+        Ok(u) if u.host_str().is_some() => u,
+        _ => return error_response(StatusCode::BAD_REQUEST, "bad_target", "the target URL after the proxy's address is not a valid http(s) URL", None),
+    };
+    let grant = match grant_token(req.headers()) {
+        None => return proxy_auth_required("missing_token", "send your grant token as Proxy-Authorization: Bearer <token> or X-Purser-Grant"),
+        Some(token) => match engine.authenticate(&token) {
+            Ok(Some(g)) => g,
+            Ok(None) => return proxy_auth_required("unknown_token", "this grant token is not known to Purser"),
+            Err(e) => return error_response(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string(), None),
+        },
+    };
+    let intent = req.headers().get("purser-intent").and_then(|v| v.to_str().ok()).and_then(pipeline::sanitize_intent);
+    let (parts, body) = req.into_parts();
+    let body = match http_body_util::Limited::new(body, MAX_REQUEST_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return error_response(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "request bodies over 16 MiB are not proxied", None),
+    };
+    let agent = AgentRequest { method: parts.method, url, headers: parts.headers, body };
+    pipeline::run(engine, grant, agent, intent).await
+}
+
+/// Browsers (any `Origin`) and DNS rebinding (a Host other than our loopback address) are refused.
+fn check_origin_and_host(headers: &HeaderMap, port: u16) -> Option<Response<Body>> {
+    if headers.contains_key(header::ORIGIN) {
+        return Some(error_response(StatusCode::FORBIDDEN, "origin_forbidden", "requests from web pages (with an Origin header) are refused", None));
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let ok = [format!("127.0.0.1:{port}"), format!("localhost:{port}")].contains(&host);
+    (!ok).then(|| error_response(StatusCode::FORBIDDEN, "host_forbidden", "the Host header must be this proxy's own loopback address", None))
+}
+
+/// The grant token from `Proxy-Authorization` (Bearer, or Basic with the token as password)
+/// or `X-Purser-Grant`.
+fn grant_token(headers: &HeaderMap) -> Option<String> {
+    if let Some(v) = headers.get(header::PROXY_AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let (scheme, rest) = v.trim().split_once(' ')?;
+        if scheme.eq_ignore_ascii_case("bearer") {
+            return Some(rest.trim().to_string()).filter(|t| !t.is_empty());
+        }
+        if scheme.eq_ignore_ascii_case("basic") {
+            use base64::Engine as _;
+            let decoded = base64::engine::general_purpose::STANDARD.decode(rest.trim()).ok()?;
+            let text = String::from_utf8(decoded).ok()?;
+            return text.split_once(':').map(|(_, p)| p.to_string()).filter(|t| !t.is_empty());
+        }
+        return None;
+    }
+    headers.get("x-purser-grant").and_then(|v| v.to_str().ok()).map(|t| t.trim().to_string()).filter(|t| !t.is_empty())
+}
+
+fn proxy_auth_required(code: &str, message: &str) -> Response<Body> {
+    let mut r = error_response(StatusCode::PROXY_AUTHENTICATION_REQUIRED, code, message, None);
+    r.headers_mut().insert(header::PROXY_AUTHENTICATE, http::HeaderValue::from_static("Bearer realm=\"purser\""));
+    r
+}
+
+#[cfg(test)]
+#[path = "proxy_tests.rs"]
+mod tests;

@@ -1,0 +1,181 @@
+//! Owns the way out: one pooled HTTP client to paid APIs (no environment proxies, no automatic
+//! redirects, so a payment header never follows a redirect), the agent's request as Purser
+//! forwards it, and the conversion of upstream answers back into streamed responses.
+
+use crate::x402::PaymentHeader;
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Response, StatusCode};
+use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use std::time::Duration;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The body type of every answer Purser gives.
+pub type Body = BoxBody<Bytes, BoxError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("could not build the HTTP client: {0}")]
+    Client(String),
+    #[error("the upstream did not answer: {0}")]
+    Send(String),
+}
+
+impl UpstreamError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            UpstreamError::Client(_) => "client_error",
+            UpstreamError::Send(_) => "upstream_error",
+        }
+    }
+}
+
+/// An agent's request, buffered so that it can be sent again with a payment.
+#[derive(Debug, Clone)]
+pub struct AgentRequest {
+    pub method: Method,
+    pub url: reqwest::Url,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl AgentRequest {
+    pub fn host(&self) -> &str {
+        self.url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']')
+    }
+    pub fn port(&self) -> u16 {
+        self.url.port_or_known_default().unwrap_or(0)
+    }
+}
+
+/// Headers never forwarded: hop-by-hop ones and Purser's own.
+fn is_private_or_hop(name: &HeaderName) -> bool {
+    let n = name.as_str();
+    matches!(
+        n,
+        "connection" | "keep-alive" | "proxy-authorization" | "proxy-authenticate" | "proxy-connection" | "te" | "trailer" | "transfer-encoding" | "upgrade" | "host" | "content-length"
+    ) || n.starts_with("purser-")
+        || n.starts_with("x-purser-")
+}
+
+/// The pooled client.
+#[derive(Clone)]
+pub struct Upstream {
+    client: reqwest::Client,
+}
+
+impl Upstream {
+    pub fn new() -> Result<Self, UpstreamError> {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(256)
+            .build()
+            .map_err(|e| UpstreamError::Client(e.to_string()))?;
+        Ok(Upstream { client })
+    }
+
+    /// Sends the request, with the payment header when given. Never follows redirects.
+    pub async fn send(&self, req: &AgentRequest, payment: Option<&PaymentHeader>) -> Result<reqwest::Response, UpstreamError> {
+        let mut headers = HeaderMap::with_capacity(req.headers.len() + 1);
+        for (k, v) in req.headers.iter().filter(|(k, _)| !is_private_or_hop(k)) {
+            headers.append(k.clone(), v.clone());
+        }
+        if let Some(p) = payment {
+            let v = HeaderValue::from_str(&p.value).map_err(|e| UpstreamError::Send(e.to_string()))?;
+            headers.insert(HeaderName::from_static(p.name), v);
+        }
+        let mut rb = self.client.request(req.method.clone(), req.url.clone()).headers(headers);
+        if !req.body.is_empty() || !matches!(req.method, Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS) {
+            rb = rb.body(req.body.clone());
+        }
+        rb.send().await.map_err(|e| UpstreamError::Send(error_chain(&e)))
+    }
+}
+
+/// An error and its causes on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// The name of Purser's receipt header on governed answers.
+pub const RECEIPT_HEADER: &str = "purser-receipt";
+
+fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
+    for (k, v) in from.iter() {
+        if !matches!(k.as_str(), "connection" | "keep-alive" | "transfer-encoding" | "proxy-connection") {
+            to.append(k.clone(), v.clone());
+        }
+    }
+}
+
+fn with_receipt(mut resp: Response<Body>, receipt: Option<&str>) -> Response<Body> {
+    if let Some(id) = receipt.and_then(|id| HeaderValue::from_str(id).ok()) {
+        resp.headers_mut().insert(RECEIPT_HEADER, id);
+    }
+    resp
+}
+
+/// Streams an upstream answer back unchanged (plus `Purser-Receipt` when governed).
+pub fn stream_back(resp: reqwest::Response, receipt: Option<&str>) -> Response<Body> {
+    let mut out = Response::new(Body::default());
+    *out.status_mut() = resp.status();
+    copy_headers(resp.headers(), out.headers_mut());
+    let stream = resp.bytes_stream().map_ok(Frame::data).map_err(|e| Box::new(e) as BoxError);
+    *out.body_mut() = BoxBody::new(StreamBody::new(stream));
+    with_receipt(out, receipt)
+}
+
+/// An answer whose body was already read (a 402 passed back untouched).
+pub fn buffered_back(status: StatusCode, headers: &HeaderMap, body: Bytes, receipt: Option<&str>) -> Response<Body> {
+    let mut out = Response::new(full(body));
+    *out.status_mut() = status;
+    copy_headers(headers, out.headers_mut());
+    with_receipt(out, receipt)
+}
+
+pub fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).map_err(|never| match never {}).boxed()
+}
+
+/// A JSON answer from Purser itself.
+pub fn json_response(status: StatusCode, value: &serde_json::Value, receipt: Option<&str>) -> Response<Body> {
+    let mut out = Response::new(full(value.to_string()));
+    *out.status_mut() = status;
+    out.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    out.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    with_receipt(out, receipt)
+}
+
+/// `{code, message}` (and `receipt` when there is one) with `status`.
+pub fn error_response(status: StatusCode, code: &str, message: &str, receipt: Option<&str>) -> Response<Body> {
+    let mut v = serde_json::json!({"code": code, "message": message});
+    if let Some(r) = receipt {
+        v["receipt"] = serde_json::Value::String(r.to_string());
+    }
+    json_response(status, &v, receipt)
+}
+
+/// Reads at most `limit` bytes of an upstream body; `Err` with what was read if it is longer.
+pub async fn read_limited(resp: reqwest::Response, limit: usize) -> Result<Bytes, UpstreamError> {
+    let mut buf = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.try_next().await.map_err(|e| UpstreamError::Send(error_chain(&e)))? {
+        if buf.len() + chunk.len() > limit {
+            return Err(UpstreamError::Send(format!("402 body is larger than {limit} bytes")));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.into())
+}
