@@ -41,8 +41,32 @@ enum Answer {
     Buffered(StatusCode, http::HeaderMap, bytes::Bytes),
 }
 
+/// Time spent inside Purser on one request: wall time minus waiting on the upstream or the user.
+/// Reported to the agent as `Server-Timing: purser;dur=<ms>` on governed answers.
+struct Timer {
+    start: std::time::Instant,
+    waiting: Duration,
+}
+
+impl Timer {
+    fn new() -> Self {
+        Timer { start: std::time::Instant::now(), waiting: Duration::ZERO }
+    }
+    /// Runs `f`, counting its time as waiting (not Purser's own work).
+    async fn wait<T>(&mut self, f: impl std::future::Future<Output = T>) -> T {
+        let t = std::time::Instant::now();
+        let out = f.await;
+        self.waiting += t.elapsed();
+        out
+    }
+    fn inside(&self) -> Duration {
+        self.start.elapsed().saturating_sub(self.waiting)
+    }
+}
+
 /// Runs one agent request under `grant`.
 pub async fn run(e: &Engine, grant: Grant, req: AgentRequest, intent: Option<String>) -> Response<Body> {
+    let mut timer = Timer::new();
     let mut receipt = Receipt::new(new_id(), e.clock.now(), req.method.as_str(), req.url.as_str(), req.host());
     receipt.set_grant(&grant);
     receipt.intent = intent;
@@ -50,25 +74,25 @@ pub async fn run(e: &Engine, grant: Grant, req: AgentRequest, intent: Option<Str
     // A revoked or expired grant governs nothing, not even free traffic.
     if let Err(refusal) = policy::check_budget(&grant, 0, e.clock.now()) {
         receipt.decide(Outcome::Refused, DecidedBy::Policy, refusal.code(), None, refusal.to_string());
-        return answer(e, None, receipt, Answer::Refuse(StatusCode::FORBIDDEN)).await;
+        return answer(e, None, receipt, Answer::Refuse(StatusCode::FORBIDDEN), timer).await;
     }
-    let first = match e.upstream.send(&req, None).await {
+    let first = match timer.wait(e.upstream.send(&req, None)).await {
         Ok(r) => r,
         Err(err) => {
             receipt.decide(Outcome::Failed, DecidedBy::Policy, "upstream_error", Some(err.code()), err.to_string());
-            return answer(e, None, receipt, Answer::Refuse(StatusCode::BAD_GATEWAY)).await;
+            return answer(e, None, receipt, Answer::Refuse(StatusCode::BAD_GATEWAY), timer).await;
         }
     };
     if first.status() != StatusCode::PAYMENT_REQUIRED {
         return upstream::stream_back(first, None);
     }
-    let (ans, reservation) = pay(e, &grant, &req, first, &mut receipt).await;
-    answer(e, reservation, receipt, ans).await
+    let (ans, reservation) = pay(e, &grant, &req, first, &mut receipt, &mut timer).await;
+    answer(e, reservation, receipt, ans, timer).await
 }
 
 /// Records the receipt (ending the reservation in the same transaction) and turns the answer
 /// into an HTTP response.
-async fn answer(e: &Engine, reservation: Option<(Reservation, Settle)>, mut receipt: Receipt, ans: Answer) -> Response<Body> {
+async fn answer(e: &Engine, reservation: Option<(Reservation, Settle)>, mut receipt: Receipt, ans: Answer, timer: Timer) -> Response<Body> {
     let now = e.clock.now();
     let (receipt, recorded) = match e
         .ledger
@@ -94,11 +118,16 @@ async fn answer(e: &Engine, reservation: Option<(Reservation, Settle)>, mut rece
     e.events.publish(crate::events::Event::ReceiptAdded { id: receipt.id.clone() });
     tracing::info!(receipt = %receipt.id, outcome = receipt.outcome.as_str(), reason = %receipt.reason, url = %receipt.url, "decision");
     let id = Some(receipt.id.as_str());
-    match ans {
+    let mut resp = match ans {
         Answer::Refuse(status) => upstream::error_response(status, &receipt.reason, &receipt.message, id),
         Answer::Upstream(resp) => upstream::stream_back(resp, id),
         Answer::Buffered(status, headers, body) => upstream::buffered_back(status, &headers, body, id),
+    };
+    let timing = format!("purser;dur={:.3}", timer.inside().as_secs_f64() * 1000.0);
+    if let Ok(v) = http::HeaderValue::from_str(&timing) {
+        resp.headers_mut().append(http::header::HeaderName::from_static("server-timing"), v);
     }
+    resp
 }
 
 fn refuse(receipt: &mut Receipt, by: DecidedBy, reason: &str, detail: Option<&str>, message: String, status: StatusCode) -> (Answer, Option<(Reservation, Settle)>) {
@@ -107,11 +136,11 @@ fn refuse(receipt: &mut Receipt, by: DecidedBy, reason: &str, detail: Option<&st
 }
 
 /// From the 402 to the paid retry's answer.
-async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Response, receipt: &mut Receipt) -> (Answer, Option<(Reservation, Settle)>) {
+async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Response, receipt: &mut Receipt, timer: &mut Timer) -> (Answer, Option<(Reservation, Settle)>) {
     receipt.upstream_status = Some(402);
     let status = first.status();
     let headers = first.headers().clone();
-    let body = match upstream::read_limited(first, MAX_402_BODY).await {
+    let body = match timer.wait(upstream::read_limited(first, MAX_402_BODY)).await {
         Ok(b) => b,
         Err(err) => return refuse(receipt, DecidedBy::Policy, "malformed_challenge", Some("too_large"), err.to_string(), StatusCode::FORBIDDEN),
     };
@@ -136,7 +165,7 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
     let decided_by = match choice.verdict {
         Err(refusal) => return refuse(receipt, DecidedBy::Policy, refusal.code(), None, refusal.to_string(), StatusCode::FORBIDDEN),
         Ok(Tier::Auto) => DecidedBy::Auto,
-        Ok(Tier::Ask) => match ask(e, grant, req, requirement, choice.micros, receipt).await {
+        Ok(Tier::Ask) => match timer.wait(ask(e, grant, req, requirement, choice.micros, receipt)).await {
             Verdict::Approved => DecidedBy::User,
             Verdict::Denied => return refuse(receipt, DecidedBy::User, "user_denied", None, "the user denied this payment".into(), StatusCode::FORBIDDEN),
             Verdict::TimedOut => {
@@ -183,7 +212,7 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
     receipt.payer = Some(auth.from.to_checksum(None));
 
     // 5. Retry with the payment; read the settlement.
-    let resp = match e.upstream.send(req, Some(&header)).await {
+    let resp = match timer.wait(e.upstream.send(req, Some(&header))).await {
         Ok(r) => r,
         Err(err) => {
             receipt.decide(Outcome::Failed, decided_by, "upstream_error", Some("outcome_unknown"), format!("{err}; the payment may or may not settle, so its budget stays reserved"));

@@ -1,1 +1,86 @@
+//! The request gate, tested without a socket: Host/Origin table, token checks, routing.
 
+use super::*;
+use crate::grants::GrantSpec;
+use crate::ledger::Ledger;
+use http_body_util::Full;
+
+fn engine() -> (tempfile::TempDir, Engine, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::new(Ledger::open_in(dir.path()).unwrap(), None).unwrap();
+    let spec = GrantSpec { label: "t".into(), budget: "1".into(), expires: "1h".into(), hosts: vec!["127.0.0.1".into()], ..Default::default() };
+    let token = e.create_grant(&spec).unwrap().token;
+    (dir, e, token)
+}
+
+fn ctx() -> ProxyContext {
+    ProxyContext { port: 4020, control_token: Some("ctl".into()) }
+}
+
+async fn send(e: &Engine, uri: &str, headers: &[(&str, &str)]) -> (StatusCode, serde_json::Value) {
+    let mut b = Request::builder().uri(uri);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let resp = handle(e, &ctx(), b.body(Full::new(Bytes::new())).unwrap()).await;
+    let status = resp.status();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test]
+async fn host_and_origin_table() {
+    let (_d, e, token) = engine();
+    let auth = format!("Bearer {token}");
+    // The target is unreachable on purpose: nothing here may get as far as forwarding.
+    let uri = "/http://127.0.0.1:9/x";
+    let cases: &[(&str, &[(&str, &str)], StatusCode, &str)] = &[
+        ("evil.com", &[("host", "evil.com")], StatusCode::FORBIDDEN, "host_forbidden"),
+        ("rebinding", &[("host", "localhost.evil.com:4020")], StatusCode::FORBIDDEN, "host_forbidden"),
+        ("empty host", &[("host", "")], StatusCode::FORBIDDEN, "host_forbidden"),
+        ("no host", &[], StatusCode::FORBIDDEN, "host_forbidden"),
+        ("0.0.0.0", &[("host", "0.0.0.0:4020")], StatusCode::FORBIDDEN, "host_forbidden"),
+        ("other port", &[("host", "127.0.0.1:4021")], StatusCode::FORBIDDEN, "host_forbidden"),
+        ("origin", &[("host", "127.0.0.1:4020"), ("origin", "http://127.0.0.1:4020")], StatusCode::FORBIDDEN, "origin_forbidden"),
+        ("null origin", &[("host", "127.0.0.1:4020"), ("origin", "null")], StatusCode::FORBIDDEN, "origin_forbidden"),
+        ("no token", &[("host", "127.0.0.1:4020")], StatusCode::PROXY_AUTHENTICATION_REQUIRED, "missing_token"),
+        ("bad token", &[("host", "127.0.0.1:4020"), ("proxy-authorization", "Bearer pgt_nope")], StatusCode::PROXY_AUTHENTICATION_REQUIRED, "unknown_token"),
+        ("bad grant header", &[("host", "localhost:4020"), ("x-purser-grant", "nope")], StatusCode::PROXY_AUTHENTICATION_REQUIRED, "unknown_token"),
+    ];
+    for (name, headers, status, code) in cases {
+        let (s, v) = send(&e, uri, headers).await;
+        assert_eq!((s, v["code"].as_str().unwrap_or("")), (*status, *code), "{name}: {v}");
+    }
+    // A good token gets as far as the (unreachable) upstream: a receipt-backed 502.
+    let (s, v) = send(&e, uri, &[("host", "127.0.0.1:4020"), ("proxy-authorization", &auth)]).await;
+    assert_eq!((s, v["code"].as_str().unwrap()), (StatusCode::BAD_GATEWAY, "upstream_error"), "{v}");
+    assert!(v["receipt"].is_string());
+}
+
+#[tokio::test]
+async fn routing_and_control_auth() {
+    let (_d, e, _) = engine();
+    let h = ("host", "127.0.0.1:4020");
+    assert_eq!(send(&e, "/", &[h]).await.1["code"], "not_found");
+    assert_eq!(send(&e, "/ftp://x/y", &[h]).await.1["code"], "not_found");
+    assert_eq!(send(&e, "/http://", &[h]).await.1["code"], "bad_target");
+    assert_eq!(send(&e, "/_purser/v1/approvals", &[h]).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(send(&e, "/_purser/v1/approvals", &[h, ("authorization", "Bearer ctl2")]).await.0, StatusCode::UNAUTHORIZED);
+    let (s, v) = send(&e, "/_purser/v1/approvals", &[h, ("authorization", "Bearer ctl")]).await;
+    assert_eq!((s, v), (StatusCode::OK, serde_json::json!([])));
+    let (s, v) = send(&e, "/_purser/v1/grants/nope", &[h, ("authorization", "Bearer ctl")]).await;
+    assert_eq!((s, v["code"].as_str().unwrap()), (StatusCode::NOT_FOUND, "no_such_grant"));
+}
+
+#[test]
+fn grant_token_sources() {
+    let mut h = HeaderMap::new();
+    h.insert("x-purser-grant", "tok".parse().unwrap());
+    assert_eq!(grant_token(&h).as_deref(), Some("tok"));
+    h.insert(header::PROXY_AUTHORIZATION, "Basic Z3JhbnQ6c2VjcmV0".parse().unwrap());
+    assert_eq!(grant_token(&h).as_deref(), Some("secret"), "Basic: the password is the token");
+    h.insert(header::PROXY_AUTHORIZATION, "bearer  abc ".parse().unwrap());
+    assert_eq!(grant_token(&h).as_deref(), Some("abc"));
+    h.insert(header::PROXY_AUTHORIZATION, "Digest x".parse().unwrap());
+    assert_eq!(grant_token(&h), None);
+}
