@@ -143,14 +143,17 @@ impl Ledger {
     }
 }
 
+/// The schema, as numbered steps. A step is never edited once released; new features append
+/// one (each with its own version number) and `migrate` applies what a file lacks, in order.
+const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_V1)];
+
 fn migrate(conn: &mut Connection) -> Result<()> {
-    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if version < 1 {
+    for (version, sql) in MIGRATIONS {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let again: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if again < 1 {
-            tx.execute_batch(SCHEMA_V1)?;
-            tx.pragma_update(None, "user_version", 1)?;
+        let current: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if current < *version {
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", version)?;
         }
         tx.commit()?;
     }
