@@ -18,6 +18,7 @@ pub mod pipeline;
 pub mod policy;
 pub mod proxy;
 pub mod receipt;
+pub mod search;
 pub mod upstream;
 pub mod wallet;
 pub mod x402;

@@ -2,11 +2,16 @@
 //! schema migrations and its durability settings (WAL, `synchronous=FULL`). It records; it
 //! does not decide (the one re-check it runs inside a reservation is the policy's function).
 
+mod bulk;
 mod grants;
+pub(crate) mod index;
 mod receipts;
 mod reserve;
+mod search;
 
+pub use bulk::{verify_archive_file, ArchiveRecord, ArchiveReport};
 pub use receipts::{ChainReport, GENESIS_HASH};
+pub use search::{Counters, Cursor, GroupBy, RawPage, RawRow, RawStats};
 pub use reserve::{Reservation, Settle};
 
 use rusqlite::{Connection, OpenFlags};
@@ -145,7 +150,7 @@ impl Ledger {
 
 /// The schema, as numbered steps. A step is never edited once released; new features append
 /// one (each with its own version number) and `migrate` applies what a file lacks, in order.
-const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_V1)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_V1), (2, index::SCHEMA_V2)];
 
 fn migrate(conn: &mut Connection) -> Result<()> {
     for (version, sql) in MIGRATIONS {

@@ -5,7 +5,7 @@ use super::reserve::{apply, Reservation, Settle};
 use super::{grants::load, ts, Ledger, LedgerError, Result};
 use crate::receipt::{LedgerAfter, Receipt};
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
 /// The `prev_hash` of the first receipt.
@@ -32,15 +32,7 @@ impl Ledger {
                     receipt.ledger_after = Some(LedgerAfter::from(&g));
                 }
             }
-            let prev: Option<String> = tx.query_row("SELECT hash FROM receipts ORDER BY seq DESC LIMIT 1", [], |r| r.get(0)).optional()?;
-            receipt.prev_hash = prev.unwrap_or_else(|| GENESIS_HASH.to_string());
-            receipt.hash.clear();
-            let body = serde_json::to_string(&*receipt).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
-            let hash = hex::encode(Sha256::digest(body.as_bytes()));
-            tx.execute(
-                "INSERT INTO receipts (id, time, grant_id, outcome, reason, amount_atomic, body, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![receipt.id, ts(receipt.time), receipt.grant_id, receipt.outcome.as_str(), receipt.reason, receipt.amount_atomic, body, receipt.prev_hash, hash],
-            )?;
+            let hash = append(&tx, receipt)?;
             tx.commit()?;
             receipt.hash = hash;
             Ok(())
@@ -82,36 +74,67 @@ impl Ledger {
 
     /// Walks every receipt in order: each body must hash to its stored hash, link to the one
     /// before, and agree with its indexed columns. Names the first broken receipt.
+    /// The chain starts at genesis, or at the last receipt moved to an archive (see `archive`).
     pub fn verify_chain(&self) -> Result<ChainReport> {
-        self.with(|c| {
-            let mut st = c.prepare("SELECT seq, id, time, grant_id, outcome, reason, amount_atomic, body, prev_hash, hash FROM receipts ORDER BY seq")?;
-            let mut rows = st.query([])?;
-            let (mut expect_prev, mut count) = (GENESIS_HASH.to_string(), 0u64);
-            while let Some(r) = rows.next()? {
-                let seq: i64 = r.get(0)?;
-                let id: String = r.get(1)?;
-                let body: String = r.get(7)?;
-                let (prev, hash): (String, String) = (r.get(8)?, r.get(9)?);
-                let broken = |why: String| Ok(ChainReport::Broken { id: id.clone(), seq, why, checked: count });
-                if prev != expect_prev {
-                    return broken(format!("prev_hash {prev} does not link to the previous receipt's hash {expect_prev}"));
-                }
-                if hex::encode(Sha256::digest(body.as_bytes())) != hash {
-                    return broken("its body does not hash to its stored hash".into());
-                }
-                let rec: Receipt = match serde_json::from_str(&body) {
-                    Ok(rec) => rec,
-                    Err(e) => return broken(format!("its body is not a receipt: {e}")),
-                };
-                let cols = (r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, Option<String>>(3)?, r.get::<_, String>(4)?, r.get::<_, String>(5)?, r.get::<_, Option<String>>(6)?);
-                let want = (rec.id.clone(), ts(rec.time), rec.grant_id.clone(), rec.outcome.as_str().to_string(), rec.reason.clone(), rec.amount_atomic.clone());
-                if cols != want || rec.prev_hash != prev {
-                    return broken("its columns disagree with its hashed body".into());
-                }
-                expect_prev = hash;
-                count += 1;
-            }
-            Ok(ChainReport::Intact { count, head: expect_prev })
-        })
+        self.with(|c| verify_conn(c))
     }
+}
+
+/// Appends `receipt` to the chain inside the caller's transaction (filling `prev_hash`) and
+/// indexes it for search in the same transaction; returns its hash.
+pub(super) fn append(tx: &Connection, receipt: &mut Receipt) -> Result<String> {
+    let prev: Option<String> = tx.query_row("SELECT hash FROM receipts ORDER BY seq DESC LIMIT 1", [], |r| r.get(0)).optional()?;
+    receipt.prev_hash = match prev {
+        Some(p) => p,
+        None => super::bulk::chain_start(tx)?.1,
+    };
+    receipt.hash.clear();
+    let body = serde_json::to_string(&*receipt).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
+    let hash = hex::encode(Sha256::digest(body.as_bytes()));
+    tx.execute(
+        "INSERT INTO receipts (id, time, grant_id, outcome, reason, amount_atomic, body, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![receipt.id, ts(receipt.time), receipt.grant_id, receipt.outcome.as_str(), receipt.reason, receipt.amount_atomic, body, receipt.prev_hash, hash],
+    )?;
+    super::index::index_receipt(tx, tx.last_insert_rowid(), receipt)?;
+    Ok(hash)
+}
+
+/// Walks the receipts of one ledger file (the main one or an archive) from its chain start.
+pub(crate) fn verify_conn(c: &Connection) -> Result<ChainReport> {
+    let (after_seq, start_hash) = super::bulk::chain_start(c)?;
+    let mut st = c.prepare("SELECT seq, id, time, grant_id, outcome, reason, amount_atomic, body, prev_hash, hash FROM receipts ORDER BY seq")?;
+    let mut rows = st.query([])?;
+    let (mut expect_prev, mut count, mut last_seq) = (start_hash, 0u64, after_seq);
+    while let Some(r) = rows.next()? {
+        let seq: i64 = r.get(0)?;
+        let id: String = r.get(1)?;
+        let body: String = r.get(7)?;
+        let (prev, hash): (String, String) = (r.get(8)?, r.get(9)?);
+        let broken = |why: String| Ok(ChainReport::Broken { id: id.clone(), seq, why, checked: count });
+        if prev != expect_prev {
+            return broken(format!("prev_hash {prev} does not link to the previous receipt's hash {expect_prev}"));
+        }
+        if hex::encode(Sha256::digest(body.as_bytes())) != hash {
+            return broken("its body does not hash to its stored hash".into());
+        }
+        let rec: Receipt = match serde_json::from_str(&body) {
+            Ok(rec) => rec,
+            Err(e) => return broken(format!("its body is not a receipt: {e}")),
+        };
+        let cols = (r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, Option<String>>(3)?, r.get::<_, String>(4)?, r.get::<_, String>(5)?, r.get::<_, Option<String>>(6)?);
+        let want = (rec.id.clone(), ts(rec.time), rec.grant_id.clone(), rec.outcome.as_str().to_string(), rec.reason.clone(), rec.amount_atomic.clone());
+        if cols != want || rec.prev_hash != prev {
+            return broken("its columns disagree with its hashed body".into());
+        }
+        expect_prev = hash;
+        count += 1;
+        last_seq = seq;
+    }
+    // A deleted tail leaves no broken link; SQLite remembers the largest seq ever used.
+    let used: Option<i64> = c.query_row("SELECT seq FROM sqlite_sequence WHERE name = 'receipts'", [], |r| r.get(0)).optional()?;
+    if let Some(used) = used.filter(|u| *u > last_seq) {
+        let why = format!("receipts #{}..#{used} were deleted from the end of the chain", last_seq + 1);
+        return Ok(ChainReport::Broken { id: format!("#{}", last_seq + 1), seq: last_seq + 1, why, checked: count });
+    }
+    Ok(ChainReport::Intact { count, head: expect_prev })
 }

@@ -1,0 +1,353 @@
+//! The receipt search index, written in the same transaction as the receipt it describes (so it
+//! never drifts): per-receipt facts, a contentless FTS5 index holding the searchable words and
+//! one token per filterable fact, a per-day rollup for aggregates and counts, per-day seq bounds
+//! for date ranges, and the price memory behind the `price_spike` / `new_payee` flags.
+//!
+//! Derived data only: every row here can be rebuilt from the receipts table.
+
+use super::{LedgerError, Result};
+use crate::receipt::{DecidedBy, Outcome, Receipt};
+use crate::search::flags::{self, Flags};
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// Schema step 2: the search index (see the module doc).
+pub(super) const SCHEMA_V2: &str = r#"
+CREATE TABLE receipt_dims (
+    id INTEGER PRIMARY KEY,
+    kind INTEGER NOT NULL,
+    value TEXT NOT NULL,
+    label TEXT,
+    UNIQUE (kind, value)
+);
+CREATE TABLE receipt_facts (
+    seq INTEGER PRIMARY KEY,
+    t INTEGER NOT NULL,
+    grant_dim INTEGER NOT NULL,
+    outcome INTEGER NOT NULL,
+    decider INTEGER NOT NULL,
+    host INTEGER NOT NULL,
+    endpoint INTEGER NOT NULL,
+    payee INTEGER NOT NULL,
+    network INTEGER NOT NULL,
+    reason INTEGER NOT NULL,
+    amount INTEGER,
+    flags INTEGER NOT NULL
+);
+CREATE VIRTUAL TABLE receipt_fts USING fts5(doc, content='', contentless_delete=1, detail=none,
+    tokenize="unicode61 remove_diacritics 2 tokenchars '$'");
+CREATE TABLE receipt_rollup (
+    day INTEGER NOT NULL,
+    grant_dim INTEGER NOT NULL,
+    endpoint INTEGER NOT NULL,
+    host INTEGER NOT NULL,
+    payee INTEGER NOT NULL,
+    network INTEGER NOT NULL,
+    outcome INTEGER NOT NULL,
+    decider INTEGER NOT NULL,
+    flags INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    spend INTEGER NOT NULL,
+    PRIMARY KEY (day, grant_dim, endpoint, payee, network, outcome, decider, flags)
+) WITHOUT ROWID;
+CREATE TABLE receipt_days (
+    day INTEGER PRIMARY KEY,
+    min_seq INTEGER NOT NULL,
+    max_seq INTEGER NOT NULL
+);
+CREATE TABLE price_memory (
+    endpoint INTEGER PRIMARY KEY,
+    paid INTEGER NOT NULL,
+    recent TEXT NOT NULL
+);
+CREATE TABLE payee_memory (
+    host INTEGER PRIMARY KEY,
+    payee INTEGER NOT NULL
+);
+CREATE TABLE receipt_archives (
+    last_seq INTEGER PRIMARY KEY,
+    first_seq INTEGER NOT NULL,
+    last_hash TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    file TEXT NOT NULL,
+    archived_at TEXT NOT NULL
+);
+CREATE TABLE receipt_index_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    backfill_below INTEGER NOT NULL
+);
+INSERT INTO receipt_index_state (id, backfill_below) SELECT 1, coalesce(max(seq), 0) + 1 FROM receipts;
+"#;
+
+/// Kinds of interned values (`receipt_dims.kind`).
+pub mod dim {
+    pub const GRANT: i64 = 1;
+    pub const HOST: i64 = 2;
+    pub const ENDPOINT: i64 = 3;
+    pub const PAYEE: i64 = 4;
+    pub const NETWORK: i64 = 5;
+    pub const REASON: i64 = 6;
+}
+
+/// Seconds in a day (days are UTC, numbered from the Unix epoch).
+pub const DAY: i64 = 86_400;
+
+pub fn outcome_code(o: Outcome) -> i64 {
+    match o {
+        Outcome::Paid => 0,
+        Outcome::Refused => 1,
+        Outcome::Failed => 2,
+        Outcome::NotPayable => 3,
+    }
+}
+
+pub const OUTCOMES: [&str; 4] = ["paid", "refused", "failed", "not_payable"];
+pub const DECIDERS: [&str; 5] = ["auto", "user", "timeout", "policy", "rule"];
+
+pub fn decider_code(d: DecidedBy) -> i64 {
+    match d {
+        DecidedBy::Auto => 0,
+        DecidedBy::User => 1,
+        DecidedBy::Timeout => 2,
+        DecidedBy::Policy => 3,
+        DecidedBy::Rule => 4,
+    }
+}
+
+/// The FTS token every indexed receipt carries (the base of queries with no positive term).
+pub const TOKEN_ALL: &str = "$a";
+
+/// FTS tokens for facts: `$` is a token character only for these (it is stripped from text).
+pub fn token(prefix: char, code: i64) -> String {
+    format!("${prefix}{code}")
+}
+pub const FLAG_TOKENS: [(u32, &str); 2] = [(flags::PRICE_SPIKE, "$fs"), (flags::NEW_PAYEE, "$fp")];
+pub const TOKEN_FLAGGED: &str = "$ff";
+
+/// Amount buckets: boundaries 1, 2, 5, 10, 20, 50 ... micro-USD. Bucket 0 holds zero; bucket
+/// `i >= 1` holds `[BOUNDS[i-1], BOUNDS[i])` (the last one is open-ended).
+pub fn bucket_bounds() -> Vec<u64> {
+    let mut v = Vec::new();
+    let mut p = 1u64;
+    for _ in 0..14 {
+        for m in [1, 2, 5] {
+            v.push(p * m);
+        }
+        p *= 10;
+    }
+    v
+}
+
+/// The bucket of an amount (micro-USD).
+pub fn bucket_of(amount: u64) -> usize {
+    if amount == 0 {
+        return 0;
+    }
+    bucket_bounds().iter().take_while(|b| **b <= amount).count()
+}
+
+/// `[lo, hi]` (inclusive, micro-USD) covered by a bucket.
+pub fn bucket_range(b: usize) -> (u64, u64) {
+    let bounds = bucket_bounds();
+    match b {
+        0 => (0, 0),
+        b if b >= bounds.len() => (bounds[bounds.len() - 1], u64::MAX),
+        b => (bounds[b - 1], bounds[b] - 1),
+    }
+}
+
+pub fn bucket_count() -> usize {
+    bucket_bounds().len() + 1
+}
+
+/// The interned id of `(kind, value)`, created when new. 0 stands for "none".
+pub(crate) fn dim_id(c: &Connection, kind: i64, value: Option<&str>, label: Option<&str>) -> Result<i64> {
+    let Some(value) = value.filter(|v| !v.is_empty()) else { return Ok(0) };
+    let found: Option<i64> = c.prepare_cached("SELECT id FROM receipt_dims WHERE kind = ?1 AND value = ?2")?.query_row(params![kind, value], |r| r.get(0)).optional()?;
+    if let Some(id) = found {
+        return Ok(id);
+    }
+    c.prepare_cached("INSERT INTO receipt_dims (kind, value, label) VALUES (?1, ?2, ?3)")?.execute(params![kind, value, label])?;
+    Ok(c.last_insert_rowid())
+}
+
+/// Looks up an interned id without creating it.
+pub(crate) fn find_dim(c: &Connection, kind: i64, value: &str) -> Result<Option<i64>> {
+    Ok(c.prepare_cached("SELECT id FROM receipt_dims WHERE kind = ?1 AND value = ?2")?.query_row(params![kind, value], |r| r.get(0)).optional()?)
+}
+
+/// Micro-USD of a receipt's price, when it has one (`amount_usd` is an exact decimal string).
+pub fn amount_micros(r: &Receipt) -> Option<u64> {
+    r.amount_usd.as_deref().and_then(|s| crate::money::parse_usd(s).ok())
+}
+
+/// The lowercased payee address.
+fn payee_of(r: &Receipt) -> Option<String> {
+    r.pay_to.as_deref().map(str::to_ascii_lowercase)
+}
+
+/// What the challenge says the resource is (v2 `resource.description`, v1 the option's).
+pub fn description_of(r: &Receipt) -> Option<String> {
+    let from = |v: Option<&serde_json::Value>| v.and_then(|v| v.get("description")).and_then(|d| d.as_str()).map(str::to_string);
+    from(r.requirement.as_ref())
+        .or_else(|| from(r.challenge.as_ref().and_then(|c| c.get("resource"))))
+        .or_else(|| from(r.challenge.as_ref().and_then(|c| c.get("accepts")).and_then(|a| a.get(0))))
+        .filter(|s| !s.trim().is_empty())
+}
+
+/// The searchable words of a receipt: host, path, description, intent, grant label, payee,
+/// reason and detail, transaction. `$` is removed so text can never forge a fact token.
+fn words_of(r: &Receipt) -> String {
+    let cap = |s: &str, n: usize| s.chars().take(n).collect::<String>();
+    let mut parts: Vec<String> = vec![cap(&r.host, 255), cap(flags::url_path(&r.url), 300)];
+    if let Some(d) = description_of(r) {
+        parts.push(cap(&d, 300));
+    }
+    if let Some(i) = &r.intent {
+        parts.push(cap(i, 300));
+    }
+    if let Some(g) = &r.grant {
+        parts.push(cap(&g.label, 100));
+    }
+    if let Some(p) = &r.pay_to {
+        parts.push(cap(p, 100));
+    }
+    parts.push(cap(&r.reason, 100));
+    if let Some(d) = &r.detail {
+        parts.push(cap(d, 100));
+    }
+    if let Some(tx) = &r.tx {
+        parts.push(cap(tx, 100));
+    }
+    parts.join(" ").replace('$', " ")
+}
+
+/// Indexes one receipt (already inserted with this `seq`) inside the caller's transaction.
+pub(crate) fn index_receipt(c: &Connection, seq: i64, r: &Receipt) -> Result<()> {
+    backfill_if_pending(c)?;
+    index_one(c, seq, r)
+}
+
+fn index_one(c: &Connection, seq: i64, r: &Receipt) -> Result<()> {
+    let t = r.time.timestamp();
+    let day = t.div_euclid(DAY);
+    let grant_label = r.grant.as_ref().map(|g| g.label.as_str());
+    let grant = dim_id(c, dim::GRANT, r.grant_id.as_deref(), grant_label)?;
+    let host_name = r.host.to_ascii_lowercase();
+    let host = dim_id(c, dim::HOST, Some(&host_name), None)?;
+    let endpoint_name = flags::endpoint_of(&host_name, &r.url);
+    let endpoint = dim_id(c, dim::ENDPOINT, Some(&endpoint_name), Some(&host_name))?;
+    let payee = dim_id(c, dim::PAYEE, payee_of(r).as_deref(), None)?;
+    let network = dim_id(c, dim::NETWORK, r.network.as_deref(), None)?;
+    let reason = dim_id(c, dim::REASON, Some(&r.reason), None)?;
+    let outcome = outcome_code(r.outcome);
+    let decider = decider_code(r.decided_by);
+    let amount = amount_micros(r);
+
+    // Price memory: flag against what was paid before, then learn from this one if paid.
+    let memory: Option<(i64, String)> = c.prepare_cached("SELECT paid, recent FROM price_memory WHERE endpoint = ?1")?.query_row([endpoint], |x| Ok((x.get(0)?, x.get(1)?))).optional()?;
+    let mut recent = memory.as_ref().map(|(_, s)| flags::parse_recent(s)).unwrap_or_default();
+    let known_payee: Option<i64> = c.prepare_cached("SELECT payee FROM payee_memory WHERE host = ?1")?.query_row([host], |x| x.get(0)).optional()?;
+    let flags = Flags::judge(amount, &recent, payee, known_payee);
+    if r.outcome == Outcome::Paid {
+        if let Some(a) = amount {
+            flags::remember(&mut recent, a);
+            let paid = memory.map(|(n, _)| n).unwrap_or(0) + 1;
+            c.prepare_cached("INSERT INTO price_memory (endpoint, paid, recent) VALUES (?1, ?2, ?3) ON CONFLICT(endpoint) DO UPDATE SET paid = excluded.paid, recent = excluded.recent")?
+                .execute(params![endpoint, paid, flags::format_recent(&recent)])?;
+        }
+        if payee != 0 {
+            c.prepare_cached("INSERT INTO payee_memory (host, payee) VALUES (?1, ?2) ON CONFLICT(host) DO UPDATE SET payee = excluded.payee")?.execute(params![host, payee])?;
+        }
+    }
+
+    let amount_i = amount.map(|a| i64::try_from(a).map_err(|_| LedgerError::Overflow)).transpose()?;
+    c.prepare_cached("INSERT INTO receipt_facts (seq, t, grant_dim, outcome, decider, host, endpoint, payee, network, reason, amount, flags) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")?
+        .execute(params![seq, t, grant, outcome, decider, host, endpoint, payee, network, reason, amount_i, flags.bits()])?;
+
+    let mut doc = vec![TOKEN_ALL.to_string(), token('o', outcome), token('d', decider), token('h', host), token('r', reason)];
+    for (prefix, id) in [('g', grant), ('p', payee), ('n', network)] {
+        if id != 0 {
+            doc.push(token(prefix, id));
+        }
+    }
+    if let Some(a) = amount {
+        doc.push(token('m', bucket_of(a) as i64));
+    }
+    for (bit, tok) in FLAG_TOKENS {
+        if flags.bits() & bit != 0 {
+            doc.push(tok.to_string());
+        }
+    }
+    if flags.bits() != 0 {
+        doc.push(TOKEN_FLAGGED.to_string());
+    }
+    doc.push(words_of(r));
+    c.prepare_cached("INSERT INTO receipt_fts (rowid, doc) VALUES (?1, ?2)")?.execute(params![seq, doc.join(" ")])?;
+
+    let spend = if r.outcome == Outcome::Paid { amount_i.unwrap_or(0) } else { 0 };
+    c.prepare_cached(
+        "INSERT INTO receipt_rollup (day, grant_dim, endpoint, host, payee, network, outcome, decider, flags, n, spend) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10)
+         ON CONFLICT(day, grant_dim, endpoint, payee, network, outcome, decider, flags) DO UPDATE SET n = n + 1, spend = spend + excluded.spend",
+    )?
+    .execute(params![day, grant, endpoint, host, payee, network, outcome, decider, flags.bits(), spend])?;
+    c.prepare_cached("INSERT INTO receipt_days (day, min_seq, max_seq) VALUES (?1, ?2, ?2) ON CONFLICT(day) DO UPDATE SET min_seq = min(min_seq, excluded.min_seq), max_seq = max(max_seq, excluded.max_seq)")?
+        .execute(params![day, seq])?;
+    Ok(())
+}
+
+/// Indexes receipts written before the index existed (schema step 2 on an older ledger), in seq
+/// order so the price memory learns them in order. Runs once; a body that does not parse is
+/// skipped (verification reports it).
+pub(crate) fn backfill_if_pending(c: &Connection) -> Result<()> {
+    let below: i64 = c.prepare_cached("SELECT backfill_below FROM receipt_index_state WHERE id = 1")?.query_row([], |r| r.get(0)).optional()?.unwrap_or(0);
+    if below <= 1 {
+        return Ok(());
+    }
+    let rows: Vec<(i64, String)> = {
+        let mut st = c.prepare("SELECT seq, body FROM receipts WHERE seq < ?1 AND seq NOT IN (SELECT seq FROM receipt_facts) ORDER BY seq")?;
+        let rows = st.query_map([below], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    c.execute("UPDATE receipt_index_state SET backfill_below = 0 WHERE id = 1", [])?;
+    for (seq, body) in rows {
+        if let Ok(rec) = serde_json::from_str::<Receipt>(&body) {
+            index_one(c, seq, &rec)?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes the index entries of receipts `seq <= last` (they were archived) and recomputes the
+/// rollup and day bounds of the days they touched.
+pub(crate) fn forget_through(c: &Connection, last: i64) -> Result<()> {
+    let (min_day, max_day): (Option<i64>, Option<i64>) = c.query_row("SELECT min(t), max(t) FROM receipt_facts WHERE seq <= ?1", [last], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let (Some(min_t), Some(max_t)) = (min_day, max_day) else { return Ok(()) };
+    let (d0, d1) = (min_t.div_euclid(DAY), max_t.div_euclid(DAY));
+    c.execute("DELETE FROM receipt_fts WHERE rowid IN (SELECT seq FROM receipt_facts WHERE seq <= ?1)", [last])?;
+    c.execute("DELETE FROM receipt_facts WHERE seq <= ?1", [last])?;
+    c.execute("DELETE FROM receipt_rollup WHERE day BETWEEN ?1 AND ?2", [d0, d1])?;
+    c.execute(
+        "INSERT INTO receipt_rollup (day, grant_dim, endpoint, host, payee, network, outcome, decider, flags, n, spend)
+         SELECT t / 86400, grant_dim, endpoint, host, payee, network, outcome, decider, flags, count(*), sum(CASE WHEN outcome = 0 THEN coalesce(amount, 0) ELSE 0 END)
+         FROM receipt_facts WHERE t >= ?1 * 86400 AND t < (?2 + 1) * 86400 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9",
+        [d0, d1],
+    )?;
+    c.execute("DELETE FROM receipt_days WHERE day BETWEEN ?1 AND ?2", [d0, d1])?;
+    c.execute(
+        "INSERT INTO receipt_days (day, min_seq, max_seq) SELECT t / 86400, min(seq), max(seq) FROM receipt_facts WHERE t >= ?1 * 86400 AND t < (?2 + 1) * 86400 GROUP BY 1",
+        [d0, d1],
+    )?;
+    Ok(())
+}
+
+/// Runs a pending backfill in its own write transaction (search entry points call this).
+pub(crate) fn backfill_pending_now(c: &mut Connection) -> Result<()> {
+    let below: i64 = c.query_row("SELECT backfill_below FROM receipt_index_state WHERE id = 1", [], |r| r.get(0)).optional()?.unwrap_or(0);
+    if below <= 1 {
+        return Ok(());
+    }
+    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    backfill_if_pending(&tx)?;
+    tx.commit()?;
+    Ok(())
+}
