@@ -39,6 +39,9 @@ pub enum Command {
     /// The receipt ledger.
     #[command(subcommand)]
     Receipts(ReceiptsCmd),
+    /// Developer tools: demo data for benchmarks and screenshots.
+    #[command(subcommand)]
+    Dev(crate::timeline::DevCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,4 +171,6 @@ pub enum ReceiptsCmd {
         #[arg(long)]
         json: bool,
     },
+    #[command(flatten)]
+    Timeline(crate::timeline::TimelineCmd),
 }

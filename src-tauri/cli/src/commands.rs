@@ -131,6 +131,7 @@ pub fn receipts(dir: &Path, cmd: ReceiptsCmd) -> Result<()> {
             }
             Ok(())
         }
+        ReceiptsCmd::Timeline(cmd) => crate::timeline::receipts(dir, &ledger, cmd),
         ReceiptsCmd::Show { id } => match ledger.receipt(&id)? {
             Some(r) => crate::print_json(&r),
             None => bail!("no receipt {id}"),

@@ -6,6 +6,7 @@ mod args;
 mod commands;
 mod remote;
 mod serve;
+mod timeline;
 
 use anyhow::{Context, Result};
 use args::{Cli, Command};
@@ -50,6 +51,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Grant(cmd) => commands::grant(&dir, cmd).await,
         Command::Approvals(cmd) => remote::approvals(&dir, cmd).await,
         Command::Receipts(cmd) => commands::receipts(&dir, cmd),
+        Command::Dev(cmd) => timeline::dev(&dir, cmd),
     }
 }
 
