@@ -26,6 +26,10 @@ pub enum Command {
         /// Seconds in-flight requests get to finish on shutdown.
         #[arg(long, default_value_t = 30)]
         grace_secs: u64,
+        /// A PEM file of CA certificates upstream TLS also trusts (on top of the web roots):
+        /// test CAs, or a corporate TLS proxy's.
+        #[arg(long, env = "PURSER_UPSTREAM_CA", value_name = "FILE")]
+        upstream_ca: Option<PathBuf>,
     },
     /// The wallet that pays (an encrypted keystore in the data dir).
     #[command(subcommand)]
@@ -33,6 +37,9 @@ pub enum Command {
     /// Per-task spending grants.
     #[command(subcommand)]
     Grant(GrantCmd),
+    /// The local CA that standard proxy mode intercepts HTTPS with (trust it per agent only).
+    #[command(subcommand)]
+    Ca(CaCmd),
     /// Payments held for your decision (needs a running `purser serve`).
     #[command(subcommand)]
     Approvals(ApprovalsCmd),
@@ -126,6 +133,29 @@ pub enum GrantCmd {
     /// Revoke a grant now (held payments under it are denied).
     Revoke {
         id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the shell lines that put one agent behind Purser as a standard HTTP(S) proxy.
+    Env {
+        id: String,
+        /// The grant's token (shown once at creation); default: `$PURSER_GRANT` in the lines.
+        #[arg(long)]
+        token: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaCmd {
+    /// Write the local CA certificate (PEM) to FILE, or to stdout (creates the CA if needed).
+    Export {
+        #[arg(short = 'o', long = "out", value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Replace the local CA with a new one (restart `purser serve`; agents must trust the new one).
+    Rotate {
         #[arg(long)]
         json: bool,
     },

@@ -77,6 +77,7 @@ pub async fn grant(dir: &Path, cmd: GrantCmd) -> Result<()> {
             };
             if json { crate::print_json(&g) } else { println!("Revoked {} ({}).", g.id, g.label); Ok(()) }
         }
+        GrantCmd::Env { id, token, json } => crate::ca::grant_env(dir, &e, &id, token, json),
     }
 }
 

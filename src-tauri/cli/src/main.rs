@@ -3,6 +3,7 @@
 //! (human text, or JSON with `--json`). No logic of its own.
 
 mod args;
+mod ca;
 mod commands;
 mod remote;
 mod serve;
@@ -46,7 +47,8 @@ async fn run(cli: Cli) -> Result<()> {
     let dir = cli.data_dir.clone().unwrap_or_else(purser_core::datadir::default_dir);
     purser_core::datadir::ensure_private_dir(&dir).with_context(|| format!("data dir {}", dir.display()))?;
     match cli.command {
-        Command::Serve { port, grace_secs } => serve::run(&dir, port, grace_secs).await,
+        Command::Serve { port, grace_secs, upstream_ca } => serve::run(&dir, port, grace_secs, upstream_ca.as_deref()).await,
+        Command::Ca(cmd) => ca::ca(&dir, cmd),
         Command::Wallet(cmd) => commands::wallet(&dir, cmd),
         Command::Grant(cmd) => commands::grant(&dir, cmd).await,
         Command::Approvals(cmd) => remote::approvals(&dir, cmd).await,

@@ -10,7 +10,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub async fn run(dir: &Path, port: u16, grace_secs: u64) -> Result<()> {
+/// `upstream_ca`: extra CA certificates (PEM) upstream TLS trusts.
+pub async fn run(dir: &Path, port: u16, grace_secs: u64, upstream_ca: Option<&Path>) -> Result<()> {
     if let Some(existing) = ControlFile::read(dir) {
         if existing.pid != std::process::id() && Path::new(&format!("/proc/{}", existing.pid)).exists() {
             anyhow::bail!("another purser (pid {}) is already serving this data dir at {}", existing.pid, existing.url);
@@ -24,9 +25,14 @@ pub async fn run(dir: &Path, port: u16, grace_secs: u64) -> Result<()> {
         eprintln!("purser: no wallet in {} yet; payments will be refused (run `purser wallet new` or `wallet import`)", dir.display());
         None
     };
-    let engine = Arc::new(Engine::new(ledger, wallet)?);
+    let mut engine = Engine::new(ledger, wallet)?;
+    if let Some(path) = upstream_ca {
+        engine.upstream = crate::ca::upstream_with_ca(path)?;
+    }
+    let engine = Arc::new(engine);
+    let local_ca = Arc::new(purser_core::proxy::ca::LocalCa::load_or_create(dir).context("the local CA")?);
     let token = purser_core::auth::new_token("pct_");
-    let handle = purser_core::proxy::start(engine.clone(), port, Some(token.clone()), Duration::from_secs(grace_secs)).await?;
+    let handle = purser_core::proxy::start_with_ca(engine.clone(), port, Some(token.clone()), Duration::from_secs(grace_secs), Some(local_ca)).await?;
     let url = format!("http://127.0.0.1:{}", handle.port());
     {
         let mut out = std::io::stdout().lock();

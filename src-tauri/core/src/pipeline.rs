@@ -79,7 +79,9 @@ pub async fn run(e: &Engine, grant: Grant, req: AgentRequest, intent: Option<Str
     let first = match timer.wait(e.upstream.send(&req, None)).await {
         Ok(r) => r,
         Err(err) => {
-            receipt.decide(Outcome::Failed, DecidedBy::Policy, "upstream_error", Some(err.code()), err.to_string());
+            // An upstream whose certificate does not verify is refused outright (never ignored).
+            let outcome = if matches!(err, upstream::UpstreamError::Certificate(_)) { Outcome::Refused } else { Outcome::Failed };
+            receipt.decide(outcome, DecidedBy::Policy, "upstream_error", Some(err.code()), err.to_string());
             return answer(e, None, receipt, Answer::Refuse(StatusCode::BAD_GATEWAY), timer).await;
         }
     };

@@ -1,6 +1,11 @@
 //! Owns the listener: loopback only, the Host and Origin checks that keep browsers and DNS
 //! rebinding out, grant-token authentication, and routing between gateway mode
-//! (`/https://host/path`) and the control API (`/_purser/`). It neither decides nor signs.
+//! (`/https://host/path`), standard proxy mode ([`forward`]: absolute-form requests and
+//! `CONNECT`, intercepted with the local CA of [`ca`] or tunnelled blind) and the control API
+//! (`/_purser/`). It neither decides nor signs.
+
+pub mod ca;
+pub mod forward;
 
 use crate::control;
 use crate::engine::Engine;
@@ -40,6 +45,8 @@ pub struct ProxyContext {
     pub port: u16,
     /// The control API's token; `None` disables the control API.
     pub control_token: Option<String>,
+    /// The local CA that intercepts CONNECTs to in-scope hosts; `None`: such CONNECTs are refused.
+    pub ca: Option<Arc<ca::LocalCa>>,
 }
 
 /// A running proxy. Reports its bound port; stops (gracefully) on `shutdown` or on drop.
@@ -75,9 +82,14 @@ impl Drop for ProxyHandle {
 
 /// Binds 127.0.0.1:`port` (0 picks one) and serves until the handle stops it.
 pub async fn start(engine: Arc<Engine>, port: u16, control_token: Option<String>, grace: Duration) -> Result<ProxyHandle, ProxyError> {
+    start_with_ca(engine, port, control_token, grace, None).await
+}
+
+/// [`start`], with the local CA that standard proxy mode intercepts HTTPS with.
+pub async fn start_with_ca(engine: Arc<Engine>, port: u16, control_token: Option<String>, grace: Duration, ca: Option<Arc<ca::LocalCa>>) -> Result<ProxyHandle, ProxyError> {
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await.map_err(|source| ProxyError::Bind { port, source })?;
     let addr = listener.local_addr().map_err(|source| ProxyError::Bind { port, source })?;
-    let ctx = Arc::new(ProxyContext { port: addr.port(), control_token });
+    let ctx = Arc::new(ProxyContext { port: addr.port(), control_token, ca });
     let (stop, mut stopped) = watch::channel(false);
     let task = tokio::spawn(async move {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -89,9 +101,17 @@ pub async fn start(engine: Arc<Engine>, port: u16, control_token: Option<String>
                     let (engine, ctx) = (engine.clone(), ctx.clone());
                     let svc = service_fn(move |req| {
                         let (engine, ctx) = (engine.clone(), ctx.clone());
-                        async move { Ok::<_, Infallible>(handle(&engine, &ctx, req).await) }
+                        async move {
+                            if forward::is_proxy_request(&req) {
+                                return Ok::<_, Infallible>(forward::handle(engine, ctx, req).await);
+                            }
+                            Ok::<_, Infallible>(handle(&engine, &ctx, req).await)
+                        }
                     });
-                    let conn = hyper::server::conn::http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), svc);
+                    // HTTP/1.1 with upgrades (CONNECT hands the connection to `forward`).
+                    let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new()).http1_only();
+                    builder.http1().keep_alive(true);
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
                     let watched = graceful.watch(conn);
                     tokio::spawn(async move { let _ = watched.await; });
                 }
@@ -109,7 +129,8 @@ pub async fn start(engine: Arc<Engine>, port: u16, control_token: Option<String>
     Ok(ProxyHandle { addr, stop, task: Some(task) })
 }
 
-/// Handles one request: a plain function of (engine, context, request), testable without a socket.
+/// Handles one gateway-mode or control request (origin-form; standard proxy requests go to
+/// [`forward::handle`]): a plain function of (engine, context, request), testable without a socket.
 pub async fn handle<B>(engine: &Engine, ctx: &ProxyContext, req: Request<B>) -> Response<Body>
 where
     B: hyper::body::Body<Data = Bytes> + Send,
@@ -164,7 +185,7 @@ fn check_origin_and_host(headers: &HeaderMap, port: u16) -> Option<Response<Body
 
 /// The grant token from `Proxy-Authorization` (Bearer, or Basic with the token as password)
 /// or `X-Purser-Grant`.
-fn grant_token(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn grant_token(headers: &HeaderMap) -> Option<String> {
     if let Some(v) = headers.get(header::PROXY_AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         let (scheme, rest) = v.trim().split_once(' ')?;
         if scheme.eq_ignore_ascii_case("bearer") {

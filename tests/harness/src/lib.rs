@@ -15,6 +15,7 @@ pub mod hostile;
 pub mod peers;
 pub mod proc;
 pub mod purser;
+pub mod tls;
 
 pub use agent::{agent, raw_http, send, RawReply, Reply};
 pub use chain::{facilitator_count, facilitator_stats, tx_transfer, usdc_balance};
@@ -24,6 +25,7 @@ pub use challenge::{
 pub use hostile::{Hostile402, RawResponse};
 pub use peers::{Mode, Peers};
 pub use purser::Purser;
+pub use tls::{TestCa, TlsFront};
 pub use rusqlite;
 
 /// The real Base Sepolia USDC address (the peers install their token there too).

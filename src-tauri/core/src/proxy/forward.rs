@@ -1,0 +1,224 @@
+//! Owns standard proxy mode: absolute-form `http://` requests and `CONNECT host:port`, with the
+//! grant token as proxy credentials (Basic, any user name). A CONNECT to a host the grant
+//! covers is intercepted: TLS is terminated with a leaf from the local CA and every request
+//! inside is governed by the pipeline exactly as in gateway mode (upstream TLS fully verified by
+//! the pooled client). A CONNECT to any other host is tunnelled blind: bytes only, no plaintext,
+//! no receipt.
+//!
+//! Why the gateway's Host check does not apply here: in proxy mode `Host` names the target. A
+//! web page (the DNS-rebinding threat) can only send origin-form requests (`GET /path`), never
+//! an absolute-form request line or `CONNECT`, and cannot attach proxy credentials; so these
+//! requests are recognised by their request line, still refused with any `Origin` header, and
+//! never served without a grant token.
+
+use super::{ProxyContext, MAX_REQUEST_BODY};
+use crate::engine::Engine;
+use crate::grants::Grant;
+use crate::pipeline;
+use crate::upstream::{error_response, AgentRequest, Body, BoxError};
+use bytes::Bytes;
+use http::{header, HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Time allowed to open a blind tunnel's TCP connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed for the agent's TLS handshake inside an intercepted CONNECT.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Is this a standard proxy request (CONNECT, or an absolute-form request line)?
+pub fn is_proxy_request<B>(req: &Request<B>) -> bool {
+    req.method() == Method::CONNECT || req.uri().scheme().is_some()
+}
+
+/// Handles a CONNECT or an absolute-form request.
+pub async fn handle<B>(engine: Arc<Engine>, ctx: Arc<ProxyContext>, req: Request<B>) -> Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    if req.headers().contains_key(header::ORIGIN) {
+        return error_response(StatusCode::FORBIDDEN, "origin_forbidden", "requests from web pages (with an Origin header) are refused", None);
+    }
+    if req.method() == Method::CONNECT {
+        connect(engine, &ctx, req).await
+    } else {
+        absolute(&engine, &ctx, req).await
+    }
+}
+
+/// The grant the proxy credentials open, and the token (kept to re-check the grant on every
+/// request inside an intercepted tunnel), or a 407.
+fn authenticate(engine: &Engine, headers: &HeaderMap) -> Result<(Grant, String), Response<Body>> {
+    let Some(token) = super::grant_token(headers) else {
+        return Err(auth_required("missing_token", "send your grant token as the proxy password: HTTPS_PROXY=http://grant:<token>@127.0.0.1:PORT"));
+    };
+    match engine.authenticate(&token) {
+        Ok(Some(g)) => Ok((g, token)),
+        Ok(None) => Err(auth_required("unknown_token", "this grant token is not known to Purser")),
+        Err(e) => Err(error_response(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string(), None)),
+    }
+}
+
+/// 407 asking for Basic proxy credentials (what HTTP clients answer), Bearer also accepted.
+pub fn auth_required(code: &str, message: &str) -> Response<Body> {
+    let mut r = error_response(StatusCode::PROXY_AUTHENTICATION_REQUIRED, code, message, None);
+    r.headers_mut().insert(header::PROXY_AUTHENTICATE, http::HeaderValue::from_static("Basic realm=\"purser\""));
+    r.headers_mut().append(header::PROXY_AUTHENTICATE, http::HeaderValue::from_static("Bearer realm=\"purser\""));
+    r
+}
+
+/// Is `host:port` this proxy itself (a request loop)?
+fn is_self(host: &str, port: u16, ctx: &ProxyContext) -> bool {
+    port == ctx.port && matches!(host.to_ascii_lowercase().as_str(), "127.0.0.1" | "localhost" | "::1" | "0.0.0.0")
+}
+
+/// `GET http://host/path HTTP/1.1`: governed like gateway mode.
+async fn absolute<B>(engine: &Engine, ctx: &ProxyContext, req: Request<B>) -> Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes> + Send,
+    B::Error: Into<BoxError>,
+{
+    let url = match reqwest::Url::parse(&req.uri().to_string()) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => u,
+        _ => return error_response(StatusCode::BAD_REQUEST, "bad_target", "the request target is not a valid http(s) URL", None),
+    };
+    if is_self(url.host_str().unwrap_or_default().trim_matches(['[', ']']), url.port_or_known_default().unwrap_or(0), ctx) {
+        return error_response(StatusCode::BAD_REQUEST, "proxy_loop", "the target is this proxy itself", None);
+    }
+    let grant = match authenticate(engine, req.headers()) {
+        Ok((g, _)) => g,
+        Err(r) => return r,
+    };
+    govern(engine, grant, url, req).await
+}
+
+/// Buffers the agent's request and runs it through the pipeline under `grant`.
+pub(crate) async fn govern<B>(engine: &Engine, grant: Grant, url: reqwest::Url, req: Request<B>) -> Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes> + Send,
+    B::Error: Into<BoxError>,
+{
+    let intent = req.headers().get("purser-intent").and_then(|v| std::str::from_utf8(v.as_bytes()).ok()).and_then(pipeline::sanitize_intent);
+    let (parts, body) = req.into_parts();
+    let body = match http_body_util::Limited::new(body, MAX_REQUEST_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return error_response(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "request bodies over 16 MiB are not proxied", None),
+    };
+    let agent = AgentRequest { method: parts.method, url, headers: parts.headers, body };
+    pipeline::run(engine, grant, agent, intent).await
+}
+
+/// `CONNECT host:port`: intercept for a host the grant covers, else a blind tunnel.
+async fn connect<B>(engine: Arc<Engine>, ctx: &ProxyContext, req: Request<B>) -> Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let Some(authority) = req.uri().authority().cloned() else {
+        return error_response(StatusCode::BAD_REQUEST, "bad_target", "CONNECT needs host:port", None);
+    };
+    let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+    let port = authority.port_u16().unwrap_or(443);
+    if host.is_empty() || port == 0 {
+        return error_response(StatusCode::BAD_REQUEST, "bad_target", "CONNECT needs host:port", None);
+    }
+    if is_self(&host, port, ctx) {
+        return error_response(StatusCode::BAD_REQUEST, "proxy_loop", "the target is this proxy itself", None);
+    }
+    let (grant, token) = match authenticate(&engine, req.headers()) {
+        Ok(pair) => pair,
+        Err(r) => return r,
+    };
+    let in_scope = grant.limits.hosts.iter().any(|p| p.matches(&host, port));
+    if in_scope {
+        let Some(ca) = ctx.ca.as_ref() else {
+            return error_response(StatusCode::SERVICE_UNAVAILABLE, "interception_unavailable", "this proxy has no local CA, so it cannot govern HTTPS through CONNECT", None);
+        };
+        let tls = match ca.server_config(&host) {
+            Ok(c) => tokio_rustls::TlsAcceptor::from(c),
+            Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, e.code(), &e.to_string(), None),
+        };
+        let base = if host.contains(':') { format!("https://[{host}]:{port}") } else { format!("https://{host}:{port}") };
+        tokio::spawn(async move {
+            let upgraded = match hyper::upgrade::on(req).await {
+                Ok(u) => u,
+                Err(e) => return tracing::debug!(error = %e, "CONNECT upgrade failed"),
+            };
+            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(TokioIo::new(upgraded))).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return tracing::info!(error = %e, %base, "agent TLS handshake failed (does it trust Purser's CA?)"),
+                Err(_) => return tracing::info!(%base, "agent TLS handshake timed out"),
+            };
+            serve_intercepted(engine, Arc::from(token), Arc::from(base), stream).await;
+        });
+        return tunnel_established();
+    }
+    if let Err(refusal) = crate::policy::check_budget(&grant, 0, engine.clock.now()) {
+        return error_response(StatusCode::FORBIDDEN, refusal.code(), &refusal.to_string(), None);
+    }
+    let upstream = match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect((host.as_str(), port))).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return error_response(StatusCode::BAD_GATEWAY, "connect_failed", &format!("could not connect to {host}:{port}: {e}"), None),
+        Err(_) => return error_response(StatusCode::GATEWAY_TIMEOUT, "connect_timeout", &format!("{host}:{port} did not accept a connection in time"), None),
+    };
+    let _ = upstream.set_nodelay(true);
+    tokio::spawn(async move {
+        let mut upstream = upstream;
+        match hyper::upgrade::on(req).await {
+            Ok(up) => {
+                let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(up), &mut upstream).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
+        }
+    });
+    tunnel_established()
+}
+
+fn tunnel_established() -> Response<Body> {
+    let mut r = Response::new(Body::default());
+    *r.status_mut() = StatusCode::OK;
+    r
+}
+
+/// Serves HTTP/1.1 or HTTP/2 (by ALPN) inside an intercepted tunnel.
+async fn serve_intercepted<S>(engine: Arc<Engine>, token: Arc<str>, base: Arc<str>, stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let target = base.clone();
+    let svc = service_fn(move |req| {
+        let (engine, token, base) = (engine.clone(), token.clone(), base.clone());
+        async move { Ok::<_, Infallible>(intercepted(&engine, &token, &base, req).await) }
+    });
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http1().keep_alive(true);
+    if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
+        tracing::debug!(error = %e, base = %target, "intercepted connection ended");
+    }
+}
+
+/// One request inside an intercepted tunnel: the target is the CONNECT's host and port (never
+/// the inner Host header), and the grant is looked up again so that a revocation applies to
+/// the next request.
+async fn intercepted<B>(engine: &Engine, token: &str, base: &str, req: Request<B>) -> Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes> + Send,
+    B::Error: Into<BoxError>,
+{
+    let grant = match engine.authenticate(token) {
+        Ok(Some(g)) => g,
+        Ok(None) => return error_response(StatusCode::FORBIDDEN, "unknown_token", "this grant no longer exists", None),
+        Err(e) => return error_response(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string(), None),
+    };
+    let pq = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let url = match reqwest::Url::parse(&format!("{base}{pq}")) {
+        Ok(u) => u,
+        Err(_) => return error_response(StatusCode::BAD_REQUEST, "bad_target", "the request path is not valid", None),
+    };
+    govern(engine, grant, url, req).await
+}
