@@ -113,6 +113,8 @@ struct Host {
 }
 
 struct SeedGrant {
+    /// The part of the span (fractions) the grant's task is active in.
+    active: (f64, f64),
     id: String,
     label: String,
     hosts: Vec<usize>,
@@ -206,7 +208,15 @@ pub fn seed(ledger: &Ledger, dir: &Path, opts: &SeedOptions, now: DateTime<Utc>,
         let id = uuid_at(&mut rng, start);
         let grant = ledger.create_grant(&id, &label, &limits, &hex_of(&mut rng, 32), start)?;
         let snapshot = GrantSnapshot::from(&grant);
-        grants.push(SeedGrant { id, label, hosts: gh, budget, spent: 0, snapshot });
+        // A few standing grants span everything; the rest are tasks of a day to two weeks.
+        let active = if g < 5 {
+            (0.0, 1.0)
+        } else {
+            let len = (rng.gen_range(1.0..14.0) / days as f64).min(1.0);
+            let s = rng.gen_range(0.0..(1.0 - len).max(f64::EPSILON));
+            (s, s + len)
+        };
+        grants.push(SeedGrant { active, id, label, hosts: gh, budget, spent: 0, snapshot });
     }
 
     let total_weight: u32 = REFUSALS.iter().map(|r| r.3).sum();
@@ -221,7 +231,7 @@ pub fn seed(ledger: &Ledger, dir: &Path, opts: &SeedOptions, now: DateTime<Utc>,
         if rng.gen_bool(0.02) {
             t -= Duration::seconds(rng.gen_range(1..60));
         }
-        let gi = rng.gen_range(0..grants.len());
+        let gi = (0..64).map(|_| rng.gen_range(0..grants.len())).find(|g| grants[*g].active.0 <= frac && frac <= grants[*g].active.1).unwrap_or_else(|| rng.gen_range(0..5.min(grants.len())));
         let hi = grants[gi].hosts[rng.gen_range(0..grants[gi].hosts.len())];
         let ep = &endpoints[by_host[hi][rng.gen_range(0..by_host[hi].len())]];
         let host = &hosts[hi];
