@@ -26,6 +26,10 @@ pub enum Command {
         /// Seconds in-flight requests get to finish on shutdown.
         #[arg(long, default_value_t = 30)]
         grace_secs: u64,
+        /// Raise no desktop notifications for held payments (they still wait for
+        /// `purser approvals`). By default they are raised whenever a session bus is reachable.
+        #[arg(long)]
+        no_notify: bool,
         /// A PEM file of CA certificates upstream TLS also trusts (on top of the web roots):
         /// test CAs, or a corporate TLS proxy's.
         #[arg(long, env = "PURSER_UPSTREAM_CA", value_name = "FILE")]
@@ -49,6 +53,12 @@ pub enum Command {
     /// Developer tools: demo data for benchmarks and screenshots.
     #[command(subcommand)]
     Dev(crate::timeline::DevCmd),
+    /// Standing answers on a grant: auto-approve a host up to a price for a while, or block it.
+    #[command(subcommand)]
+    Rules(RulesCmd),
+    /// Names for payee addresses (shown in prompts next to the address).
+    #[command(subcommand)]
+    Payee(PayeeCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -174,12 +184,78 @@ pub enum ApprovalsCmd {
         /// Approve only if the payment is still exactly this requirement.
         #[arg(long)]
         requirement_hash: Option<String>,
+        /// Also let this grant pay this host without asking for this long (e.g. 10m).
+        #[arg(long, value_name = "DURATION")]
+        allow_for: Option<String>,
+        /// With --allow-for: the largest price (USD) paid without asking (default: this one's).
+        #[arg(long, value_name = "USD", requires = "allow_for")]
+        up_to: Option<String>,
         #[arg(long)]
         json: bool,
     },
     /// Deny one held payment.
     Deny {
         id: String,
+        /// Also refuse every payment to this host under this grant from now on.
+        #[arg(long)]
+        block_host: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Held payments that were denied by timeout since you last looked (and mark them seen).
+    Missed {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCmd {
+    /// Rules in force (of one grant, or all).
+    List {
+        #[arg(long)]
+        grant: Option<String>,
+        /// Include removed rules.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a rule to a grant: --allow HOST --up-to USD --for DURATION, or --block HOST.
+    Add {
+        grant: String,
+        /// Pay this host (host, host:port or *.domain) without asking, within the grant's limits.
+        #[arg(long, value_name = "HOST", conflicts_with = "block", requires_all = ["up_to", "duration"])]
+        allow: Option<String>,
+        /// Refuse every payment to this host under the grant.
+        #[arg(long, value_name = "HOST", required_unless_present = "allow")]
+        block: Option<String>,
+        #[arg(long, value_name = "USD")]
+        up_to: Option<String>,
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a rule.
+    Remove {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PayeeCmd {
+    /// Name a payee address; an empty name removes it.
+    Label {
+        address: String,
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Named payees.
+    List {
         #[arg(long)]
         json: bool,
     },

@@ -6,6 +6,7 @@ mod args;
 mod ca;
 mod commands;
 mod remote;
+mod rules;
 mod serve;
 mod timeline;
 
@@ -47,13 +48,15 @@ async fn run(cli: Cli) -> Result<()> {
     let dir = cli.data_dir.clone().unwrap_or_else(purser_core::datadir::default_dir);
     purser_core::datadir::ensure_private_dir(&dir).with_context(|| format!("data dir {}", dir.display()))?;
     match cli.command {
-        Command::Serve { port, grace_secs, upstream_ca } => serve::run(&dir, port, grace_secs, upstream_ca.as_deref()).await,
+        Command::Serve { port, grace_secs, no_notify, upstream_ca } => serve::run(&dir, port, grace_secs, !no_notify, cli.data_dir.is_some(), upstream_ca.as_deref()).await,
         Command::Ca(cmd) => ca::ca(&dir, cmd),
         Command::Wallet(cmd) => commands::wallet(&dir, cmd),
         Command::Grant(cmd) => commands::grant(&dir, cmd).await,
         Command::Approvals(cmd) => remote::approvals(&dir, cmd).await,
         Command::Receipts(cmd) => commands::receipts(&dir, cmd),
         Command::Dev(cmd) => timeline::dev(&dir, cmd),
+        Command::Rules(cmd) => rules::rules(&dir, cmd),
+        Command::Payee(cmd) => rules::payee(&dir, cmd),
     }
 }
 

@@ -40,6 +40,11 @@ pub async fn approvals(dir: &Path, cmd: ApprovalsCmd) -> Result<()> {
             if json {
                 return crate::print_json(&v);
             }
+            // "3 requests were denied while you were away": told once, then marked seen.
+            let missed = call(&c, reqwest::Method::POST, "approvals/missed/ack", None).await?;
+            if let Some(m) = missed["message"].as_str() {
+                println!("{m} (purser receipts list shows them)");
+            }
             let items = v.as_array().cloned().unwrap_or_default();
             if items.is_empty() {
                 println!("No payments are waiting for you.");
@@ -61,14 +66,34 @@ pub async fn approvals(dir: &Path, cmd: ApprovalsCmd) -> Result<()> {
             }
             Ok(())
         }
-        ApprovalsCmd::Approve { id, requirement_hash, json } => {
-            let body = serde_json::json!({"requirement_hash": requirement_hash});
+        ApprovalsCmd::Approve { id, requirement_hash, allow_for, up_to, json } => {
+            let body = serde_json::json!({"requirement_hash": requirement_hash, "allow_for": allow_for, "up_to": up_to});
             let v = call(&c, reqwest::Method::POST, &format!("approvals/{id}/approve"), Some(body)).await?;
-            if json { crate::print_json(&v) } else { println!("Approved {id}."); Ok(()) }
+            if json { crate::print_json(&v) } else { println!("Approved {id}.{}", rule_note(&v)); Ok(()) }
         }
-        ApprovalsCmd::Deny { id, json } => {
-            let v = call(&c, reqwest::Method::POST, &format!("approvals/{id}/deny"), None).await?;
-            if json { crate::print_json(&v) } else { println!("Denied {id}."); Ok(()) }
+        ApprovalsCmd::Deny { id, block_host, json } => {
+            let body = serde_json::json!({"block_host": block_host});
+            let v = call(&c, reqwest::Method::POST, &format!("approvals/{id}/deny"), Some(body)).await?;
+            if json { crate::print_json(&v) } else { println!("Denied {id}.{}", rule_note(&v)); Ok(()) }
         }
+        ApprovalsCmd::Missed { json } => {
+            let v = call(&c, reqwest::Method::POST, "approvals/missed/ack", None).await?;
+            if json {
+                return crate::print_json(&v);
+            }
+            println!("{}", v["message"].as_str().unwrap_or("No request was denied while you were away."));
+            for id in v["receipt_ids"].as_array().into_iter().flatten().filter_map(|i| i.as_str()) {
+                println!("    receipt {id}");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// " Rule <id>: auto-approve ... (remove: purser rules remove <id>)" when a decision made one.
+fn rule_note(v: &Value) -> String {
+    match (v["rule"]["id"].as_str(), v["rule"]["description"].as_str()) {
+        (Some(id), Some(d)) => format!(" Rule {id}: {d} (remove: purser rules remove {id})."),
+        _ => String::new(),
     }
 }

@@ -1,5 +1,6 @@
 //! `purser serve`: the headless daemon. Unlocks the wallet, starts the proxy on 127.0.0.1,
-//! publishes the control file, and shuts down cleanly on Ctrl-C or SIGTERM.
+//! publishes the control file, raises desktop prompts for held payments (unless `--no-notify`),
+//! and shuts down cleanly on Ctrl-C or SIGTERM.
 
 use anyhow::{Context, Result};
 use purser_core::control::ControlFile;
@@ -10,8 +11,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// `notify`: raise desktop prompts; `explicit_dir`: the data dir was given (so the commands
+/// "Open" prints name it).
 /// `upstream_ca`: extra CA certificates (PEM) upstream TLS trusts.
-pub async fn run(dir: &Path, port: u16, grace_secs: u64, upstream_ca: Option<&Path>) -> Result<()> {
+pub async fn run(dir: &Path, port: u16, grace_secs: u64, notify: bool, explicit_dir: bool, upstream_ca: Option<&Path>) -> Result<()> {
     if let Some(existing) = ControlFile::read(dir) {
         if existing.pid != std::process::id() && Path::new(&format!("/proc/{}", existing.pid)).exists() {
             anyhow::bail!("another purser (pid {}) is already serving this data dir at {}", existing.pid, existing.url);
@@ -31,6 +34,10 @@ pub async fn run(dir: &Path, port: u16, grace_secs: u64, upstream_ca: Option<&Pa
     }
     let engine = Arc::new(engine);
     let local_ca = Arc::new(purser_core::proxy::ca::LocalCa::load_or_create(dir).context("the local CA")?);
+    if notify {
+        let opener = purser_core::notify::PrintCommand::new(explicit_dir.then(|| dir.to_path_buf()));
+        purser_core::notify::spawn(engine.clone(), Arc::new(purser_core::notify::desktop::DesktopNotifier::new()), Arc::new(opener));
+    }
     let token = purser_core::auth::new_token("pct_");
     let handle = purser_core::proxy::start_with_ca(engine.clone(), port, Some(token.clone()), Duration::from_secs(grace_secs), Some(local_ca)).await?;
     let url = format!("http://127.0.0.1:{}", handle.port());

@@ -1,14 +1,20 @@
 //! Owns held requests: the queue of payments waiting for the user, each bound to the exact
 //! requirement hash it was shown for, resolved by a decision, a timeout, a revocation of its
-//! grant, or shutdown. It never pays; it only answers "may this go ahead?".
+//! grant, or shutdown. It never pays; it only answers "may this go ahead?". The countdown to the
+//! default denial pauses while the user has the request open in the approval window.
 
 use crate::events::{Event, Events};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
+use tokio::time::Instant;
+
+/// Longest the countdown stays paused for one request (then it runs on, so a window left open
+/// never holds an agent forever).
+pub const MAX_PAUSE: Duration = Duration::from_secs(600);
 
 /// What the user (or the clock) said.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +24,18 @@ pub enum Verdict {
     TimedOut,
     Revoked,
     ShuttingDown,
+}
+
+/// Where a user's decision came from (recorded in the receipt as `decided_via`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    /// An action button of the desktop notification.
+    Notification,
+    /// The desktop app's approval window.
+    Window,
+    /// The control API (the `purser approvals` CLI, or any local tool holding its token).
+    Control,
 }
 
 /// A held request, with the facts the user decides on.
@@ -35,12 +53,25 @@ pub struct PendingApproval {
     pub asset: String,
     pub pay_to: String,
     pub requirement_hash: String,
+    /// The amount in the asset's own units, e.g. `0.05 USDC`.
+    pub amount_asset: String,
+    /// The network's short name, e.g. `base-sepolia`.
+    pub network_name: String,
+    /// The name the user gave this payee, if any.
+    pub payee_label: Option<String>,
     /// The agent's own words (`Purser-Intent`), sanitised; never a verified fact.
     pub intent: Option<String>,
+    /// The server's description of the resource, sanitised; never a verified fact.
+    pub description: Option<String>,
+    /// What the agent calls itself (`Purser-Agent`, else `User-Agent`), sanitised; unverified.
+    pub agent: Option<String>,
     pub remaining_before_atomic: String,
     pub remaining_after_atomic: String,
     pub created_at: DateTime<Utc>,
+    /// When it is denied by default (moves later after a pause).
     pub expires_at: DateTime<Utc>,
+    /// The countdown is paused (the user has it open in the approval window).
+    pub paused: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,7 +93,12 @@ impl ApprovalError {
 
 struct Entry {
     view: PendingApproval,
-    reply: oneshot::Sender<Verdict>,
+    reply: oneshot::Sender<(Verdict, Option<Via>)>,
+    /// When the waiter denies it by default (set when `wait` starts).
+    deadline: Option<Instant>,
+    paused_since: Option<Instant>,
+    /// Wakes the waiter when the countdown is paused or resumed.
+    wake: Arc<Notify>,
 }
 
 /// The pending queue.
@@ -76,7 +112,7 @@ pub struct Approvals {
 /// A request on hold; `wait` resolves it.
 pub struct Held {
     id: String,
-    rx: oneshot::Receiver<Verdict>,
+    rx: oneshot::Receiver<(Verdict, Option<Via>)>,
 }
 
 impl Held {
@@ -100,10 +136,10 @@ impl Approvals {
         let id = view.id.clone();
         let mut pending = self.lock();
         if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
-            let _ = reply.send(Verdict::ShuttingDown);
+            let _ = reply.send((Verdict::ShuttingDown, None));
             return Held { id, rx };
         }
-        pending.insert(id.clone(), Entry { view, reply });
+        pending.insert(id.clone(), Entry { view, reply, deadline: None, paused_since: None, wake: Arc::default() });
         drop(pending);
         self.events.publish(Event::ApprovalPending { id: id.clone() });
         Held { id, rx }
@@ -111,31 +147,96 @@ impl Approvals {
 
     /// Waits for the verdict, denying by timeout after `timeout`.
     pub async fn wait(&self, held: Held, timeout: Duration) -> Verdict {
-        let Held { id, mut rx } = held;
-        let verdict = match tokio::time::timeout(timeout, &mut rx).await {
-            Ok(Ok(v)) => v,
-            Ok(Err(_)) => Verdict::ShuttingDown,
-            // Timed out: whoever removes the entry owns the verdict.
-            Err(_) => match self.lock().remove(&id) {
-                Some(_) => Verdict::TimedOut,
-                None => rx.try_recv().unwrap_or(Verdict::TimedOut),
-            },
-        };
-        self.events.publish(Event::ApprovalResolved { id });
-        verdict
+        self.wait_decision(held, timeout).await.0
     }
 
-    /// The user's decision on `id`. With `requirement_hash`, approves only if it is exactly the
-    /// requirement the request is held for.
+    /// Waits for the verdict and where a user's decision came from. The countdown of `timeout`
+    /// stands still while the request is paused (at most [`MAX_PAUSE`] in all).
+    pub async fn wait_decision(&self, held: Held, timeout: Duration) -> (Verdict, Option<Via>) {
+        let Held { id, mut rx } = held;
+        let wake = match self.lock().get_mut(&id) {
+            Some(e) => {
+                e.deadline = Some(Instant::now() + timeout);
+                e.wake.clone()
+            }
+            None => Arc::default(),
+        };
+        let decision = loop {
+            // The moment the countdown runs out, as things stand (far away while paused).
+            let until = self.lock().get(&id).map(|e| effective_deadline(e, timeout)).unwrap_or_else(Instant::now);
+            tokio::select! {
+                r = &mut rx => break r.unwrap_or((Verdict::ShuttingDown, None)),
+                _ = wake.notified() => continue,
+                _ = tokio::time::sleep_until(until) => {
+                    // Whoever removes the entry owns the verdict.
+                    let mut pending = self.lock();
+                    match pending.get(&id) {
+                        Some(e) if Instant::now() >= effective_deadline(e, timeout) => {
+                            pending.remove(&id);
+                            break (Verdict::TimedOut, None);
+                        }
+                        Some(_) => continue,
+                        None => {
+                            drop(pending);
+                            break rx.try_recv().unwrap_or((Verdict::TimedOut, None));
+                        }
+                    }
+                }
+            }
+        };
+        self.events.publish(Event::ApprovalResolved { id });
+        decision
+    }
+
+    /// The user's decision on `id` (through the control API). With `requirement_hash`,
+    /// approves only if it is exactly the requirement the request is held for.
     pub fn decide(&self, id: &str, approve: bool, requirement_hash: Option<&str>) -> Result<PendingApproval, ApprovalError> {
+        self.decide_via(id, approve, requirement_hash, Via::Control)
+    }
+
+    /// The user's decision on `id`, made through `via`.
+    pub fn decide_via(&self, id: &str, approve: bool, requirement_hash: Option<&str>, via: Via) -> Result<PendingApproval, ApprovalError> {
         let mut pending = self.lock();
         let entry = pending.get(id).ok_or_else(|| ApprovalError::NotFound(id.to_string()))?;
         if approve && requirement_hash.is_some_and(|h| h != entry.view.requirement_hash) {
             return Err(ApprovalError::HashMismatch(id.to_string()));
         }
         let entry = pending.remove(id).expect("checked above");
-        let _ = entry.reply.send(if approve { Verdict::Approved } else { Verdict::Denied });
+        let _ = entry.reply.send((if approve { Verdict::Approved } else { Verdict::Denied }, Some(via)));
         Ok(entry.view)
+    }
+
+    /// The pending request `id`, if it is still waiting.
+    pub fn get(&self, id: &str) -> Option<PendingApproval> {
+        self.lock().get(id).map(|e| e.view.clone())
+    }
+
+    /// Pauses `id`'s countdown (the user opened it in the approval window). Idempotent.
+    pub fn pause(&self, id: &str) -> Result<PendingApproval, ApprovalError> {
+        let mut pending = self.lock();
+        let e = pending.get_mut(id).ok_or_else(|| ApprovalError::NotFound(id.to_string()))?;
+        if e.paused_since.is_none() {
+            e.paused_since = Some(Instant::now());
+            e.view.paused = true;
+            e.wake.notify_one();
+        }
+        Ok(e.view.clone())
+    }
+
+    /// Lets `id`'s countdown run on from where it paused (the window closed). Idempotent.
+    pub fn resume(&self, id: &str) -> Result<PendingApproval, ApprovalError> {
+        let mut pending = self.lock();
+        let e = pending.get_mut(id).ok_or_else(|| ApprovalError::NotFound(id.to_string()))?;
+        if let Some(since) = e.paused_since.take() {
+            let paused = since.elapsed().min(MAX_PAUSE);
+            if let Some(d) = e.deadline.as_mut() {
+                *d += paused;
+            }
+            e.view.expires_at += chrono::Duration::from_std(paused).unwrap_or_default();
+            e.view.paused = false;
+            e.wake.notify_one();
+        }
+        Ok(e.view.clone())
     }
 
     /// Pending approvals, oldest first.
@@ -163,10 +264,20 @@ impl Approvals {
         let ids: Vec<String> = pending.values().filter(|e| pred(&e.view)).map(|e| e.view.id.clone()).collect();
         for id in &ids {
             if let Some(e) = pending.remove(id) {
-                let _ = e.reply.send(verdict);
+                let _ = e.reply.send((verdict, None));
             }
         }
         ids.len()
+    }
+}
+
+/// When the countdown of an entry runs out: its deadline, or, while paused, the deadline moved by
+/// the longest pause allowed (the pause's own length is only known when it ends).
+fn effective_deadline(e: &Entry, timeout: Duration) -> Instant {
+    let deadline = e.deadline.unwrap_or_else(|| Instant::now() + timeout);
+    match e.paused_since {
+        Some(_) => deadline + MAX_PAUSE,
+        None => deadline,
     }
 }
 
@@ -189,11 +300,17 @@ mod tests {
             asset: "0x".into(),
             pay_to: "0x".into(),
             requirement_hash: "h".into(),
+            amount_asset: "0.000001 USDC".into(),
+            network_name: "base-sepolia".into(),
+            payee_label: None,
             intent: None,
+            description: None,
+            agent: None,
             remaining_before_atomic: "1".into(),
             remaining_after_atomic: "0".into(),
             created_at: Utc::now(),
             expires_at: Utc::now(),
+            paused: false,
         }
     }
 
@@ -217,5 +334,57 @@ mod tests {
         assert_eq!(a.wait(h4, Duration::from_secs(5)).await, Verdict::Revoked);
         a.decide("5", false, None).unwrap();
         assert_eq!(a.wait(h5, Duration::from_secs(5)).await, Verdict::Denied);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn countdown_pauses_while_the_window_is_open() {
+        let a = Arc::new(Approvals::default());
+        let held = a.hold(view("p", "g"));
+        let (a2, t0) = (a.clone(), Instant::now());
+        let waiter = tokio::spawn(async move { (a2.wait_decision(held, Duration::from_secs(10)).await, t0.elapsed()) });
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert!(a.pause("p").unwrap().paused);
+        // Paused for a minute: far past the 10 s timeout, still pending.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert!(!waiter.is_finished() && a.get("p").is_some(), "a paused request does not time out");
+        let before = a.get("p").unwrap().expires_at;
+        let resumed = a.resume("p").unwrap();
+        assert!(!resumed.paused);
+        assert_eq!((resumed.expires_at - before).num_seconds(), 60, "the shown deadline moves by the pause");
+        // 6 s were left on the countdown.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!waiter.is_finished());
+        let ((verdict, via), took) = waiter.await.unwrap();
+        assert_eq!((verdict, via), (Verdict::TimedOut, None));
+        assert_eq!(took.as_secs(), 70, "4 s + 60 s paused + 6 s");
+        assert_eq!(a.pause("p").unwrap_err().code(), "no_such_approval");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_is_capped() {
+        let a = Arc::new(Approvals::default());
+        let held = a.hold(view("c", "g"));
+        let a2 = a.clone();
+        let t0 = Instant::now();
+        let waiter = tokio::spawn(async move { a2.wait_decision(held, Duration::from_secs(10)).await });
+        tokio::task::yield_now().await;
+        a.pause("c").unwrap();
+        let (verdict, _) = waiter.await.unwrap();
+        assert_eq!(verdict, Verdict::TimedOut);
+        assert_eq!(t0.elapsed(), MAX_PAUSE + Duration::from_secs(10), "a window left open holds the agent at most MAX_PAUSE longer");
+    }
+
+    #[tokio::test]
+    async fn decisions_carry_where_they_came_from() {
+        let a = Approvals::default();
+        let held = a.hold(view("n", "g"));
+        a.decide_via("n", true, Some("h"), Via::Notification).unwrap();
+        assert_eq!(a.wait_decision(held, Duration::from_secs(5)).await, (Verdict::Approved, Some(Via::Notification)));
+        let held = a.hold(view("w", "g"));
+        a.decide_via("w", false, None, Via::Window).unwrap();
+        assert_eq!(a.wait_decision(held, Duration::from_secs(5)).await, (Verdict::Denied, Some(Via::Window)));
+        let held = a.hold(view("r", "g"));
+        a.cancel_grant("g", Verdict::Revoked);
+        assert_eq!(a.wait_decision(held, Duration::from_secs(5)).await, (Verdict::Revoked, None));
     }
 }

@@ -3,7 +3,9 @@
 //! 0600 file), JSON in and out, `{code, message}` on error. Each route calls one engine
 //! operation; no logic lives here.
 
+use crate::approvals::Via;
 use crate::auth;
+use crate::decisions::Decision;
 use crate::engine::{Engine, EngineError};
 use crate::upstream::{error_response, json_response, Body, BoxError};
 use bytes::Bytes;
@@ -37,9 +39,16 @@ impl ControlFile {
     }
 }
 
+/// Body of `approve` / `deny` (all optional): `requirement_hash`; approve with `allow_for`
+/// (and `up_to`) to auto-approve the host for a while; deny with `block_host`.
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct DecideBody {
     requirement_hash: Option<String>,
+    allow_for: Option<String>,
+    up_to: Option<String>,
+    #[serde(default)]
+    block_host: bool,
 }
 
 fn ok<T: Serialize>(v: &T) -> Response<Body> {
@@ -51,7 +60,7 @@ fn ok<T: Serialize>(v: &T) -> Response<Body> {
 
 fn fail(e: EngineError) -> Response<Body> {
     let status = match e.code() {
-        "no_such_grant" | "no_such_approval" => StatusCode::NOT_FOUND,
+        "no_such_grant" | "no_such_approval" | "no_such_rule" => StatusCode::NOT_FOUND,
         "requirement_changed" | "revoked" => StatusCode::CONFLICT,
         "ledger_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_REQUEST,
@@ -79,13 +88,18 @@ where
     match (method, parts.as_slice()) {
         (Method::GET, ["v1", "health"]) => ok(&serde_json::json!({"ok": true, "version": crate::VERSION})),
         (Method::GET, ["v1", "approvals"]) => ok(&engine.pending_approvals()),
+        (Method::GET, ["v1", "approvals", "missed"]) => engine.missed_approvals().map_or_else(fail, |v| ok(&v)),
+        (Method::POST, ["v1", "approvals", "missed", "ack"]) => engine.ack_missed().map_or_else(fail, |v| ok(&v)),
         (Method::POST, ["v1", "approvals", id, verb @ ("approve" | "deny")]) => {
-            let d: DecideBody = if body.is_empty() { DecideBody::default() } else { serde_json::from_slice(&body).unwrap_or_default() };
-            match engine.decide_approval(id, *verb == "approve", d.requirement_hash.as_deref()) {
-                Ok(v) => ok(&v),
-                Err(e) => fail(e),
-            }
+            let d: DecideBody = match if body.is_empty() { Ok(DecideBody::default()) } else { serde_json::from_slice(&body) } {
+                Ok(d) => d,
+                Err(e) => return error_response(StatusCode::BAD_REQUEST, "invalid_body", &format!("the decision body is not valid: {e}"), None),
+            };
+            let decision = Decision { approve: *verb == "approve", requirement_hash: d.requirement_hash, allow_for: d.allow_for, up_to: d.up_to, block_host: d.block_host };
+            engine.decide(id, &decision, Via::Control).map_or_else(fail, |v| ok(&v))
         }
+        (Method::POST, ["v1", "approvals", id, "view"]) => engine.view_approval(id).map_or_else(fail, |v| ok(&v)),
+        (Method::POST, ["v1", "approvals", id, "unview"]) => engine.unview_approval(id).map_or_else(fail, |v| ok(&v)),
         (Method::GET, ["v1", "grants"]) => engine.list_grants().map_or_else(fail, |v| ok(&v)),
         (Method::GET, ["v1", "grants", id]) => engine.grant(id).map_or_else(fail, |v| ok(&v)),
         (Method::POST, ["v1", "grants", id, "revoke"]) => engine.revoke_grant(id).map_or_else(fail, |v| ok(&v)),

@@ -27,6 +27,8 @@ pub enum EngineError {
     Money(#[from] MoneyError),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    Rule(#[from] crate::rules::RuleError),
 }
 
 /// The error shape every front end gets.
@@ -44,6 +46,7 @@ impl EngineError {
             EngineError::Approval(e) => e.code(),
             EngineError::Money(e) => e.code(),
             EngineError::Upstream(e) => e.code(),
+            EngineError::Rule(e) => e.code(),
         }
     }
 

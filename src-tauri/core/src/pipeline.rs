@@ -11,7 +11,7 @@
 //!             ─► x402::decode_settlement ─► ledger::finish (settle | keep, + receipt) ─► answer
 //! ```
 
-use crate::approvals::{PendingApproval, Verdict};
+use crate::approvals::{PendingApproval, Verdict, Via};
 use crate::clock::new_id;
 use crate::engine::Engine;
 use crate::grants::Grant;
@@ -19,6 +19,7 @@ use crate::ledger::{Reservation, Settle};
 use crate::money;
 use crate::policy::{self, Tier};
 use crate::receipt::{DecidedBy, Outcome, Receipt};
+use crate::rules::{self, Ruling};
 use crate::upstream::{self, AgentRequest, Body};
 use crate::x402::{self, Requirement};
 use alloy_primitives::B256;
@@ -164,18 +165,48 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
     let choice = policy::choose(grant, req.host(), req.port(), &challenge.accepts, e.clock.now());
     let requirement = choice.requirement;
     receipt.set_requirement(requirement, choice.micros);
-    let decided_by = match choice.verdict {
-        Err(refusal) => return refuse(receipt, DecidedBy::Policy, refusal.code(), None, refusal.to_string(), StatusCode::FORBIDDEN),
-        Ok(Tier::Auto) => DecidedBy::Auto,
-        Ok(Tier::Ask) => match timer.wait(ask(e, grant, req, requirement, choice.micros, receipt)).await {
-            Verdict::Approved => DecidedBy::User,
-            Verdict::Denied => return refuse(receipt, DecidedBy::User, "user_denied", None, "the user denied this payment".into(), StatusCode::FORBIDDEN),
-            Verdict::TimedOut => {
+    // The user's standing rules on this grant (block this host / auto-approve it) come next.
+    let grant_rules = match &choice.verdict {
+        Ok(_) => {
+            let (ledger, gid) = (e.ledger.clone(), grant.id.clone());
+            match ledger.blocking(move |l| l.live_rules(&gid)).await.and_then(|r| r) {
+                Ok(r) => r,
+                Err(err) => return refuse(receipt, DecidedBy::Policy, "ledger_unavailable", Some(err.code()), err.to_string(), StatusCode::SERVICE_UNAVAILABLE),
+            }
+        }
+        Err(_) => Vec::new(),
+    };
+    let ruling = rules::ruling(&grant_rules, req.host(), req.port(), choice.micros, e.clock.now());
+    if let Some(Ruling::Block(r)) = ruling {
+        receipt.rule_id = Some(r.id.clone());
+        return refuse(receipt, DecidedBy::Rule, "blocked_by_rule", None, format!("you blocked {} for this grant (rule {})", r.host, r.id), StatusCode::FORBIDDEN);
+    }
+    let decided_by = match (choice.verdict, ruling) {
+        (Err(refusal), _) => return refuse(receipt, DecidedBy::Policy, refusal.code(), None, refusal.to_string(), StatusCode::FORBIDDEN),
+        (Ok(Tier::Auto), _) => DecidedBy::Auto,
+        (Ok(Tier::Ask), Some(Ruling::Allow(r))) => {
+            receipt.rule_id = Some(r.id.clone());
+            DecidedBy::Rule
+        }
+        (Ok(Tier::Ask), _) => match timer.wait(ask(e, grant, req, requirement, choice.micros, challenge.description.as_deref(), receipt)).await {
+            (Verdict::Approved, via) => {
+                receipt.decided_via = via;
+                // The approval covers exactly the requirement shown; the price may have moved while the user looked.
+                if let Err((detail, msg)) = still_offered(e, req, requirement, timer).await {
+                    return refuse(receipt, DecidedBy::Policy, "requirement_changed", Some(detail), msg, StatusCode::FORBIDDEN);
+                }
+                DecidedBy::User
+            }
+            (Verdict::Denied, via) => {
+                receipt.decided_via = via;
+                return refuse(receipt, DecidedBy::User, "user_denied", None, "the user denied this payment".into(), StatusCode::FORBIDDEN);
+            }
+            (Verdict::TimedOut, _) => {
                 let msg = format!("nobody approved this payment within {} s", grant.limits.approval_timeout_secs);
                 return refuse(receipt, DecidedBy::Timeout, "approval_timed_out", None, msg, StatusCode::FORBIDDEN);
             }
-            Verdict::Revoked => return refuse(receipt, DecidedBy::Policy, "revoked", None, "the grant was revoked while this payment waited".into(), StatusCode::FORBIDDEN),
-            Verdict::ShuttingDown => return refuse(receipt, DecidedBy::Policy, "shutting_down", None, "Purser is shutting down".into(), StatusCode::SERVICE_UNAVAILABLE),
+            (Verdict::Revoked, _) => return refuse(receipt, DecidedBy::Policy, "revoked", None, "the grant was revoked while this payment waited".into(), StatusCode::FORBIDDEN),
+            (Verdict::ShuttingDown, _) => return refuse(receipt, DecidedBy::Policy, "shutting_down", None, "Purser is shutting down".into(), StatusCode::SERVICE_UNAVAILABLE),
         },
     };
     let Some(wallet) = e.wallet() else {
@@ -255,9 +286,13 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
 }
 
 /// Holds the request for the user, bound to this requirement's hash.
-async fn ask(e: &Engine, grant: &Grant, req: &AgentRequest, requirement: &Requirement, micros: u64, receipt: &Receipt) -> Verdict {
-    let now = e.clock.now();
+async fn ask(e: &Engine, grant: &Grant, req: &AgentRequest, requirement: &Requirement, micros: u64, description: Option<&str>, receipt: &Receipt) -> (Verdict, Option<Via>) {
     let timeout = Duration::from_secs(grant.limits.approval_timeout_secs);
+    let (ledger, payee) = (e.ledger.clone(), requirement.pay_to.to_checksum(None));
+    let payee_label = ledger.blocking(move |l| l.payee_label(&payee)).await.ok().and_then(Result::ok).flatten();
+    let claimed = |name: &str| req.headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let agent = claimed("purser-agent").or_else(|| claimed("user-agent")).and_then(|a| crate::prompt::clean_opt(&a, crate::prompt::MAX_NAME));
+    let now = e.clock.now();
     let view = PendingApproval {
         id: new_id(),
         grant_id: grant.id.clone(),
@@ -271,20 +306,56 @@ async fn ask(e: &Engine, grant: &Grant, req: &AgentRequest, requirement: &Requir
         asset: requirement.asset.address.to_checksum(None),
         pay_to: requirement.pay_to.to_checksum(None),
         requirement_hash: requirement.hash(),
+        amount_asset: format!("{} {}", crate::prompt::atomic_decimal(requirement.amount, requirement.asset.decimals), requirement.asset.symbol),
+        network_name: requirement.network.v1_name.to_string(),
+        payee_label,
         intent: receipt.intent.clone(),
+        description: description.and_then(|d| crate::prompt::clean_opt(d, crate::prompt::MAX_CLAIM)),
+        agent,
         remaining_before_atomic: grant.remaining().to_string(),
         remaining_after_atomic: grant.remaining().saturating_sub(micros).to_string(),
         created_at: now,
         expires_at: now + chrono::Duration::seconds(grant.limits.approval_timeout_secs as i64),
+        paused: false,
     };
     let held = e.approvals.hold(view);
-    e.approvals.wait(held, timeout).await
+    e.approvals.wait_decision(held, timeout).await
+}
+
+/// After the wait for the user: asks the upstream again (without paying) and goes ahead only if
+/// it still offers exactly the requirement the user approved. Otherwise says what changed.
+async fn still_offered(e: &Engine, req: &AgentRequest, approved: &Requirement, timer: &mut Timer) -> Result<(), (&'static str, String)> {
+    let nothing = "an approval covers only the exact payment it showed, so nothing was paid";
+    let resp = match timer.wait(e.upstream.send(req, None)).await {
+        Ok(r) => r,
+        Err(err) => return Err(("upstream_error", format!("could not re-check the price after the approval ({err}); {nothing}"))),
+    };
+    if resp.status() != StatusCode::PAYMENT_REQUIRED {
+        return Err(("no_longer_402", format!("after the approval the server answered {} instead of asking for the approved payment; {nothing}", resp.status())));
+    }
+    let headers = resp.headers().clone();
+    let body = match timer.wait(upstream::read_limited(resp, MAX_402_BODY)).await {
+        Ok(b) => b,
+        Err(err) => return Err(("malformed_challenge", format!("after the approval the server's payment request was unreadable ({err}); {nothing}"))),
+    };
+    let challenge = match x402::parse_challenge(headers.get(x402::H_PAYMENT_REQUIRED).map(|v| v.as_bytes()), &body).result {
+        Ok(c) => c,
+        Err(err) => return Err(("malformed_challenge", format!("after the approval the server's payment request no longer parses ({err}); {nothing}"))),
+    };
+    let hash = approved.hash();
+    if challenge.accepts.iter().any(|r| r.hash() == hash) {
+        return Ok(());
+    }
+    let usd = |r: &Requirement| money::atomic_to_micros(r.amount, r.asset.decimals).map(money::format_usd).unwrap_or_else(|_| r.amount.to_string());
+    let same_payee = challenge.accepts.iter().find(|r| r.pay_to == approved.pay_to && r.network.caip2 == approved.network.caip2 && r.asset.address == approved.asset.address);
+    Err(match same_payee {
+        Some(r) if r.amount != approved.amount => ("price_changed", format!("the price changed from {} to {} after the approval; {nothing}", usd(approved), usd(r))),
+        Some(_) => ("requirement_changed", format!("the payment terms changed after the approval; {nothing}")),
+        None => ("payee_changed", format!("{} is no longer the payee after the approval; {nothing}", approved.pay_to.to_checksum(None))),
+    })
 }
 
 /// The agent's stated purpose, made safe to show: no control or bidi characters, capped.
 pub fn sanitize_intent(raw: &str) -> Option<String> {
-    let bidi = |c: char| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}');
-    let s: String = raw.chars().filter(|c| !c.is_control() && !bidi(*c)).take(200).collect();
-    let s = s.trim().to_string();
-    (!s.is_empty()).then_some(s)
+    crate::prompt::clean_opt(raw, 200)
 }

@@ -163,7 +163,7 @@ where
             Err(e) => return error_response(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string(), None),
         },
     };
-    let intent = req.headers().get("purser-intent").and_then(|v| v.to_str().ok()).and_then(pipeline::sanitize_intent);
+    let intent = req.headers().get("purser-intent").and_then(|v| std::str::from_utf8(v.as_bytes()).ok()).and_then(pipeline::sanitize_intent);
     let (parts, body) = req.into_parts();
     let body = match http_body_util::Limited::new(body, MAX_REQUEST_BODY).collect().await {
         Ok(b) => b.to_bytes(),

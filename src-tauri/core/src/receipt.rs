@@ -102,6 +102,12 @@ pub struct Receipt {
     /// The same in plain words.
     pub message: String,
     pub decided_by: DecidedBy,
+    /// The rule that decided (`decided_by: rule`), or that a user's approval created.
+    #[serde(default)]
+    pub rule_id: Option<String>,
+    /// Where the user decided (`notification`, `window`, `control`), when a user did.
+    #[serde(default)]
+    pub decided_via: Option<crate::approvals::Via>,
     /// What the agent said it was doing (`Purser-Intent`), sanitised: the agent's words.
     pub intent: Option<String>,
     pub x402_version: Option<u8>,
@@ -144,6 +150,8 @@ impl Receipt {
             detail: None,
             message: String::new(),
             decided_by: DecidedBy::Policy,
+            rule_id: None,
+            decided_via: None,
             intent: None,
             x402_version: None,
             challenge: None,

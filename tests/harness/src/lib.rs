@@ -7,10 +7,12 @@
 //! * [`hostile`]: a 402 server answering configured raw responses, counting paid retries.
 //! * [`challenge`]: good x402 v1/v2 challenge templates to mutate.
 //! * [`proc`]: child-process plumbing (timeouts, SIGTERM, log tails).
+//! * [`desktop`]: a private D-Bus session bus and a test notification server on it.
 
 pub mod agent;
 pub mod chain;
 pub mod challenge;
+pub mod desktop;
 pub mod hostile;
 pub mod peers;
 pub mod proc;
@@ -23,8 +25,9 @@ pub use challenge::{
     good_v1_body, good_v2_required, v1_response, v1_response_raw, v2_response, v2_response_header,
 };
 pub use hostile::{Hostile402, RawResponse};
+pub use desktop::{NotifyServer, SessionBus};
 pub use peers::{Mode, Peers};
-pub use purser::Purser;
+pub use purser::{Purser, ServeOptions};
 pub use tls::{TestCa, TlsFront};
 pub use rusqlite;
 

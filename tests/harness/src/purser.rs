@@ -13,6 +13,14 @@ use crate::proc;
 
 pub const PASSPHRASE: &str = "e2e-correct-horse-battery-staple";
 
+/// How `purser serve` runs. By default it raises no desktop prompts (`--no-notify`), so tests
+/// never pop notifications on a developer's desktop.
+#[derive(Clone, Debug, Default)]
+pub struct ServeOptions {
+    /// Raise desktop prompts (no `--no-notify`) on this session bus address.
+    pub session_bus: Option<String>,
+}
+
 pub struct Purser {
     pub bin: PathBuf,
     /// `http://127.0.0.1:PORT` (no trailing slash), from the daemon's first stdout line.
@@ -24,6 +32,7 @@ pub struct Purser {
     pub address: String,
     child: Option<Child>,
     work: tempfile::TempDir,
+    opts: ServeOptions,
 }
 
 fn text(out: &Output) -> String {
@@ -50,6 +59,11 @@ impl Purser {
 
     /// Purser with any private key (tests that need no chain use the anvil payer key).
     pub fn start_with_key(bin: &str, key_hex: &str) -> Purser {
+        Self::start_with(bin, key_hex, ServeOptions::default())
+    }
+
+    /// Purser with any private key, served as `opts` says.
+    pub fn start_with(bin: &str, key_hex: &str, opts: ServeOptions) -> Purser {
         let work = tempfile::Builder::new()
             .prefix("purser-e2e-")
             .tempdir()
@@ -63,6 +77,7 @@ impl Purser {
             address: String::new(),
             child: None,
             work,
+            opts,
         };
         let key_file = p.work.path().join("payer.key");
         std::fs::write(&key_file, format!("{key_hex}\n")).expect("write key file");
@@ -112,8 +127,12 @@ impl Purser {
 
     fn spawn_serve(&mut self) {
         let mut cmd = self.base_cmd();
-        cmd.args(["serve", "--port", "0"])
-            .stdin(Stdio::null())
+        cmd.args(["serve", "--port", "0"]);
+        match &self.opts.session_bus {
+            Some(address) => cmd.env("DBUS_SESSION_BUS_ADDRESS", address),
+            None => cmd.arg("--no-notify"),
+        };
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(proc::log_stdio(&self.stderr_log()));
         let mut child = cmd
@@ -152,6 +171,11 @@ impl Purser {
         while !self.data_dir.join("control.json").exists() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Everything `serve` printed on stdout (its first line included).
+    pub fn stdout_log(&self) -> PathBuf {
+        self.work.path().join("serve.stdout")
     }
 
     pub fn stderr_log(&self) -> PathBuf {

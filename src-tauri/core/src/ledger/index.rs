@@ -49,6 +49,15 @@ CREATE TABLE receipt_rollup (
     spend INTEGER NOT NULL,
     PRIMARY KEY (day, grant_dim, endpoint, payee, network, outcome, decider, flags)
 ) WITHOUT ROWID;
+CREATE TABLE receipt_counts (
+    kind INTEGER NOT NULL,
+    value INTEGER NOT NULL,
+    day INTEGER NOT NULL,
+    outcome INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    spend INTEGER NOT NULL,
+    PRIMARY KEY (kind, value, day, outcome)
+) WITHOUT ROWID;
 CREATE TABLE receipt_days (
     day INTEGER PRIMARY KEY,
     min_seq INTEGER NOT NULL,
@@ -88,6 +97,22 @@ pub mod dim {
     pub const REASON: i64 = 6;
 }
 
+/// Kinds of `receipt_counts` rows beyond the interned ones (grant, host, ... reason: by id).
+pub mod count_kind {
+    /// Every receipt (value 0).
+    pub const ALL: i64 = 0;
+    /// Who decided (value: decider code).
+    pub const DECIDER: i64 = 7;
+    /// Flags (value: a flag bit, or 3 for any).
+    pub const FLAG: i64 = 8;
+    /// Amounts by lower-closed grid cell (value: cell).
+    pub const LOWER_CELL: i64 = 9;
+    /// Amounts by upper-closed grid cell (value: cell).
+    pub const UPPER_CELL: i64 = 10;
+    /// "Any flag", as a FLAG value.
+    pub const ANY_FLAG: i64 = 3;
+}
+
 /// Seconds in a day (days are UTC, numbered from the Unix epoch).
 pub const DAY: i64 = 86_400;
 
@@ -123,40 +148,32 @@ pub fn token(prefix: char, code: i64) -> String {
 pub const FLAG_TOKENS: [(u32, &str); 2] = [(flags::PRICE_SPIKE, "$fs"), (flags::NEW_PAYEE, "$fp")];
 pub const TOKEN_FLAGGED: &str = "$ff";
 
-/// Amount buckets: boundaries 1, 2, 5, 10, 20, 50 ... micro-USD. Bucket 0 holds zero; bucket
-/// `i >= 1` holds `[BOUNDS[i-1], BOUNDS[i])` (the last one is open-ended).
-pub fn bucket_bounds() -> Vec<u64> {
-    let mut v = Vec::new();
-    let mut p = 1u64;
-    for _ in 0..14 {
-        for m in [1, 2, 5] {
-            v.push(p * m);
+/// The amount grid (micro-USD): 0, 1, 2, 5, then 1, 2, 2.5 and 5 times each power of ten up
+/// to $50M. Every priced receipt carries two FTS tokens: its lower-closed cell `$l<i>`
+/// (`grid[i] <= a < grid[i+1]`) and its upper-closed cell `$u<j>` (`grid[j-1] < a <= grid[j]`),
+/// so any amount range whose ends lie on the grid (`>0.10`, `>=1`, `<0.05`, `0.01..0.50`) is an
+/// exact token expression; other ends leave one cell to check row by row.
+pub fn amount_grid() -> &'static [u64] {
+    static GRID: std::sync::OnceLock<Vec<u64>> = std::sync::OnceLock::new();
+    GRID.get_or_init(|| {
+        let mut v = vec![0, 1, 2, 5];
+        let mut p = 10u64;
+        for _ in 0..13 {
+            v.extend([p, 2 * p, 5 * p / 2, 5 * p]);
+            p *= 10;
         }
-        p *= 10;
-    }
-    v
+        v
+    })
 }
 
-/// The bucket of an amount (micro-USD).
-pub fn bucket_of(amount: u64) -> usize {
-    if amount == 0 {
-        return 0;
-    }
-    bucket_bounds().iter().take_while(|b| **b <= amount).count()
+/// The lower-closed cell of an amount: the last `i` with `grid[i] <= a`.
+pub fn lower_cell(a: u64) -> usize {
+    amount_grid().partition_point(|g| *g <= a) - 1
 }
 
-/// `[lo, hi]` (inclusive, micro-USD) covered by a bucket.
-pub fn bucket_range(b: usize) -> (u64, u64) {
-    let bounds = bucket_bounds();
-    match b {
-        0 => (0, 0),
-        b if b >= bounds.len() => (bounds[bounds.len() - 1], u64::MAX),
-        b => (bounds[b - 1], bounds[b] - 1),
-    }
-}
-
-pub fn bucket_count() -> usize {
-    bucket_bounds().len() + 1
+/// The upper-closed cell of an amount: the first `j` with `a <= grid[j]` (`grid.len()` beyond).
+pub fn upper_cell(a: u64) -> usize {
+    amount_grid().partition_point(|g| *g < a)
 }
 
 /// The interned id of `(kind, value)`, created when new. 0 stands for "none".
@@ -271,7 +288,8 @@ fn index_one(c: &Connection, seq: i64, r: &Receipt) -> Result<()> {
         }
     }
     if let Some(a) = amount {
-        doc.push(token('m', bucket_of(a) as i64));
+        doc.push(token('l', lower_cell(a) as i64));
+        doc.push(token('u', upper_cell(a) as i64));
     }
     for (bit, tok) in FLAG_TOKENS {
         if flags.bits() & bit != 0 {
@@ -290,6 +308,35 @@ fn index_one(c: &Connection, seq: i64, r: &Receipt) -> Result<()> {
          ON CONFLICT(day, grant_dim, endpoint, payee, network, outcome, decider, flags) DO UPDATE SET n = n + 1, spend = spend + excluded.spend",
     )?
     .execute(params![day, grant, endpoint, host, payee, network, outcome, decider, flags.bits(), spend])?;
+    let mut counts = vec![
+        (count_kind::ALL, 0),
+        (dim::GRANT, grant),
+        (dim::HOST, host),
+        (dim::ENDPOINT, endpoint),
+        (dim::PAYEE, payee),
+        (dim::NETWORK, network),
+        (dim::REASON, reason),
+        (count_kind::DECIDER, decider),
+    ];
+    for (bit, _) in FLAG_TOKENS {
+        if flags.bits() & bit != 0 {
+            counts.push((count_kind::FLAG, bit as i64));
+        }
+    }
+    if flags.bits() != 0 {
+        counts.push((count_kind::FLAG, count_kind::ANY_FLAG));
+    }
+    if let Some(a) = amount {
+        counts.push((count_kind::LOWER_CELL, lower_cell(a) as i64));
+        counts.push((count_kind::UPPER_CELL, upper_cell(a) as i64));
+    }
+    let mut upsert = c.prepare_cached(
+        "INSERT INTO receipt_counts (kind, value, day, outcome, n, spend) VALUES (?1, ?2, ?3, ?4, 1, ?5)
+         ON CONFLICT(kind, value, day, outcome) DO UPDATE SET n = n + 1, spend = spend + excluded.spend",
+    )?;
+    for (kind, value) in counts {
+        upsert.execute(params![kind, value, day, outcome, spend])?;
+    }
     c.prepare_cached("INSERT INTO receipt_days (day, min_seq, max_seq) VALUES (?1, ?2, ?2) ON CONFLICT(day) DO UPDATE SET min_seq = min(min_seq, excluded.min_seq), max_seq = max(max_seq, excluded.max_seq)")?
         .execute(params![day, seq])?;
     Ok(())
@@ -332,6 +379,31 @@ pub(crate) fn forget_through(c: &Connection, last: i64) -> Result<()> {
          FROM receipt_facts WHERE t >= ?1 * 86400 AND t < (?2 + 1) * 86400 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9",
         [d0, d1],
     )?;
+    c.execute("DELETE FROM receipt_counts WHERE day BETWEEN ?1 AND ?2", [d0, d1])?;
+    let spend = "sum(CASE WHEN outcome = 0 THEN coalesce(amount, 0) ELSE 0 END)";
+    let range = "t >= ?1 * 86400 AND t < (?2 + 1) * 86400";
+    for (kind, value) in [("0", "0"), ("1", "grant_dim"), ("2", "host"), ("3", "endpoint"), ("4", "payee"), ("5", "network"), ("6", "reason"), ("7", "decider")] {
+        c.execute(&format!("INSERT INTO receipt_counts (kind, value, day, outcome, n, spend) SELECT {kind}, {value}, t / 86400, outcome, count(*), {spend} FROM receipt_facts WHERE {range} GROUP BY 2, 3, 4"), [d0, d1])?;
+    }
+    for (bit, cond) in [(1, "(flags & 1) != 0"), (2, "(flags & 2) != 0"), (3, "flags != 0")] {
+        c.execute(&format!("INSERT INTO receipt_counts (kind, value, day, outcome, n, spend) SELECT 8, {bit}, t / 86400, outcome, count(*), {spend} FROM receipt_facts WHERE {range} AND {cond} GROUP BY 3, 4"), [d0, d1])?;
+    }
+    // Amount cells: computed in Rust (the grid is not SQL).
+    let cells: Vec<(i64, i64, i64, i64)> = {
+        let mut st = c.prepare(&format!("SELECT amount, t / 86400, outcome, count(*) FROM receipt_facts WHERE {range} AND amount IS NOT NULL GROUP BY 1, 2, 3"))?;
+        let rows = st.query_map([d0, d1], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let mut upsert = c.prepare_cached(
+        "INSERT INTO receipt_counts (kind, value, day, outcome, n, spend) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT(kind, value, day, outcome) DO UPDATE SET n = n + excluded.n, spend = spend + excluded.spend",
+    )?;
+    for (amount, day, outcome, n) in cells {
+        let a = amount.max(0) as u64;
+        let spend = if outcome == 0 { amount * n } else { 0 };
+        upsert.execute(params![count_kind::LOWER_CELL, lower_cell(a) as i64, day, outcome, n, spend])?;
+        upsert.execute(params![count_kind::UPPER_CELL, upper_cell(a) as i64, day, outcome, n, spend])?;
+    }
     c.execute("DELETE FROM receipt_days WHERE day BETWEEN ?1 AND ?2", [d0, d1])?;
     c.execute(
         "INSERT INTO receipt_days (day, min_seq, max_seq) SELECT t / 86400, min(seq), max(seq) FROM receipt_facts WHERE t >= ?1 * 86400 AND t < (?2 + 1) * 86400 GROUP BY 1",

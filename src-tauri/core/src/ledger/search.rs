@@ -107,8 +107,9 @@ impl Counters {
 pub struct RawStats {
     pub groups: Vec<(Vec<i64>, Counters)>,
     pub total: Counters,
-    /// Whether the daily rollup answered (else the matching rows were read).
-    pub from_rollup: bool,
+    /// What answered: `counts` (per-day counts of one dimension), `rollup` (the daily rollup
+    /// of all dimensions) or `rows` (the matching rows were read).
+    pub source: &'static str,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -153,14 +154,96 @@ struct Plan {
     must: Vec<String>,
     /// FTS sub-expressions that must not match.
     must_not: Vec<String>,
-    /// Amount: inclusive bounds and the buckets fully inside / partly inside them.
+    /// Amount: inclusive bounds; the OR groups of cell tokens every candidate matches (all
+    /// AND-ed); the groups of the cells certainly inside (None: no cell is); the OR group of the
+    /// cells only partly inside (None: the range is exact on the grid).
     amount: Option<(u64, u64)>,
-    full_buckets: Vec<usize>,
-    partial_buckets: Vec<usize>,
+    amount_superset: Vec<String>,
+    amount_sure: Option<Vec<String>>,
+    amount_partial: Option<String>,
+    /// The plan over `receipt_counts`, when the query can be answered from it.
+    counts: Option<CountsPlan>,
     since: Option<i64>,
     until: Option<i64>,
     /// The WHERE clause over the daily rollup, when the query can be answered from it.
     rollup: Option<String>,
+}
+
+/// A query answered from `receipt_counts`: one kind of row (a filter's, else a grouping's, else
+/// every receipt), whole days, outcome conditions.
+#[derive(Debug, Clone)]
+struct CountsPlan {
+    filter: Option<(i64, Vec<i64>)>,
+    outcome: Vec<String>,
+    since_day: Option<i64>,
+    until_day: Option<i64>,
+}
+
+/// Aggregates from `receipt_counts`, or None when the grouping needs another kind of row.
+fn counts_counters(c: &Connection, cp: &CountsPlan, by: &[GroupBy]) -> Result<Option<(Vec<(Vec<i64>, Counters)>, Counters)>> {
+    let kind_of = |g: &GroupBy| match g {
+        GroupBy::Grant => Some(dim::GRANT),
+        GroupBy::Host => Some(dim::HOST),
+        GroupBy::Endpoint => Some(dim::ENDPOINT),
+        GroupBy::Payee => Some(dim::PAYEE),
+        GroupBy::Network => Some(dim::NETWORK),
+        GroupBy::Decider => Some(index::count_kind::DECIDER),
+        GroupBy::Day | GroupBy::Week | GroupBy::Outcome => None,
+    };
+    let group_kinds: Vec<i64> = by.iter().filter_map(kind_of).collect();
+    if group_kinds.len() > 1 {
+        return Ok(None);
+    }
+    let (kind, values) = match (&cp.filter, group_kinds.first()) {
+        (Some((k, v)), None) => (*k, Some(v)),
+        (Some((k, v)), Some(g)) if k == g => (*k, Some(v)),
+        (Some(_), Some(_)) => return Ok(None),
+        (None, Some(g)) => (*g, None),
+        (None, None) => (index::count_kind::ALL, None),
+    };
+    let mut conds = vec![format!("kind = {kind}")];
+    if let Some(v) = values {
+        conds.push(format!("value IN ({})", id_list(v)));
+    }
+    if let Some(d) = cp.since_day {
+        conds.push(format!("day >= {d}"));
+    }
+    if let Some(d) = cp.until_day {
+        conds.push(format!("day < {d}"));
+    }
+    conds.extend(cp.outcome.iter().cloned());
+    let keys: Vec<&str> = by
+        .iter()
+        .map(|g| match g {
+            GroupBy::Day => "day",
+            GroupBy::Week => "(day + 3) / 7",
+            GroupBy::Outcome => "outcome",
+            _ => "value",
+        })
+        .collect();
+    let mut cols = keys.clone();
+    cols.extend(["outcome", "sum(n)", "sum(spend)"]);
+    let mut group = keys.clone();
+    group.push("outcome");
+    let sql = format!("SELECT {} FROM receipt_counts WHERE {} GROUP BY {}", cols.join(", "), conds.join(" AND "), group.join(", "));
+    Ok(Some(sum_groups(c, &sql, keys.len())?))
+}
+
+/// Runs an aggregate whose rows are `keys..., outcome, n, spend` into counters per key.
+fn sum_groups(c: &Connection, sql: &str, nkeys: usize) -> Result<(Vec<(Vec<i64>, Counters)>, Counters)> {
+    let mut st = c.prepare_cached(sql)?;
+    let mut rows = st.query([])?;
+    let mut groups: HashMap<Vec<i64>, Counters> = HashMap::new();
+    let mut total = Counters::default();
+    while let Some(r) = rows.next()? {
+        let key: Vec<i64> = (0..nkeys).map(|i| r.get(i)).collect::<rusqlite::Result<_>>()?;
+        let outcome: i64 = r.get(nkeys)?;
+        let n: i64 = r.get(nkeys + 1)?;
+        let spend: i64 = r.get(nkeys + 2)?;
+        groups.entry(key).or_default().add(outcome, n as u64, spend.max(0) as u64);
+        total.add(outcome, n as u64, spend.max(0) as u64);
+    }
+    Ok((groups.into_iter().collect(), total))
 }
 
 /// Seq ranges a query's time filter reduces to: all matches lie in `[lo, hi]`; those in
@@ -181,9 +264,64 @@ fn id_list(ids: &[i64]) -> String {
     ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
 }
 
+/// The amount range `[lo, hi]` as cell ranges: one or two `((family, cells), edge)`, family `l`
+/// (lower-closed cells) or `u` (upper-closed), `edge` the one cell only partly inside (None:
+/// exact). Bounds on the grid are exact: `>= g` and `< g` with lower-closed cells, `> g` and
+/// `<= g` with upper-closed ones. Two sides of the same family merge into one range.
+#[allow(clippy::type_complexity)]
+fn amount_sides(lo: u64, hi: u64) -> Vec<((char, std::ops::RangeInclusive<usize>), Option<usize>)> {
+    let grid = index::amount_grid();
+    let on_grid = |x: u64| grid.binary_search(&x).is_ok();
+    let last_l = grid.len() - 1;
+    let last_u = grid.len();
+    let lower = if on_grid(lo) {
+        (('l', index::lower_cell(lo)..=last_l), None)
+    } else if on_grid(lo - 1) {
+        (('u', index::upper_cell(lo - 1) + 1..=last_u), None)
+    } else {
+        let c = index::lower_cell(lo);
+        (('l', c..=last_l), Some(c))
+    };
+    if hi == u64::MAX {
+        return vec![lower];
+    }
+    let upper = if on_grid(hi) {
+        (('u', 0..=index::upper_cell(hi)), None)
+    } else if hi < u64::MAX && on_grid(hi + 1) {
+        // Cells [g[i], g[i+1]) with g[i+1] <= hi + 1.
+        let end = index::lower_cell(hi + 1);
+        if end == 0 {
+            (('l', 1..=0), None)
+        } else {
+            (('l', 0..=end - 1), None)
+        }
+    } else {
+        let c = index::upper_cell(hi);
+        (('u', 0..=c), Some(c))
+    };
+    let ((fl, rl), el) = lower;
+    let ((fu, ru), eu) = upper;
+    if fl == fu {
+        let r = *rl.start().max(ru.start())..=*rl.end().min(ru.end());
+        let keep = |e: Option<usize>| e.filter(|c| r.contains(c));
+        // Both edges may fall in one merged range; an edge outside it is no longer partial.
+        match (keep(el), keep(eu)) {
+            (Some(a), Some(b)) if a != b => vec![((fl, r.clone()), Some(a)), ((fu, r), Some(b))],
+            (a, b) => vec![((fl, r), a.or(b))],
+        }
+    } else {
+        vec![((fl, rl), el), ((fu, ru), eu)]
+    }
+}
+
 impl Plan {
     fn resolve(c: &Connection, q: &Query) -> Result<Plan> {
-        let mut p = Plan { nothing: false, must: vec![], must_not: vec![], amount: q.amount, full_buckets: vec![], partial_buckets: vec![], since: q.since, until: q.until, rollup: None };
+        let mut p = Plan { nothing: false, must: vec![], must_not: vec![], amount: q.amount, amount_superset: vec![], amount_sure: Some(vec![]), amount_partial: None, counts: None, since: q.since, until: q.until, rollup: None };
+        // receipt_counts answers: no words, whole days, outcome filters, and at most one other
+        // positive filter (or one exact amount bound).
+        let mut counts_ok = q.terms.is_empty();
+        let mut counts_filter: Option<(i64, Vec<i64>)> = None;
+        let mut outcome_conds: Vec<String> = vec![];
         let mut rollup_ok = q.terms.is_empty() && q.amount.is_none();
         let mut rollup_where: Vec<String> = vec![];
         for t in &q.terms {
@@ -236,9 +374,32 @@ impl Plan {
                     (ids.iter().map(|id| index::token(prefix, *id)).collect(), cond)
                 }
             };
-            match cond {
+            match &cond {
                 Some(cond) => rollup_where.push(if f.negated { format!("NOT ({cond})") } else { format!("({cond})") }),
                 None => rollup_ok = false,
+            }
+            if f.key == Key::Outcome {
+                if let Some(cond) = &cond {
+                    outcome_conds.push(if f.negated { format!("NOT ({cond})") } else { format!("({cond})") });
+                }
+            } else if f.negated || counts_filter.is_some() {
+                counts_ok = false;
+            } else {
+                let kind = match f.key {
+                    Key::Grant => dim::GRANT,
+                    Key::Host => dim::HOST,
+                    Key::Payee => dim::PAYEE,
+                    Key::Network => dim::NETWORK,
+                    Key::Reason => dim::REASON,
+                    Key::Decider => index::count_kind::DECIDER,
+                    _ => index::count_kind::FLAG,
+                };
+                let values: Vec<i64> = match f.key {
+                    Key::Decider => f.values.iter().filter_map(|v| if let Value::Code(c) = v { Some(*c) } else { None }).collect(),
+                    Key::Flag => f.values.iter().map(|v| if let Value::Code(c) = v { *c } else { index::count_kind::ANY_FLAG }).collect(),
+                    _ => tokens.iter().filter_map(|t| t[2..].parse().ok()).collect(),
+                };
+                counts_filter = Some((kind, values));
             }
             if tokens.is_empty() {
                 if !f.negated {
@@ -250,15 +411,33 @@ impl Plan {
             if f.negated { p.must_not.push(e) } else { p.must.push(e) }
         }
         if let Some((lo, hi)) = q.amount {
-            for b in 0..index::bucket_count() {
-                let (blo, bhi) = index::bucket_range(b);
-                if bhi < lo || blo > hi {
-                    continue;
-                }
-                if blo >= lo && bhi <= hi { p.full_buckets.push(b) } else { p.partial_buckets.push(b) }
-            }
-            if p.full_buckets.is_empty() && p.partial_buckets.is_empty() {
+            let sides = amount_sides(lo, hi);
+            let group = |(family, r): &(char, std::ops::RangeInclusive<usize>)| or_tokens(&r.clone().map(|i| index::token(*family, i as i64)).collect::<Vec<_>>());
+            // Candidates match every side's cells; a side that is not exact leaves its edge cell
+            // (the first or last of its range) to be checked row by row.
+            p.amount_superset = sides.iter().map(|(s, _)| group(s)).collect();
+            let sure: Vec<Option<(char, std::ops::RangeInclusive<usize>)>> = sides
+                .iter()
+                .map(|((f, r), edge)| match edge {
+                    None => Some((*f, r.clone())),
+                    Some(e) if *e == *r.start() && r.start() < r.end() => Some((*f, r.start() + 1..=*r.end())),
+                    Some(e) if *e == *r.end() && r.start() < r.end() => Some((*f, *r.start()..=r.end() - 1)),
+                    Some(_) => None,
+                })
+                .collect();
+            p.amount_sure = sure.iter().all(Option::is_some).then(|| sure.iter().flatten().map(group).collect());
+            let partial: Vec<String> = sides.iter().filter_map(|((f, _), edge)| edge.map(|e| index::token(*f, e as i64))).collect();
+            p.amount_partial = (!partial.is_empty()).then(|| or_tokens(&partial));
+            if sides.iter().any(|((_, r), _)| r.is_empty()) {
                 p.nothing = true;
+            }
+            // An exact range over one family of cells can be counted from receipt_counts.
+            match sides.as_slice() {
+                [((f, r), None)] if counts_filter.is_none() => {
+                    let kind = if *f == 'l' { index::count_kind::LOWER_CELL } else { index::count_kind::UPPER_CELL };
+                    counts_filter = Some((kind, r.clone().map(|i| i as i64).collect()));
+                }
+                _ => counts_ok = false,
             }
         }
         let aligned = |t: Option<i64>| t.is_none_or(|t| t.rem_euclid(DAY) == 0);
@@ -271,19 +450,16 @@ impl Plan {
             }
             p.rollup = Some(if rollup_where.is_empty() { "1".into() } else { rollup_where.join(" AND ") });
         }
+        if counts_ok && aligned(q.since) && aligned(q.until) && !(q.amount.is_some() && q.facets.iter().any(|f| f.key != Key::Outcome)) {
+            p.counts = Some(CountsPlan { filter: counts_filter, outcome: outcome_conds, since_day: q.since.map(|s| s.div_euclid(DAY)), until_day: q.until.map(|u| u.div_euclid(DAY)) });
+        }
         Ok(p)
     }
 
-    fn bucket_expr(buckets: &[usize]) -> String {
-        or_tokens(&buckets.iter().map(|b| index::token('m', *b as i64)).collect::<Vec<_>>())
-    }
-
-    /// The FTS expression for the query with this amount part (None: no amount condition).
-    fn expr(&self, amount: Option<&[usize]>) -> String {
+    /// The FTS expression for the query with these amount groups AND-ed in.
+    fn expr(&self, amount: &[String]) -> String {
         let mut pos: Vec<String> = self.must.clone();
-        if let Some(b) = amount {
-            pos.push(Self::bucket_expr(b));
-        }
+        pos.extend(amount.iter().cloned());
         let mut e = if pos.is_empty() { format!("\"{TOKEN_ALL}\"") } else { pos.iter().map(|p| format!("({p})")).collect::<Vec<_>>().join(" AND ") };
         for n in &self.must_not {
             e = format!("({e}) NOT ({n})");
@@ -291,16 +467,9 @@ impl Plan {
         e
     }
 
-    /// Every candidate: whole buckets and whole days.
+    /// Every candidate: whole amount cells and whole days.
     fn superset(&self) -> String {
-        match self.amount {
-            Some(_) => {
-                let mut all = self.full_buckets.clone();
-                all.extend(&self.partial_buckets);
-                self.expr(Some(&all))
-            }
-            None => self.expr(None),
-        }
+        self.expr(&self.amount_superset)
     }
 
     fn admits(&self, t: i64, amount: Option<i64>) -> bool {
@@ -400,16 +569,14 @@ fn count_rows(c: &Connection, p: &Plan, z: &Zones) -> Result<u64> {
     };
     // Seqs certainly inside the time range.
     let (slo, shi) = (z.lo.max(z.sure_lo.saturating_add(1)), z.hi.min(z.sure_hi.saturating_sub(1)));
-    match p.amount {
-        None => n += fts_count(c, &p.expr(None), slo, shi)?,
-        Some(_) => {
-            if !p.full_buckets.is_empty() {
-                n += fts_count(c, &p.expr(Some(&p.full_buckets)), slo, shi)?;
-            }
-            if !p.partial_buckets.is_empty() {
-                n += check(c, &p.expr(Some(&p.partial_buckets)), slo, shi)?;
-            }
-        }
+    if let Some(sure) = &p.amount_sure {
+        n += fts_count(c, &p.expr(sure), slo, shi)?;
+    }
+    if let Some(partial) = &p.amount_partial {
+        // Candidates in a cell the range only partly covers (the sure part excludes them).
+        let mut groups = p.amount_superset.clone();
+        groups.push(partial.clone());
+        n += check(c, &p.expr(&groups), slo, shi)?;
     }
     // The edges, receipt by receipt.
     if slo <= shi {
@@ -427,20 +594,17 @@ fn rollup_counters(c: &Connection, where_: &str, by: &[GroupBy]) -> Result<(Vec<
     cols.extend(["outcome", "sum(n)", "sum(spend)"]);
     let mut group = keys.clone();
     group.push("outcome");
-    let sql = format!("SELECT {} FROM receipt_rollup WHERE {where_} GROUP BY {}", cols.join(", "), group.join(", "));
-    let mut st = c.prepare(&sql)?;
-    let mut rows = st.query([])?;
-    let mut groups: HashMap<Vec<i64>, Counters> = HashMap::new();
-    let mut total = Counters::default();
-    while let Some(r) = rows.next()? {
-        let key: Vec<i64> = (0..keys.len()).map(|i| r.get(i)).collect::<rusqlite::Result<_>>()?;
-        let outcome: i64 = r.get(keys.len())?;
-        let n: i64 = r.get(keys.len() + 1)?;
-        let spend: i64 = r.get(keys.len() + 2)?;
-        groups.entry(key).or_default().add(outcome, n as u64, spend.max(0) as u64);
-        total.add(outcome, n as u64, spend.max(0) as u64);
+    sum_groups(c, &format!("SELECT {} FROM receipt_rollup WHERE {where_} GROUP BY {}", cols.join(", "), group.join(", ")), keys.len())
+}
+
+/// The exact number of matches, the cheapest way the plan allows.
+fn total_of(c: &Connection, p: &Plan, z: &Zones) -> Result<u64> {
+    if let Some(cp) = &p.counts {
+        if let Some((_, t)) = counts_counters(c, cp, &[])? {
+            return Ok(t.receipts);
+        }
     }
-    Ok((groups.into_iter().collect(), total))
+    count_rows(c, p, z)
 }
 
 fn max_seq(c: &Connection) -> Result<i64> {
@@ -470,11 +634,10 @@ impl Ledger {
             let p = Plan::resolve(&tx, q)?;
             let zones = if p.nothing { None } else { p.zones(&tx, snapshot)? };
             let Some(z) = zones else { return Ok(RawPage { rows: vec![], total: 0, next: None }) };
-            // The rollup is read in the same transaction, so it counts exactly up to `snapshot`.
-            let total = match (cursor, &p.rollup) {
-                (Some(cur), _) => cur.total,
-                (None, Some(w)) => rollup_counters(&tx, w, &[])?.1.receipts,
-                (None, None) => count_rows(&tx, &p, &z)?,
+            // Counts are read in the same transaction, so they are exact up to `snapshot`.
+            let total = match cursor {
+                Some(cur) => cur.total,
+                None => total_of(&tx, &p, &z)?,
             };
             let upper = match cursor {
                 Some(cur) => z.hi.min(cur.last - 1),
@@ -507,9 +670,14 @@ impl Ledger {
             if p.nothing {
                 return Ok(RawStats::default());
             }
+            if let Some(cp) = &p.counts {
+                if let Some((groups, total)) = counts_counters(&tx, cp, by)? {
+                    return Ok(RawStats { groups, total, source: "counts" });
+                }
+            }
             if let Some(w) = &p.rollup {
                 let (groups, total) = rollup_counters(&tx, w, by)?;
-                return Ok(RawStats { groups, total, from_rollup: true });
+                return Ok(RawStats { groups, total, source: "rollup" });
             }
             let snapshot = max_seq(&tx)?;
             let Some(z) = p.zones(&tx, snapshot)? else { return Ok(RawStats::default()) };
@@ -523,7 +691,7 @@ impl Ledger {
                 }
                 Ok(true)
             })?;
-            Ok(RawStats { groups: groups.into_iter().collect(), total, from_rollup: false })
+            Ok(RawStats { groups: groups.into_iter().collect(), total, source: "rows" })
         })
     }
 
@@ -540,10 +708,7 @@ impl Ledger {
                 start(0);
                 return Ok(0);
             };
-            let total = match &p.rollup {
-                Some(w) => rollup_counters(&tx, w, &[])?.1.receipts,
-                None => count_rows(&tx, &p, &z)?,
-            };
+            let total = total_of(&tx, &p, &z)?;
             start(total);
             let mut n = 0u64;
             if q.is_empty() {

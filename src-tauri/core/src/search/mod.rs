@@ -154,7 +154,7 @@ pub struct Stats {
     pub by: Vec<String>,
     pub groups: Vec<Value>,
     pub total: Value,
-    /// `rollup` (the daily rollup answered) or `rows` (matching rows were read).
+    /// What answered: `counts` or `rollup` (pre-aggregated per day) or `rows` (matching rows).
     pub source: &'static str,
 }
 
@@ -238,7 +238,7 @@ pub fn stats(ledger: &Ledger, text: &str, by: &[GroupBy], top: Option<usize>, no
     let mut total = Map::new();
     counters_json(&raw.total, &mut total);
     let by_names = by.iter().map(|g| format!("{g:?}").to_lowercase()).collect();
-    Ok(Stats { query: text.to_string(), by: by_names, groups, total: Value::Object(total), source: if raw.from_rollup { "rollup" } else { "rows" } })
+    Ok(Stats { query: text.to_string(), by: by_names, groups, total: Value::Object(total), source: raw.source })
 }
 
 /// How many receipts match `text`.

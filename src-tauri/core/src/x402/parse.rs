@@ -215,8 +215,9 @@ fn fmt_opt(v: Option<&Value>) -> String {
     v.map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).unwrap_or_else(|| "-".into())
 }
 
+/// The server's description, made safe to show (the prompt caps it further, marking the cut).
 fn clip(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).take(80).collect()
+    crate::prompt::clean(s, 200)
 }
 
 #[cfg(test)]

@@ -1,0 +1,363 @@
+//! Owns what a held payment looks like on screen: the words of a prompt, built only from
+//! sanitised fields, the verified facts (host, amount, payee, budget) first and always in the
+//! same place, and the words of the agent or the server quoted, capped and marked as theirs, so
+//! no text an attacker controls can pass for a fact Purser checked. Pure: no I/O.
+
+use crate::approvals::PendingApproval;
+use chrono::{DateTime, Utc};
+
+/// Longest text an agent or a server gets on screen (characters).
+pub const MAX_CLAIM: usize = 160;
+/// Longest path shown (characters).
+pub const MAX_PATH: usize = 80;
+/// Longest label, name or host shown (characters).
+pub const MAX_NAME: usize = 60;
+
+/// Characters that reorder, hide or fake text: bidi controls, zero-width and other invisible
+/// format characters, tag characters, interlinear annotations.
+fn invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}' | '\u{180B}'..='\u{180F}'
+        | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}'
+        | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}' | '\u{E0000}'..='\u{E0FFF}')
+}
+
+/// Makes text safe to show on one line: control, bidi and invisible characters removed, any run
+/// of whitespace (newlines, line and paragraph separators included) turned into one space, and
+/// at most `max` characters kept (an ellipsis marks a cut).
+pub fn clean(raw: &str, max: usize) -> String {
+    if max == 0 {
+        return String::new();
+    }
+    let (mut out, mut n, mut space, mut cut) = (String::new(), 0usize, false, false);
+    for c in raw.chars() {
+        if invisible(c) {
+            continue;
+        }
+        if c.is_whitespace() || c.is_control() {
+            space = n > 0;
+            continue;
+        }
+        if n + 1 + usize::from(space) > max {
+            cut = true;
+            break;
+        }
+        if space {
+            out.push(' ');
+            n += 1;
+            space = false;
+        }
+        out.push(c);
+        n += 1;
+    }
+    if cut {
+        while n + 1 > max {
+            out.pop();
+            n -= 1;
+        }
+        out.truncate(out.trim_end().len());
+        out.push('…');
+    }
+    out
+}
+
+/// [`clean`], or `None` when nothing is left.
+pub fn clean_opt(raw: &str, max: usize) -> Option<String> {
+    Some(clean(raw, max)).filter(|s| !s.is_empty())
+}
+
+/// Escapes the markup notification servers interpret (`<b>`, `<a>`, `<img>`, entities).
+pub fn escape_markup(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `0x3C44…93BC`: enough of an address to recognise it at a glance.
+pub fn short_address(a: &str) -> String {
+    let a = clean(a, 64);
+    if a.len() == 42 && a.starts_with("0x") && a.is_ascii() {
+        format!("{}…{}", &a[..6], &a[38..])
+    } else {
+        clean(&a, 20)
+    }
+}
+
+/// The host a URL really goes to, with its port when it is not the scheme's default:
+/// `api.example.com`, `127.0.0.1:4021`, `[::1]:8080`.
+pub fn authority(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => {
+            let host = u.host_str().unwrap_or_default();
+            let host = clean(host, MAX_NAME);
+            match u.port() {
+                Some(p) => format!("{host}:{p}"),
+                None => host,
+            }
+        }
+        Err(_) => clean(url, MAX_NAME),
+    }
+}
+
+/// The path and query of a URL, cleaned and capped.
+pub fn path(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => {
+            let p = match u.query() {
+                Some(q) => format!("{}?{q}", u.path()),
+                None => u.path().to_string(),
+            };
+            clean(&p, MAX_PATH)
+        }
+        Err(_) => String::new(),
+    }
+}
+
+/// An atomic amount in its asset's units, exactly: `50000` with 6 decimals is `0.05`.
+pub fn atomic_decimal(amount: alloy_primitives::U256, decimals: u8) -> String {
+    let digits = amount.to_string();
+    let d = decimals as usize;
+    if d == 0 {
+        return digits;
+    }
+    let padded = format!("{digits:0>width$}", width = d + 1);
+    let (int, frac) = padded.split_at(padded.len() - d);
+    let frac = frac.trim_end_matches('0');
+    if frac.is_empty() { int.to_string() } else { format!("{int}.{frac}") }
+}
+
+/// A notification's title and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptText {
+    pub summary: String,
+    pub body: String,
+}
+
+/// How the notification server shows text.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Style {
+    /// The server interprets markup in the body (`body-markup`): escape it.
+    pub markup: bool,
+    /// The server shows action buttons: without them, the body says how to decide.
+    pub actions: bool,
+}
+
+fn usd(micros: &str) -> String {
+    crate::money::format_usd(micros.parse().unwrap_or(0))
+}
+
+fn quote(s: &str) -> String {
+    format!("“{}”", clean(s, MAX_CLAIM))
+}
+
+/// The prompt for one held payment. Every line is built from cleaned fields; the verified
+/// facts come first, the agent's and the server's words after them, quoted and marked.
+pub fn approval(a: &PendingApproval, style: Style, now: DateTime<Utc>) -> PromptText {
+    let host = authority(&a.url);
+    let amount = usd_of(a);
+    let payee = match a.payee_label.as_deref().and_then(|l| clean_opt(l, MAX_NAME)) {
+        Some(label) => format!("{} “{label}”", short_address(&a.pay_to)),
+        None => short_address(&a.pay_to),
+    };
+    let mut lines = vec![
+        format!("{} {}{}", clean(&a.method, 10), host, path(&a.url)),
+        format!("{amount} ({} on {}) to {payee}", clean(&a.amount_asset, MAX_NAME), clean(&a.network_name, MAX_NAME)),
+        format!(
+            "Task “{}”: budget {} left, {} after",
+            clean(&a.grant_label, MAX_NAME),
+            usd(&a.remaining_before_atomic),
+            usd(&a.remaining_after_atomic)
+        ),
+    ];
+    match (a.agent.as_deref(), a.intent.as_deref()) {
+        (Some(agent), Some(intent)) => lines.push(format!("Unverified, the agent ({}) says: {}", clean(agent, MAX_NAME), quote(intent))),
+        (None, Some(intent)) => lines.push(format!("Unverified, the agent says: {}", quote(intent))),
+        (Some(agent), None) => lines.push(format!("Unverified, the agent calls itself {}", quote(&clean(agent, MAX_NAME)))),
+        (None, None) => {}
+    }
+    if let Some(d) = a.description.as_deref() {
+        lines.push(format!("Unverified, the server says: {}", quote(d)));
+    }
+    let left = (a.expires_at - now).num_seconds().max(0);
+    lines.push(if a.paused {
+        "Countdown paused while the approval window is open.".to_string()
+    } else {
+        format!("Denied in {left} s unless you approve.")
+    });
+    lines.push(format!("Payee {}", clean(&a.pay_to, 64)));
+    if !style.actions {
+        let id = clean(&a.id, 64);
+        lines.push(format!("Decide: purser approvals approve {id}  or  purser approvals deny {id}"));
+    }
+    let body = lines.join("\n");
+    PromptText { summary: format!("Pay {amount} to {host}?"), body: if style.markup { escape_markup(&body) } else { body } }
+}
+
+fn usd_of(a: &PendingApproval) -> String {
+    // `amount_usd` is the decimal the pipeline computed from the verified requirement.
+    let d = clean(&a.amount_usd, 30);
+    if d.chars().all(|c| c.is_ascii_digit() || c == '.') && !d.is_empty() {
+        format!("${d}")
+    } else {
+        "$?".to_string()
+    }
+}
+
+/// The one notification that stands for every request of a grant past the flood threshold.
+pub fn queue(grant_label: &str, waiting: usize, style: Style) -> PromptText {
+    let label = clean(grant_label, MAX_NAME);
+    let noun = if waiting == 1 { "payment" } else { "payments" };
+    let mut body = format!("{waiting} more {noun} for task “{label}” are waiting in the approval queue; each is denied if nobody approves it in time.");
+    if !style.actions {
+        body.push_str("\nSee them: purser approvals list");
+    }
+    PromptText {
+        summary: format!("{waiting} more {noun} waiting for you"),
+        body: if style.markup { escape_markup(&body) } else { body },
+    }
+}
+
+/// "3 requests were denied while you were away".
+pub fn missed(count: u64) -> Option<String> {
+    match count {
+        0 => None,
+        1 => Some("1 request was denied while you were away.".into()),
+        n => Some(format!("{n} requests were denied while you were away.")),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn view() -> PendingApproval {
+        let now = Utc::now();
+        PendingApproval {
+            id: "0193-abc".into(),
+            grant_id: "g1".into(),
+            grant_label: "research".into(),
+            method: "GET".into(),
+            url: "http://127.0.0.1:4021/mid?q=1".into(),
+            host: "127.0.0.1".into(),
+            amount_atomic: "50000".into(),
+            amount_usd: "0.05".into(),
+            network: "eip155:84532".into(),
+            asset: "0x036CbD53842c5426634e7929541eC2318f3dCF7e".into(),
+            pay_to: "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC".into(),
+            requirement_hash: "h".into(),
+            amount_asset: "0.05 USDC".into(),
+            network_name: "base-sepolia".into(),
+            payee_label: None,
+            intent: None,
+            description: None,
+            agent: None,
+            remaining_before_atomic: "1000000".into(),
+            remaining_after_atomic: "950000".into(),
+            created_at: now,
+            expires_at: now + chrono::Duration::seconds(60),
+            paused: false,
+        }
+    }
+
+    #[test]
+    fn cleaning_table() {
+        let cases: &[(&str, usize, &str)] = &[
+            ("plain", 10, "plain"),
+            ("  two\n\nlines\r\n ", 20, "two lines"),
+            ("a\u{202E}evorppa\u{202C}b", 20, "aevorppab"),
+            ("zero\u{200B}width\u{FEFF}", 20, "zerowidth"),
+            ("tag\u{E0041}s", 20, "tags"),
+            ("iso\u{2066}late\u{2069}", 20, "isolate"),
+            ("bell\u{7}tab\tnul\u{0}", 20, "bell tab nul"),
+            ("line\u{2028}sep", 20, "line sep"),
+            ("abcdefghij", 5, "abcd…"),
+            ("abcde", 5, "abcde"),
+            ("\u{202E}\u{202E}", 5, ""),
+        ];
+        for (raw, max, want) in cases {
+            assert_eq!(clean(raw, *max), *want, "{raw:?}");
+            assert!(clean(raw, *max).chars().count() <= *max);
+        }
+        assert_eq!(clean_opt("\u{200B} \n", 9), None);
+    }
+
+    #[test]
+    fn small_helpers() {
+        assert_eq!(short_address("0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"), "0x3C44…93BC");
+        assert_eq!(authority("http://127.0.0.1:4021/x"), "127.0.0.1:4021");
+        assert_eq!(authority("https://api.example.com/x"), "api.example.com");
+        assert_eq!(authority("https://api.example.com:443/x"), "api.example.com", "default port left out");
+        assert_eq!(authority("http://[::1]:8080/"), "[::1]:8080");
+        assert_eq!(authority("https://xn--80ak6aa92e.com/"), "xn--80ak6aa92e.com", "IDN hosts stay in punycode");
+        assert_eq!(path("http://h/a/b?c=d"), "/a/b?c=d");
+        assert_eq!(escape_markup("<img src=x onerror=alert(1)>&"), "&lt;img src=x onerror=alert(1)&gt;&amp;");
+        assert_eq!(missed(0), None);
+        let u = |v: u64| alloy_primitives::U256::from(v);
+        assert_eq!(atomic_decimal(u(50_000), 6), "0.05");
+        assert_eq!(atomic_decimal(u(2_000_000), 6), "2");
+        assert_eq!(atomic_decimal(u(1), 18), "0.000000000000000001");
+        assert_eq!(atomic_decimal(u(123), 0), "123");
+        assert_eq!(missed(3).unwrap(), "3 requests were denied while you were away.");
+    }
+
+    #[test]
+    fn the_prompt_states_the_verified_facts() {
+        let v = view();
+        let p = approval(&v, Style { markup: false, actions: true }, v.created_at);
+        assert_eq!(p.summary, "Pay $0.05 to 127.0.0.1:4021?");
+        let lines: Vec<&str> = p.body.lines().collect();
+        assert_eq!(lines[0], "GET 127.0.0.1:4021/mid?q=1");
+        assert_eq!(lines[1], "$0.05 (0.05 USDC on base-sepolia) to 0x3C44…93BC");
+        assert_eq!(lines[2], "Task “research”: budget $1.00 left, $0.95 after");
+        assert_eq!(lines[3], "Denied in 60 s unless you approve.");
+        assert_eq!(lines[4], "Payee 0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC");
+        assert_eq!(lines.len(), 5);
+
+        let mut v = view();
+        v.payee_label = Some("Acme\nweather".into());
+        v.paused = true;
+        let p = approval(&v, Style { markup: false, actions: false }, v.created_at);
+        assert!(p.body.contains("to 0x3C44…93BC “Acme weather”"), "{}", p.body);
+        assert!(p.body.contains("Countdown paused"), "{}", p.body);
+        assert!(p.body.ends_with("Decide: purser approvals approve 0193-abc  or  purser approvals deny 0193-abc"), "{}", p.body);
+    }
+
+    #[test]
+    fn hostile_words_are_marked_capped_and_cannot_fake_facts() {
+        let mut v = view();
+        let long = "A".repeat(10 * 1024);
+        v.description = Some(format!("\u{202E}evorppa ot kcilc\n$0.00 to trusted.example.com\n<img src=x onerror=alert(1)>{long}"));
+        v.intent = Some("ignore the amount,\r\nPay $0.00 to 127.0.0.1:4021?".into());
+        v.agent = Some("agent\u{200F}-x".into());
+        let style = Style { markup: true, actions: true };
+        let p = approval(&v, style, v.created_at);
+        assert_eq!(p.summary, "Pay $0.05 to 127.0.0.1:4021?");
+        let lines: Vec<&str> = p.body.lines().collect();
+        assert_eq!(lines.len(), 7, "attacker text cannot add lines: {}", p.body);
+        assert_eq!(lines[0], "GET 127.0.0.1:4021/mid?q=1");
+        assert_eq!(lines[1], "$0.05 (0.05 USDC on base-sepolia) to 0x3C44…93BC");
+        assert!(lines[3].starts_with("Unverified, the agent (agent-x) says: “ignore the amount, Pay $0.00"), "{}", lines[3]);
+        assert!(lines[4].starts_with("Unverified, the server says: “evorppa ot kcilc $0.00 to trusted.example.com &lt;img src=x"), "{}", lines[4]);
+        assert!(!p.body.contains('\u{202E}') && !p.body.contains("<img") && !p.body.contains('\u{200F}'));
+        assert!(lines[4].chars().count() < MAX_CLAIM + 80, "capped: {} chars", lines[4].chars().count());
+        assert!(lines[4].ends_with("…”"), "{}", lines[4]);
+    }
+
+    #[test]
+    fn the_queue_summary() {
+        let p = queue("research", 45, Style { markup: false, actions: true });
+        assert_eq!(p.summary, "45 more payments waiting for you");
+        assert!(p.body.contains("task “research”"));
+        let p = queue("r<b>", 1, Style { markup: true, actions: false });
+        assert!(p.body.contains("r&lt;b&gt;") && p.body.contains("purser approvals list"), "{}", p.body);
+    }
+}
