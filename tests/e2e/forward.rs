@@ -37,6 +37,8 @@ struct Curl {
     /// `%{http_code} %{http_connect}`
     code: u16,
     connect: u16,
+    /// `%{http_version}`: 1.1 or 2
+    version: String,
     headers: String,
     body: String,
     out: Output,
@@ -65,6 +67,10 @@ impl std::fmt::Display for Curl {
 /// curl with `HTTPS_PROXY`/`http_proxy` set to Purser with these credentials (none if `token` is
 /// None), trusting only `cacert`.
 fn curl(p: &Purser, token: Option<&str>, cacert: &Path, url: &str) -> Curl {
+    curl_with(p, token, cacert, url, &[])
+}
+
+fn curl_with(p: &Purser, token: Option<&str>, cacert: &Path, url: &str, extra: &[&str]) -> Curl {
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let (h, b) = (p.work_dir().join(format!("curl-{n}.h")), p.work_dir().join(format!("curl-{n}.b")));
@@ -73,7 +79,8 @@ fn curl(p: &Purser, token: Option<&str>, cacert: &Path, url: &str) -> Curl {
         None => format!("http://127.0.0.1:{}", p.port),
     };
     let out = Command::new("curl")
-        .args(["-sS", "--max-time", "60", "-H", "Accept: application/json", "-w", "%{http_code} %{http_connect}", "-D"])
+        .args(extra)
+        .args(["-sS", "--max-time", "60", "-H", "Accept: application/json", "-w", "%{http_code} %{http_connect} %{http_version}", "-D"])
         .arg(&h)
         .arg("-o")
         .arg(&b)
@@ -87,10 +94,13 @@ fn curl(p: &Purser, token: Option<&str>, cacert: &Path, url: &str) -> Curl {
         .output()
         .expect("run curl");
     let w = String::from_utf8_lossy(&out.stdout).to_string();
-    let mut codes = w.split_whitespace().map(|c| c.parse::<u16>().unwrap_or(0));
+    let mut words = w.split_whitespace();
+    let mut code = || words.next().unwrap_or("").to_string();
+    let (status, connect, version) = (code(), code(), code());
     Curl {
-        code: codes.next().unwrap_or(0),
-        connect: codes.next().unwrap_or(0),
+        code: status.parse().unwrap_or(0),
+        connect: connect.parse().unwrap_or(0),
+        version,
         headers: std::fs::read_to_string(&h).unwrap_or_default(),
         body: std::fs::read_to_string(&b).unwrap_or_default(),
         out,
@@ -139,6 +149,11 @@ async fn curl_pays_v2_through_connect_and_absolute_form() {
     assert_eq!(free.code, 200, "{free}");
     assert!(free.header("purser-receipt").is_none(), "{free}");
 
+    // HTTP/2 to the agent (ALPN) pays the same way.
+    let h2 = curl_with(&p, Some(token), &purser_ca, &format!("{}/cheap?h2=1", front.url()), &["--http2"]);
+    assert_eq!((h2.code, h2.version.as_str()), (200, "2"), "{h2}");
+    assert_paid(&p.receipt(&h2.header("purser-receipt").unwrap_or_else(|| panic!("{h2}"))), "/cheap?h2=1");
+
     // Absolute-form plain http (http_proxy) is governed the same way.
     let abs = curl(&p, Some(token), &purser_ca, &format!("{}/cheap", peers.v2));
     assert_eq!(abs.code, 200, "{abs}");
@@ -147,8 +162,8 @@ async fn curl_pays_v2_through_connect_and_absolute_form() {
     assert!(ra["url"].as_str().unwrap().starts_with("http://127.0.0.1:"), "{ra}");
 
     let after = usdc_balance(&peers.rpc, &peers.pay_to).await;
-    assert_eq!(after - before, 2000, "payee delta");
-    assert_eq!(p.receipts().len(), 2, "one receipt per payment");
+    assert_eq!(after - before, 3000, "payee delta");
+    assert_eq!(p.receipts().len(), 3, "one receipt per payment");
     assert_chain_ok(&p);
 }
 
@@ -314,4 +329,49 @@ async fn wrong_or_missing_proxy_credentials_get_407() {
         assert_eq!(c.connect, 407, "{c}");
     }
     assert!(p.receipts().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn websocket_style_upgrade_passes_through_an_intercepted_tunnel() {
+    let ca = upstream_ca();
+    let p = Purser::start_with_key(BIN, purser_testkit::ANVIL_PAYER_KEY);
+    let purser_ca = export_ca(&p);
+    let g = p.grant_create(&[]);
+    let token = g["token"].as_str().unwrap();
+    let echo = TlsFront::start_upgrade_echo(ca);
+    let payload = b"hello through purser \x00\x01\x02".repeat(100);
+    let (status, echoed) = purser_testkit::tls::upgrade_through_proxy(p.port, token, echo.addr, &purser_ca, &payload).await.unwrap_or_else(|e| panic!("{e}\n{}", p.serve_log_tail(20)));
+    assert!(status.contains(" 101 "), "{status}");
+    assert_eq!(echoed, payload, "bytes pass both ways after the upgrade");
+    assert!(p.receipts().is_empty(), "upgrades are not governed: no receipt");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leaf_certificates_name_only_the_requested_host() {
+    let p = Purser::start_with_key(BIN, purser_testkit::ANVIL_PAYER_KEY);
+    let purser_ca = export_ca(&p);
+    let g = p.grant_create(&["--host", "127.0.0.1", "--host", "api.example.com"]);
+    let token = g["token"].as_str().unwrap();
+    // The leaf is presented during the handshake, before any upstream is contacted.
+    for (target, want) in [("127.0.0.1:9", "IP Address:127.0.0.1"), ("api.example.com:443", "DNS:api.example.com")] {
+        let out = Command::new("openssl")
+            .args(["s_client", "-connect", target, "-proxy", &format!("127.0.0.1:{}", p.port), "-proxy_user", "grant", "-proxy_pass", &format!("pass:{token}"), "-CAfile"])
+            .arg(&purser_ca)
+            .args(["-verify_return_error"])
+            .args(if target.starts_with("api.") { vec!["-servername", "api.example.com", "-verify_hostname", "api.example.com"] } else { vec!["-verify_ip", "127.0.0.1"] })
+            .arg("-showcerts")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("openssl s_client");
+        let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+        assert!(text.contains("Verification: OK") || text.contains("Verify return code: 0"), "{target}: {text}");
+        let pem_start = text.find("-----BEGIN CERTIFICATE-----").unwrap_or_else(|| panic!("{target}: no certificate: {text}"));
+        let pem_end = text[pem_start..].find("-----END CERTIFICATE-----").unwrap() + pem_start + 25;
+        let leaf = p.work_dir().join("leaf.pem");
+        std::fs::write(&leaf, &text[pem_start..pem_end]).unwrap();
+        let san = Command::new("openssl").args(["x509", "-noout", "-ext", "subjectAltName", "-in"]).arg(&leaf).output().unwrap();
+        let san = String::from_utf8_lossy(&san.stdout);
+        let names: Vec<&str> = san.lines().skip(1).flat_map(|l| l.split(',')).map(str::trim).filter(|s| !s.is_empty()).collect();
+        assert_eq!(names, vec![want], "{target}: {san}");
+    }
 }

@@ -91,7 +91,5 @@ pub fn grant_env(dir: &Path, e: &Engine, id: &str, token: Option<String>, json: 
 /// The pooled upstream client, also trusting the CA certificates in `path`.
 pub fn upstream_with_ca(path: &Path) -> Result<purser_core::upstream::Upstream> {
     let pem = std::fs::read(path).with_context(|| format!("reading --upstream-ca {}", path.display()))?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem).with_context(|| format!("--upstream-ca {} is not a PEM certificate bundle", path.display()))?;
-    anyhow::ensure!(!certs.is_empty(), "--upstream-ca {} holds no certificate", path.display());
-    Ok(purser_core::upstream::Upstream::with_extra_roots(&certs)?)
+    purser_core::upstream::Upstream::with_extra_roots_pem(&pem).with_context(|| format!("--upstream-ca {}", path.display()))
 }

@@ -47,6 +47,9 @@ pub struct ProxyContext {
     pub control_token: Option<String>,
     /// The local CA that intercepts CONNECTs to in-scope hosts; `None`: such CONNECTs are refused.
     pub ca: Option<Arc<ca::LocalCa>>,
+    /// Requests in progress inside intercepted tunnels (shutdown waits for them, like for
+    /// plain connections, so that their receipts are written).
+    pub inflight: Arc<forward::InFlight>,
 }
 
 /// A running proxy. Reports its bound port; stops (gracefully) on `shutdown` or on drop.
@@ -89,7 +92,8 @@ pub async fn start(engine: Arc<Engine>, port: u16, control_token: Option<String>
 pub async fn start_with_ca(engine: Arc<Engine>, port: u16, control_token: Option<String>, grace: Duration, ca: Option<Arc<ca::LocalCa>>) -> Result<ProxyHandle, ProxyError> {
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await.map_err(|source| ProxyError::Bind { port, source })?;
     let addr = listener.local_addr().map_err(|source| ProxyError::Bind { port, source })?;
-    let ctx = Arc::new(ProxyContext { port: addr.port(), control_token, ca });
+    let inflight = Arc::new(forward::InFlight::default());
+    let ctx = Arc::new(ProxyContext { port: addr.port(), control_token, ca, inflight: inflight.clone() });
     let (stop, mut stopped) = watch::channel(false);
     let task = tokio::spawn(async move {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -122,7 +126,7 @@ pub async fn start_with_ca(engine: Arc<Engine>, port: u16, control_token: Option
         let denied = engine.approvals.close();
         tracing::info!(denied, "proxy stopping; waiting for in-flight requests");
         tokio::select! {
-            _ = graceful.shutdown() => tracing::info!("all connections closed"),
+            _ = async { graceful.shutdown().await; inflight.idle().await } => tracing::info!("all connections closed"),
             _ = tokio::time::sleep(grace) => tracing::warn!("grace period over; closing remaining connections"),
         }
     });

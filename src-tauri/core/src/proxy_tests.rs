@@ -14,7 +14,7 @@ fn engine() -> (tempfile::TempDir, Engine, String) {
 }
 
 fn ctx() -> ProxyContext {
-    ProxyContext { port: 4020, control_token: Some("ctl".into()), ca: None }
+    ProxyContext { port: 4020, control_token: Some("ctl".into()), ca: None, inflight: Default::default() }
 }
 
 async fn send(e: &Engine, uri: &str, headers: &[(&str, &str)]) -> (StatusCode, serde_json::Value) {

@@ -68,6 +68,8 @@ fn is_private_or_hop(name: &HeaderName) -> bool {
 #[derive(Clone)]
 pub struct Upstream {
     client: reqwest::Client,
+    /// The same trust for raw TLS (upgrade pass-through in standard proxy mode).
+    tls: std::sync::Arc<rustls::ClientConfig>,
 }
 
 impl Upstream {
@@ -77,11 +79,20 @@ impl Upstream {
 
     /// The client, also trusting the CA certificates in `extra` (`--upstream-ca`: test CAs, a
     /// corporate TLS proxy) on top of the built-in web roots. Verification stays on.
-    pub fn with_extra_roots(extra: &[reqwest::Certificate]) -> Result<Self, UpstreamError> {
+    pub fn with_extra_roots(extra: &[rustls::pki_types::CertificateDer<'static>]) -> Result<Self, UpstreamError> {
         let mut builder = reqwest::Client::builder();
+        let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
         for c in extra {
-            builder = builder.add_root_certificate(c.clone());
+            builder = builder.add_root_certificate(reqwest::Certificate::from_der(c).map_err(|e| UpstreamError::Client(e.to_string()))?);
+            roots.add(c.clone()).map_err(|e| UpstreamError::Client(e.to_string()))?;
         }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| UpstreamError::Client(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let client = builder
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
@@ -90,7 +101,22 @@ impl Upstream {
             .pool_max_idle_per_host(256)
             .build()
             .map_err(|e| UpstreamError::Client(e.to_string()))?;
-        Ok(Upstream { client })
+        Ok(Upstream { client, tls: std::sync::Arc::new(tls) })
+    }
+
+    /// [`Upstream::with_extra_roots`] from a PEM bundle of one or more CA certificates.
+    pub fn with_extra_roots_pem(pem: &[u8]) -> Result<Self, UpstreamError> {
+        use rustls::pki_types::{pem::PemObject, CertificateDer};
+        let certs = CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>().map_err(|e| UpstreamError::Client(format!("not a PEM certificate bundle: {e:?}")))?;
+        if certs.is_empty() {
+            return Err(UpstreamError::Client("no certificate in the PEM bundle".into()));
+        }
+        Self::with_extra_roots(&certs)
+    }
+
+    /// TLS to upstreams with the client's trust (web roots plus `--upstream-ca`), HTTP/1.1.
+    pub fn tls_config(&self) -> std::sync::Arc<rustls::ClientConfig> {
+        self.tls.clone()
     }
 
     /// Sends the request, with the payment header when given. Never follows redirects.

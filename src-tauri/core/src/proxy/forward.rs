@@ -30,6 +30,41 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed for the agent's TLS handshake inside an intercepted CONNECT.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Counts requests in progress inside intercepted tunnels; shutdown waits until it is idle.
+#[derive(Default)]
+pub struct InFlight {
+    count: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+struct InFlightGuard(Arc<InFlight>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+impl InFlight {
+    fn enter(self: &Arc<Self>) -> InFlightGuard {
+        self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        InFlightGuard(self.clone())
+    }
+
+    /// Returns once no intercepted request is in progress.
+    pub async fn idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.count.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
 /// Is this a standard proxy request (CONNECT, or an absolute-form request line)?
 pub fn is_proxy_request<B>(req: &Request<B>) -> bool {
     req.method() == Method::CONNECT || req.uri().scheme().is_some()
@@ -144,6 +179,7 @@ where
             Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, e.code(), &e.to_string(), None),
         };
         let base = if host.contains(':') { format!("https://[{host}]:{port}") } else { format!("https://{host}:{port}") };
+        let inflight = ctx.inflight.clone();
         tokio::spawn(async move {
             let upgraded = match hyper::upgrade::on(req).await {
                 Ok(u) => u,
@@ -154,7 +190,7 @@ where
                 Ok(Err(e)) => return tracing::info!(error = %e, %base, "agent TLS handshake failed (does it trust Purser's CA?)"),
                 Err(_) => return tracing::info!(%base, "agent TLS handshake timed out"),
             };
-            serve_intercepted(engine, Arc::from(token), Arc::from(base), stream).await;
+            serve_intercepted(engine, inflight, Arc::from(token), Arc::from(base), stream).await;
         });
         return tunnel_established();
     }
@@ -186,18 +222,23 @@ fn tunnel_established() -> Response<Body> {
 }
 
 /// Serves HTTP/1.1 or HTTP/2 (by ALPN) inside an intercepted tunnel.
-async fn serve_intercepted<S>(engine: Arc<Engine>, token: Arc<str>, base: Arc<str>, stream: S)
+async fn serve_intercepted<S>(engine: Arc<Engine>, inflight: Arc<InFlight>, token: Arc<str>, base: Arc<str>, stream: S)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let target = base.clone();
     let svc = service_fn(move |req| {
         let (engine, token, base) = (engine.clone(), token.clone(), base.clone());
-        async move { Ok::<_, Infallible>(intercepted(&engine, &token, &base, req).await) }
+        let guard = inflight.enter();
+        async move {
+            let resp = intercepted(&engine, &token, &base, req).await;
+            drop(guard);
+            Ok::<_, Infallible>(resp)
+        }
     });
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder.http1().keep_alive(true);
-    if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
+    if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).await {
         tracing::debug!(error = %e, base = %target, "intercepted connection ended");
     }
 }
@@ -207,7 +248,7 @@ where
 /// the next request.
 async fn intercepted<B>(engine: &Engine, token: &str, base: &str, req: Request<B>) -> Response<Body>
 where
-    B: hyper::body::Body<Data = Bytes> + Send,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
     let grant = match engine.authenticate(token) {
@@ -220,5 +261,104 @@ where
         Ok(u) => u,
         Err(_) => return error_response(StatusCode::BAD_REQUEST, "bad_target", "the request path is not valid", None),
     };
+    if req.headers().contains_key(header::UPGRADE) {
+        if let Err(refusal) = crate::policy::check_budget(&grant, 0, engine.clock.now()) {
+            return error_response(StatusCode::FORBIDDEN, refusal.code(), &refusal.to_string(), None);
+        }
+        return pass_upgrade(engine, url, req).await;
+    }
     govern(engine, grant, url, req).await
+}
+
+/// An upgrade (WebSocket) inside an intercepted tunnel: not governed, but not broken. The
+/// request goes to the upstream over verified TLS; a `101` joins the two upgraded connections.
+async fn pass_upgrade<B>(engine: &Engine, url: reqwest::Url, mut req: Request<B>) -> Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
+    let port = url.port_or_known_default().unwrap_or(443);
+    let bad_gateway = |code: &str, msg: String| error_response(StatusCode::BAD_GATEWAY, code, &msg, None);
+    let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect((host.as_str(), port))).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return bad_gateway("connect_failed", format!("could not connect to {host}:{port}: {e}")),
+        Err(_) => return bad_gateway("connect_timeout", format!("{host}:{port} did not accept a connection in time")),
+    };
+    let _ = tcp.set_nodelay(true);
+    let Ok(name) = rustls::pki_types::ServerName::try_from(host.clone()) else {
+        return error_response(StatusCode::BAD_REQUEST, "bad_target", "not a valid TLS server name", None);
+    };
+    let tls = match tokio_rustls::TlsConnector::from(engine.upstream.tls_config()).connect(name, tcp).await {
+        Ok(t) => t,
+        Err(e) => {
+            let code = if e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()).is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_))) { "upstream_certificate" } else { "upstream_error" };
+            return bad_gateway(code, format!("TLS to {host}:{port} failed: {e}"));
+        }
+    };
+    let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(tls)).await {
+        Ok(pair) => pair,
+        Err(e) => return bad_gateway("upstream_error", e.to_string()),
+    };
+    tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    let agent_side = hyper::upgrade::on(&mut req);
+    let (parts, _) = req.into_parts();
+    let mut out = Request::new(http_body_util::Empty::<Bytes>::new());
+    *out.method_mut() = parts.method;
+    *out.uri_mut() = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").parse().unwrap_or_default();
+    for (k, v) in parts.headers.iter() {
+        let n = k.as_str();
+        if !(n.starts_with("proxy-") || n.starts_with("purser-") || n.starts_with("x-purser-") || n == "host") {
+            out.headers_mut().append(k.clone(), v.clone());
+        }
+    }
+    let authority = if port == 443 { host.clone() } else { format!("{host}:{port}") };
+    if let Ok(v) = http::HeaderValue::from_str(&authority) {
+        out.headers_mut().insert(header::HOST, v);
+    }
+    let mut resp = match sender.send_request(out).await {
+        Ok(r) => r,
+        Err(e) => return bad_gateway("upstream_error", e.to_string()),
+    };
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let upstream_side = hyper::upgrade::on(&mut resp);
+        tokio::spawn(async move {
+            if let (Ok(a), Ok(b)) = (agent_side.await, upstream_side.await) {
+                let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(a), &mut TokioIo::new(b)).await;
+            }
+        });
+    }
+    resp.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn inflight_idle_waits_for_every_guard() {
+        let f = Arc::new(InFlight::default());
+        f.idle().await;
+        let (a, b) = (f.enter(), f.enter());
+        let waiter = tokio::spawn({
+            let f = f.clone();
+            async move { f.idle().await }
+        });
+        drop(a);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished(), "one request still in flight");
+        drop(b);
+        tokio::time::timeout(Duration::from_secs(2), waiter).await.unwrap().unwrap();
+    }
+
+    #[test]
+    fn proxy_requests_are_recognised_by_the_request_line() {
+        let req = |m: &str, uri: &str| Request::builder().method(m).uri(uri).body(()).unwrap();
+        assert!(is_proxy_request(&req("CONNECT", "api.example.com:443")));
+        assert!(is_proxy_request(&req("GET", "http://api.example.com/x")));
+        assert!(!is_proxy_request(&req("GET", "/https://api.example.com/x")), "gateway mode is origin-form");
+        assert!(!is_proxy_request(&req("GET", "/_purser/v1/approvals")));
+    }
 }
