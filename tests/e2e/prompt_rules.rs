@@ -42,7 +42,7 @@ async fn an_allow_rule_pays_without_asking_until_it_expires() {
     let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
     let wallet = Wallet::from_key_hex(&peers.payer_key).unwrap();
     let engine = Arc::new(Engine::with_sources(Ledger::open_in(&dir.path().join("data")).unwrap(), Some(wallet), clock.clone(), Arc::new(OsNonces)).unwrap());
-    purser_core::notify::spawn(engine.clone(), Arc::new(DesktopNotifier::new()), Arc::new(PrintCommand::new(None)));
+    let prompter = purser_core::notify::spawn(engine.clone(), Arc::new(DesktopNotifier::new()), Arc::new(PrintCommand::new(None)));
     let proxy = purser_core::proxy::start(engine.clone(), 0, None, Duration::from_secs(5)).await.unwrap();
     let proxy_url = format!("http://127.0.0.1:{}", proxy.port());
     let spec = GrantSpec {
@@ -104,4 +104,5 @@ async fn an_allow_rule_pays_without_asking_until_it_expires() {
     let spent: Vec<_> = engine.ledger.list_receipts(10).unwrap().into_iter().filter(|r| r.outcome == Outcome::Paid).collect();
     assert_eq!(spent.len(), 2);
     proxy.shutdown().await;
+    prompter.shutdown().await;
 }

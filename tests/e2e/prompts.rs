@@ -51,7 +51,7 @@ async fn approve_deny_and_timeout_from_notifications() {
     let peers = Peers::start(Mode::Real);
     let bus = SessionBus::start();
     let server = NotifyServer::start(&bus, &["actions", "body", "body-markup", "persistence"]).await;
-    let p = Purser::start_with(BIN, &peers.payer_key, on_bus(&bus));
+    let mut p = Purser::start_with(BIN, &peers.payer_key, on_bus(&bus));
     let g = p.grant_create(&["--label", "research", "--budget", "1.00", "--per-request-max", "0.50", "--auto-below", "0.01", "--ask-below", "0.50", "--approval-timeout", "60s"]);
     let (gid, token) = ids(&g);
     let before = usdc_balance(&peers.rpc, &peers.pay_to).await;
@@ -120,6 +120,12 @@ async fn approve_deny_and_timeout_from_notifications() {
     assert!(!p.cli_ok(&["approvals", "list"]).contains("while you were away"));
     assert_eq!(facilitator_stats(&peers.facilitator).await["settle"], 1, "only the approved payment settled");
     assert_eq!(p.receipts().len(), 3);
+
+    // No prompt outlives the daemon.
+    let _held = spawn_get(&p, &token, &format!("{}/mid", peers.v2), &[]);
+    let n = server.wait_for(4, Duration::from_secs(20)).await.remove(3);
+    p.stop();
+    server.wait_closed(n.id, Duration::from_secs(10)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -237,6 +243,14 @@ async fn without_a_notification_server_the_cli_decides_and_makes_rules() {
     // Held; approved through the CLI with "and auto-approve this host up to $0.10 for 10 minutes".
     let held = spawn_get(&p, &token, &mid, &[]);
     let a = p.wait_approvals(1, Duration::from_secs(15), |a| a["grant_id"] == gid.as_str()).remove(0);
+    // The window has it open: its countdown stands still, and runs on when closed.
+    let control: Value = serde_json::from_slice(&std::fs::read(p.data_dir.join("control.json")).unwrap()).unwrap();
+    let route = |verb: &str| format!("{}/_purser/v1/approvals/{}/{verb}", control["url"].as_str().unwrap(), a["id"].as_str().unwrap());
+    let ctl_token = control["token"].as_str().unwrap();
+    let viewed: Value = agent().post(route("view")).bearer_auth(ctl_token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(viewed["paused"], true, "{viewed}");
+    let unviewed: Value = agent().post(route("unview")).bearer_auth(ctl_token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(unviewed["paused"], false, "{unviewed}");
     let out = p.cli_json(&["approvals", "approve", a["id"].as_str().unwrap(), "--allow-for", "10m", "--up-to", "0.10", "--json"]);
     let rule_id = out["rule"]["id"].as_str().unwrap_or_else(|| panic!("no rule in {out}")).to_string();
     assert_eq!(out["rule"]["description"].as_str().map(|d| d.starts_with("auto-approve 127.0.0.1:")), Some(true), "{out}");
@@ -273,7 +287,6 @@ async fn without_a_notification_server_the_cli_decides_and_makes_rules() {
         let out = p.cli(&["approvals", "approve", bad]);
         assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("(no_such_approval)"), "{out:?}");
     }
-    let control: Value = serde_json::from_slice(&std::fs::read(p.data_dir.join("control.json")).unwrap()).unwrap();
     let resp = agent().post(format!("{}/_purser/v1/approvals/x/approve", control["url"].as_str().unwrap())).bearer_auth("pct_wrong").send().await.unwrap();
     assert_eq!(resp.status(), 401);
     assert_eq!(resp.json::<Value>().await.unwrap()["code"], "unauthorized");

@@ -34,10 +34,10 @@ pub async fn run(dir: &Path, port: u16, grace_secs: u64, notify: bool, explicit_
     }
     let engine = Arc::new(engine);
     let local_ca = Arc::new(purser_core::proxy::ca::LocalCa::load_or_create(dir).context("the local CA")?);
-    if notify {
+    let prompter = notify.then(|| {
         let opener = purser_core::notify::PrintCommand::new(explicit_dir.then(|| dir.to_path_buf()));
-        purser_core::notify::spawn(engine.clone(), Arc::new(purser_core::notify::desktop::DesktopNotifier::new()), Arc::new(opener));
-    }
+        purser_core::notify::spawn(engine.clone(), Arc::new(purser_core::notify::desktop::DesktopNotifier::new()), Arc::new(opener))
+    });
     let token = purser_core::auth::new_token("pct_");
     let handle = purser_core::proxy::start_with_ca(engine.clone(), port, Some(token.clone()), Duration::from_secs(grace_secs), Some(local_ca)).await?;
     let url = format!("http://127.0.0.1:{}", handle.port());
@@ -57,6 +57,9 @@ pub async fn run(dir: &Path, port: u16, grace_secs: u64, notify: bool, explicit_
     eprintln!("purser: stopping; letting in-flight requests finish");
     let _ = std::fs::remove_file(ControlFile::path(dir));
     handle.shutdown().await;
+    if let Some(p) = prompter {
+        p.shutdown().await;
+    }
     eprintln!("purser: stopped");
     Ok(())
 }

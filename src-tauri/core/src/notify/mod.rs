@@ -8,7 +8,7 @@ pub mod prompter;
 #[cfg(feature = "desktop-notify")]
 pub mod desktop;
 
-pub use prompter::{spawn, FLOOD_THRESHOLD};
+pub use prompter::{spawn, PrompterHandle, FLOOD_THRESHOLD};
 
 use crate::approvals::PendingApproval;
 use futures_util::future::BoxFuture;

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// Most notifications one grant has on screen at once: the first `FLOOD_THRESHOLD - 1` held
 /// requests get one each, the rest share one summary.
@@ -25,10 +25,27 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Starts the prompter on the current runtime. It subscribes before returning, so nothing held
 /// after this call is missed; requests already held are shown too.
-pub fn spawn(engine: Arc<Engine>, notifier: Arc<dyn Notifier>, opener: Arc<dyn Opener>) -> tokio::task::JoinHandle<()> {
+pub fn spawn(engine: Arc<Engine>, notifier: Arc<dyn Notifier>, opener: Arc<dyn Opener>) -> PrompterHandle {
     let events = engine.events.subscribe();
     let prompter = Prompter::new(engine, notifier, opener, FLOOD_THRESHOLD);
-    tokio::spawn(prompter.run(events))
+    let (stop, stopped) = oneshot::channel();
+    PrompterHandle { stop: Some(stop), task: tokio::spawn(prompter.run(events, stopped)) }
+}
+
+/// The running prompter (dropping the handle leaves it running, like a task's).
+pub struct PrompterHandle {
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PrompterHandle {
+    /// Takes every prompt off the screen (none may outlive the daemon) and stops.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = tokio::time::timeout(CALL_TIMEOUT, &mut self.task).await;
+    }
 }
 
 enum Target {
@@ -83,8 +100,9 @@ impl Prompter {
         }
     }
 
-    pub(crate) async fn run(mut self, mut events: tokio::sync::broadcast::Receiver<Event>) {
+    pub(crate) async fn run(mut self, mut events: tokio::sync::broadcast::Receiver<Event>, mut stopped: oneshot::Receiver<()>) {
         let mut rx = self.rx.take().expect("run once");
+        let mut detached = false;
         self.available().await;
         self.resync().await;
         loop {
@@ -97,6 +115,18 @@ impl Prompter {
                     Err(RecvError::Closed) => break,
                 },
                 Some(ev) = rx.recv() => self.on_note(ev).await,
+                r = &mut stopped, if !detached => {
+                    if r.is_err() {
+                        // The handle was dropped, not shut down: keep prompting.
+                        detached = true;
+                        continue;
+                    }
+                    let ids: Vec<u32> = self.notes.keys().copied().collect();
+                    for id in ids {
+                        self.notifier.close(id).await;
+                    }
+                    break;
+                }
             }
         }
     }
@@ -385,7 +415,7 @@ mod tests {
     async fn one_prompt_per_request_and_buttons_decide_bound_to_the_hash() {
         let (_d, e) = engine();
         let rec = Arc::new(Recorder::default());
-        let task = spawn(e.clone(), rec.clone(), rec.clone());
+        let prompter = spawn(e.clone(), rec.clone(), rec.clone());
         let held = e.approvals.hold(view("a1", "g"));
         settle(|| rec.shown.lock().unwrap().len() == 1).await;
         let (nid, note) = rec.shown.lock().unwrap()[0].clone();
@@ -412,14 +442,20 @@ mod tests {
         let nid = rec.shown.lock().unwrap()[2].0;
         assert_eq!(e.approvals.wait(held, Duration::from_millis(10)).await, Verdict::TimedOut);
         settle(|| rec.closed.lock().unwrap().contains(&nid)).await;
-        task.abort();
+
+        // Shutting down takes what is still up off the screen.
+        let _held = e.approvals.hold(view("a4", "g"));
+        settle(|| rec.shown.lock().unwrap().len() == 4).await;
+        let nid = rec.shown.lock().unwrap()[3].0;
+        prompter.shutdown().await;
+        assert!(rec.closed.lock().unwrap().contains(&nid));
     }
 
     #[tokio::test]
     async fn a_flood_shows_at_most_the_threshold() {
         let (_d, e) = engine();
         let rec = Arc::new(Recorder::default());
-        let task = spawn(e.clone(), rec.clone(), rec.clone());
+        let _prompter = spawn(e.clone(), rec.clone(), rec.clone());
         let helds: Vec<_> = (0..50).map(|i| e.approvals.hold(view(&format!("f{i:02}"), "flood"))).collect();
         let other = e.approvals.hold(view("o1", "other"));
         settle(|| rec.shown.lock().unwrap().iter().any(|(_, n)| n.summary == "46 more payments waiting for you")).await;
@@ -447,19 +483,17 @@ mod tests {
         settle(|| rec.closed.lock().unwrap().contains(&summary_id)).await;
         assert_eq!(rec.distinct(), FLOOD_THRESHOLD + 1, "no new notification while the flood drains");
         drop(other);
-        task.abort();
     }
 
     #[tokio::test]
     async fn without_a_server_it_stays_quiet() {
         let (_d, e) = engine();
         let rec = Arc::new(Recorder { down: true, ..Default::default() });
-        let task = spawn(e.clone(), rec.clone(), rec.clone());
+        let _prompter = spawn(e.clone(), rec.clone(), rec.clone());
         let held = e.approvals.hold(view("q1", "g"));
         tokio::time::sleep(Duration::from_millis(30)).await;
         e.approvals.decide("q1", true, Some("hash-q1")).unwrap();
         assert_eq!(e.approvals.wait_decision(held, Duration::from_secs(5)).await, (Verdict::Approved, Some(Via::Control)));
         assert!(rec.shown.lock().unwrap().is_empty());
-        task.abort();
     }
 }
