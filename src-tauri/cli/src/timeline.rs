@@ -237,6 +237,9 @@ pub fn receipts(dir: &Path, ledger: &Ledger, cmd: TimelineCmd) -> Result<()> {
             let cutoff = parse_date(&before)?;
             let file = to.unwrap_or_else(|| dir.join("receipts-archive.db"));
             let rep = ledger.archive_before(cutoff, &file, now).map_err(|e| anyhow!("{e} ({})", e.code()))?;
+            if rep.moved > 0 {
+                ledger.optimize_search_index()?;
+            }
             if json {
                 return crate::print_json(&rep);
             }

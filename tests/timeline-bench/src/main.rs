@@ -22,10 +22,14 @@ struct Opts {
     runs: usize,
     /// Create the ledger file with this SQLite page size (an experiment; default: Purser's).
     page_size: Option<u32>,
+    /// Merge the FTS index into one segment before measuring (an experiment).
+    optimize: bool,
+    /// Stop after the searches and aggregates (no export, no verify).
+    search_only: bool,
 }
 
 fn parse_args() -> Result<(Opts, Vec<String>)> {
-    let mut o = Opts { receipts: 1_000_000, dir: None, runs: 40, page_size: None };
+    let mut o = Opts { receipts: 1_000_000, dir: None, runs: 40, page_size: None, optimize: false, search_only: false };
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().is_some_and(|a| a.starts_with("--child-")) {
         return Ok((o, args));
@@ -38,8 +42,10 @@ fn parse_args() -> Result<(Opts, Vec<String>)> {
             "--dir" => o.dir = Some(PathBuf::from(val()?)),
             "--runs" => o.runs = val()?.parse()?,
             "--page-size" => o.page_size = Some(val()?.parse()?),
+            "--optimize-fts" => o.optimize = true,
+            "--search-only" => o.search_only = true,
             "-h" | "--help" => {
-                println!("purser-timeline-bench [--receipts N] [--dir DIR] [--runs R] [--page-size BYTES]");
+                println!("purser-timeline-bench [--receipts N] [--dir DIR] [--runs R] [--page-size BYTES] [--optimize-fts] [--search-only]");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other}"),
@@ -142,6 +148,11 @@ fn run(o: &Opts, dir: &Path) -> Result<()> {
         println!("seed: reusing the {have} receipts already there");
     }
 
+    if o.optimize {
+        let t = Instant::now();
+        ledger.with(|c| Ok(c.execute_batch("INSERT INTO receipt_fts(receipt_fts) VALUES ('optimize')")?))?;
+        println!("fts optimize: {:.1} s", t.elapsed().as_secs_f64());
+    }
     // Size: after a WAL checkpoint, the whole file over the receipt count, with a breakdown.
     let db = dir.join(purser_core::ledger::DB_FILE);
     ledger.with(|c| Ok(c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?))?;
@@ -253,6 +264,9 @@ fn run(o: &Opts, dir: &Path) -> Result<()> {
         println!("  {name:<34} {:>9.1} ms  ({} receipts, {} groups, from {})  {q:?}", pct(&times, 0.5), info.0, info.1, info.2);
     }
     drop(ledger);
+    if o.search_only {
+        return Ok(());
+    }
 
     // Export and verify, each in its own process (peak RSS is that process's own).
     println!("\nexport (own process; rows/s and peak RSS)");
@@ -260,8 +274,16 @@ fn run(o: &Opts, dir: &Path) -> Result<()> {
     let out = dir.join("bench-export.out");
     let out_s = out.to_string_lossy().to_string();
     let recent = format!("since:{}", (now - Duration::days((n / 5000 / 10).max(1) as i64)).format("%Y-%m-%d"));
-    for (label, fmt, q) in [("csv, every row", "csv", ""), ("jsonl, every row", "jsonl", ""), ("jsonl, about 10%", "jsonl", recent.as_str()), ("csv, text + filter", "csv", "forecast outcome:paid")] {
-        let (words, rss) = measure_child(&["--child-export", &dir_s, fmt, q, &out_s])?;
+    let exports = [
+        ("csv, every row", "csv", "", out_s.as_str()),
+        ("jsonl, every row", "jsonl", "", out_s.as_str()),
+        ("csv -> /dev/null", "csv", "", "/dev/null"),
+        ("jsonl -> /dev/null", "jsonl", "", "/dev/null"),
+        ("jsonl, about 10%", "jsonl", recent.as_str(), out_s.as_str()),
+        ("csv, text + filter", "csv", "forecast outcome:paid", out_s.as_str()),
+    ];
+    for (label, fmt, q, to) in exports {
+        let (words, rss) = measure_child(&["--child-export", &dir_s, fmt, q, to])?;
         let rows: f64 = words[0].parse()?;
         let bytes: f64 = words[1].parse()?;
         let secs: f64 = words[2].parse()?;

@@ -185,6 +185,12 @@ impl Ledger {
         })
     }
 
+    /// Merges the full-text index into one segment (after a bulk load or an archive run; live
+    /// appends rely on FTS5's automatic merging).
+    pub fn optimize_search_index(&self) -> Result<()> {
+        self.with(|c| Ok(c.execute_batch("INSERT INTO receipt_fts(receipt_fts) VALUES ('optimize')")?))
+    }
+
     /// The archive files this ledger's receipts were moved to, oldest first.
     pub fn archives(&self) -> Result<Vec<ArchiveRecord>> {
         self.with(|c| {

@@ -109,11 +109,13 @@ struct LiteGrant<'a> {
 pub fn csv_field(out: &mut impl Write, s: &str, text: bool) -> std::io::Result<()> {
     let guard = text && s.starts_with(['=', '+', '-', '@', '\t', '\r']);
     if guard || s.contains([',', '"', '\r', '\n']) || s.starts_with(' ') || s.ends_with(' ') {
-        out.write_all(b"\"")?;
-        if guard {
-            out.write_all(b"'")?;
+        out.write_all(if guard { b"\"'" } else { b"\"" })?;
+        for (i, part) in s.split('"').enumerate() {
+            if i > 0 {
+                out.write_all(b"\"\"")?;
+            }
+            out.write_all(part.as_bytes())?;
         }
-        out.write_all(s.replace('"', "\"\"").as_bytes())?;
         out.write_all(b"\"")
     } else {
         out.write_all(s.as_bytes())
@@ -123,32 +125,34 @@ pub fn csv_field(out: &mut impl Write, s: &str, text: bool) -> std::io::Result<(
 fn csv_row(out: &mut impl Write, row: &RawRow, chain: bool) -> Result<(), SearchError> {
     let bad = |e: serde_json::Error| crate::ledger::LedgerError::Corrupt(format!("receipt #{}: {e}", row.seq));
     let r: Lite<'_> = serde_json::from_str(&row.body).map_err(bad)?;
-    let o = |v: &Option<Cow<'_, str>>| v.as_deref().unwrap_or("").to_string();
-    let flags = row.flags.names().join(";");
+    fn o<'a>(v: &'a Option<Cow<'_, str>>) -> &'a str {
+        v.as_deref().unwrap_or("")
+    }
+    let names = row.flags.names();
+    let flags = if names.len() == 1 { Cow::Borrowed(names[0]) } else { Cow::Owned(names.join(";")) };
     let status = r.upstream_status.map(|s| s.to_string()).unwrap_or_default();
-    let seq = row.seq.to_string();
-    let label = r.grant.as_ref().map(|g| g.label.to_string()).unwrap_or_default();
-    let fields: [(&str, bool); 23] = [
-        (&seq, false),
+    write!(out, "{},", row.seq)?;
+    let label = r.grant.as_ref().map(|g| g.label.as_ref()).unwrap_or("");
+    let fields: [(&str, bool); 22] = [
         (&r.id, false),
         (&r.time, false),
-        (&o(&r.grant_id), false),
-        (&label, true),
+        (o(&r.grant_id), false),
+        (label, true),
         (&r.method, false),
         (&r.url, true),
         (&r.host, false),
         (&r.outcome, false),
         (&r.reason, false),
-        (&o(&r.detail), true),
+        (o(&r.detail), true),
         (&r.decided_by, false),
-        (&o(&r.intent), true),
-        (&o(&r.amount_usd), false),
-        (&o(&r.amount_atomic), false),
-        (&o(&r.network), false),
-        (&o(&r.asset), false),
-        (&o(&r.pay_to), false),
-        (&o(&r.tx), false),
-        (&o(&r.payer), false),
+        (o(&r.intent), true),
+        (o(&r.amount_usd), false),
+        (o(&r.amount_atomic), false),
+        (o(&r.network), false),
+        (o(&r.asset), false),
+        (o(&r.pay_to), false),
+        (o(&r.tx), false),
+        (o(&r.payer), false),
         (&status, false),
         (&flags, false),
         (&r.message, true),
@@ -175,7 +179,11 @@ fn jsonl_row(out: &mut impl Write, row: &RawRow, chain: bool) -> Result<(), Sear
         return Err(crate::ledger::LedgerError::Corrupt(format!("receipt #{} body is not a JSON object", row.seq)).into());
     };
     out.write_all(inner.as_bytes())?;
-    write!(out, ",\"hash\":\"{}\",\"flags\":{},\"seq\":{}", row.hash, serde_json::to_string(&row.flags).unwrap_or_else(|_| "[]".into()), row.seq)?;
+    write!(out, ",\"hash\":\"{}\",\"flags\":[", row.hash)?;
+    for (i, name) in row.flags.names().iter().enumerate() {
+        write!(out, "{}\"{name}\"", if i > 0 { "," } else { "" })?;
+    }
+    write!(out, "],\"seq\":{}", row.seq)?;
     if chain {
         out.write_all(b",\"body\":")?;
         serde_json::to_writer(&mut *out, &row.body).map_err(std::io::Error::other)?;

@@ -333,5 +333,7 @@ pub fn seed(ledger: &Ledger, dir: &Path, opts: &SeedOptions, now: DateTime<Utc>,
         done += batch.len() as u64;
         progress(done, n);
     }
+    // A bulk load ends by merging the full-text index into one segment.
+    ledger.optimize_search_index()?;
     Ok(SeedReport { receipts: done, grants: grants.len(), hosts: hosts.len(), endpoints: endpoints.len(), first, last })
 }
