@@ -58,8 +58,10 @@ async fn approve_deny_and_timeout_from_notifications() {
     let v2_host = peers.v2.trim_start_matches("http://").to_string();
 
     // Approve from the notification: one prompt, with the verified facts; pays on the peers.
+    let t0 = Instant::now();
     let held = spawn_get(&p, &token, &format!("{}/mid", peers.v2), &[("Purser-Intent", "summarise the weather report")]);
     let n = server.wait_for(1, Duration::from_secs(20)).await.remove(0);
+    eprintln!("measured: prompt on the bus {} ms after the agent's request (50 ms polling)", t0.elapsed().as_millis());
     assert_eq!(n.app_name, "Purser", "{n:#?}");
     assert_eq!(n.action_keys(), ["approve", "deny", "open"], "{n:#?}");
     assert_eq!(n.summary, format!("Pay $0.05 to {v2_host}?"), "{n:#?}");
@@ -78,8 +80,10 @@ async fn approve_deny_and_timeout_from_notifications() {
     assert_eq!(pending[0]["amount_atomic"], "50000");
     stays_at(&server, 1, Duration::from_millis(500)).await;
     assert!(!held.is_finished(), "held until the user answers");
+    let t0 = Instant::now();
     server.invoke(n.id, "approve").await;
     let r = answered(held).await;
+    eprintln!("measured: approve pressed -> paid answer in {} ms (re-check of the price, signature, settlement on anvil)", t0.elapsed().as_millis());
     assert_eq!(r.status, 200, "{r}");
     let rec = p.receipt(&r.receipt_id());
     assert_eq!((rec["outcome"].as_str(), rec["decided_by"].as_str(), rec["decided_via"].as_str()), (Some("paid"), Some("user"), Some("notification")), "{rec}");
@@ -194,6 +198,7 @@ async fn a_flood_of_fifty_raises_at_most_the_threshold() {
     let p = Purser::start_with(BIN, ANVIL_PAYER_KEY, on_bus(&bus));
     let g = p.grant_create(&["--label", "crawler", "--budget", "100.00", "--auto-below", "0.01", "--ask-below", "0.50", "--approval-timeout", "120s"]);
     let (gid, token) = ids(&g);
+    let t0 = Instant::now();
     let held: Vec<_> = (0..50).map(|i| spawn_get(&p, &token, &format!("{}?i={i}", hostile.url_of("/f")), &[])).collect();
     p.wait_approvals(50, Duration::from_secs(60), |a| a["grant_id"] == gid.as_str());
     // Let the prompter catch up with all 50.
@@ -206,8 +211,10 @@ async fn a_flood_of_fifty_raises_at_most_the_threshold() {
         assert!(Instant::now() < deadline, "summary never counted 46: {:#?}", server.notifications());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    eprintln!("measured: 50 held requests -> summary counting 46 after {} ms", t0.elapsed().as_millis());
     tokio::time::sleep(Duration::from_millis(500)).await;
     let all = server.notifications();
+    eprintln!("measured: {} Notify calls in all for the flood (summary replaced in place)", all.len());
     let mut distinct: Vec<u32> = all.iter().map(|n| n.id).collect();
     distinct.sort();
     distinct.dedup();
