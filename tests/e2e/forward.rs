@@ -254,6 +254,19 @@ async fn out_of_scope_connect_is_a_blind_tunnel() {
     assert!(p.receipts().is_empty(), "a blind tunnel leaves no receipt: {:?}", p.receipts());
     assert_eq!(usdc_balance(&peers.rpc, &peers.pay_to).await, before);
     assert_eq!(covered.connections(), 0);
+
+    // A grant with --only-listed-hosts refuses the same tunnel (and plain http to it).
+    let strict = p.grant_create(&["--host", &scope, "--only-listed-hosts"]);
+    assert_eq!(strict["only_listed_hosts"], true, "{strict}");
+    let strict_token = strict["token"].as_str().unwrap();
+    let refused = curl(&p, Some(strict_token), ca.pem_path(), &format!("{}/free", other.url()));
+    assert_eq!(refused.connect, 403, "{refused}");
+    let plain = curl(&p, Some(strict_token), ca.pem_path(), &format!("{}/free", peers.v2));
+    assert_eq!((plain.code, plain.json()["code"].as_str()), (403, Some("host_not_listed")), "{plain}");
+    let seen = other.connections();
+    let listed = curl(&p, Some(strict_token), &purser_ca, &format!("{}/free", covered.url()));
+    assert_eq!(listed.code, 200, "listed hosts are still served (intercepted): {listed}");
+    assert_eq!(other.connections(), seen);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -114,6 +114,9 @@ pub struct GrantCreate {
     /// How long a held payment waits for you before it is denied (default 60s).
     #[arg(long)]
     pub approval_timeout: Option<String>,
+    /// Standard proxy mode: refuse hosts not listed with --host (default: tunnel them blind).
+    #[arg(long)]
+    pub only_listed_hosts: bool,
     #[arg(long)]
     pub json: bool,
 }

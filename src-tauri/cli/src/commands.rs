@@ -93,6 +93,7 @@ fn create(dir: &Path, e: &Engine, c: GrantCreate) -> Result<()> {
         auto_below: c.auto_below,
         ask_below: c.ask_below,
         approval_timeout: c.approval_timeout,
+        only_listed_hosts: c.only_listed_hosts,
     };
     let created = e.create_grant(&spec).map_err(|err| anyhow::anyhow!("{} ({})", err, err.code()))?;
     let url = crate::proxy_url(dir);

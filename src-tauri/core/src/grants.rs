@@ -140,6 +140,10 @@ pub struct Limits {
     pub networks: Vec<String>,
     pub expires_at: DateTime<Utc>,
     pub approval_timeout_secs: u64,
+    /// Standard proxy mode: refuse traffic to hosts outside `hosts` instead of tunnelling it
+    /// blind. Absent in grants stored before it existed (false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub only_listed_hosts: bool,
 }
 
 /// A grant as the user typed it, before validation.
@@ -155,6 +159,7 @@ pub struct GrantSpec {
     pub auto_below: Option<String>,
     pub ask_below: Option<String>,
     pub approval_timeout: Option<String>,
+    pub only_listed_hosts: bool,
 }
 
 /// Default time a held request waits for the user.
@@ -197,7 +202,8 @@ impl GrantSpec {
             Some(t) => parse_duration(t)?.num_seconds() as u64,
             None => DEFAULT_APPROVAL_TIMEOUT_SECS,
         };
-        Ok((label, Limits { budget, per_request_max, auto_below, ask_below, hosts, payees, networks, expires_at, approval_timeout_secs }))
+        let only_listed_hosts = self.only_listed_hosts;
+        Ok((label, Limits { budget, per_request_max, auto_below, ask_below, hosts, payees, networks, expires_at, approval_timeout_secs, only_listed_hosts }))
     }
 }
 
@@ -352,6 +358,7 @@ pub struct GrantView {
     pub networks: Vec<String>,
     pub expires_at: DateTime<Utc>,
     pub approval_timeout_secs: u64,
+    pub only_listed_hosts: bool,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
@@ -378,6 +385,7 @@ impl Grant {
             networks: l.networks.clone(),
             expires_at: l.expires_at,
             approval_timeout_secs: l.approval_timeout_secs,
+            only_listed_hosts: l.only_listed_hosts,
             created_at: self.created_at,
             revoked_at: self.revoked_at,
         }

@@ -129,6 +129,10 @@ where
         Ok((g, _)) => g,
         Err(r) => return r,
     };
+    let (host, port) = (url.host_str().unwrap_or_default().trim_matches(['[', ']']).to_string(), url.port_or_known_default().unwrap_or(0));
+    if grant.limits.only_listed_hosts && !grant.limits.hosts.iter().any(|p| p.matches(&host, port)) {
+        return not_listed(&host, port);
+    }
     govern(engine, grant, url, req).await
 }
 
@@ -194,6 +198,9 @@ where
         });
         return tunnel_established();
     }
+    if grant.limits.only_listed_hosts {
+        return not_listed(&host, port);
+    }
     if let Err(refusal) = crate::policy::check_budget(&grant, 0, engine.clock.now()) {
         return error_response(StatusCode::FORBIDDEN, refusal.code(), &refusal.to_string(), None);
     }
@@ -213,6 +220,11 @@ where
         }
     });
     tunnel_established()
+}
+
+/// The grant says "only listed hosts" and this one is not listed.
+fn not_listed(host: &str, port: u16) -> Response<Body> {
+    error_response(StatusCode::FORBIDDEN, "host_not_listed", &format!("{host}:{port} is not among this grant's hosts, and the grant allows only those"), None)
 }
 
 fn tunnel_established() -> Response<Body> {
