@@ -33,6 +33,14 @@ fn need_daemon(dir: &Path) -> Result<ControlFile> {
 }
 
 pub async fn approvals(dir: &Path, cmd: ApprovalsCmd) -> Result<()> {
+    // Held payments live in the daemon: with none running, nothing is waiting.
+    if let (ApprovalsCmd::List { json }, None) = (&cmd, daemon(dir)) {
+        if *json {
+            return crate::print_json(&serde_json::json!([]));
+        }
+        println!("No purser daemon is serving {}, so no payment is waiting.", dir.display());
+        return Ok(());
+    }
     let c = need_daemon(dir)?;
     match cmd {
         ApprovalsCmd::List { json } => {
