@@ -3,6 +3,7 @@
 //! does not decide (the one re-check it runs inside a reservation is the policy's function).
 
 mod bulk;
+mod batch;
 mod grants;
 pub(crate) mod index;
 mod receipts;
@@ -36,6 +37,8 @@ pub enum LedgerError {
     Overflow,
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error("the ledger could not commit: {0}")]
+    Commit(String),
     #[error("the ledger task failed: {0}")]
     Task(String),
 }
@@ -43,7 +46,7 @@ pub enum LedgerError {
 impl LedgerError {
     pub fn code(&self) -> &'static str {
         match self {
-            LedgerError::Sql(_) | LedgerError::Io(_) | LedgerError::Task(_) => "ledger_unavailable",
+            LedgerError::Sql(_) | LedgerError::Io(_) | LedgerError::Task(_) | LedgerError::Commit(_) => "ledger_unavailable",
             LedgerError::NoGrant(_) => "no_such_grant",
             LedgerError::NoReservation(_) => "no_such_reservation",
             LedgerError::Revoked(_) => "revoked",
@@ -105,6 +108,8 @@ CREATE TRIGGER receipts_no_delete BEFORE DELETE ON receipts
 #[derive(Clone)]
 pub struct Ledger {
     conn: Arc<Mutex<Connection>>,
+    /// Writes waiting for the next group commit (see `batch`).
+    queue: Arc<Mutex<Vec<batch::Job>>>,
     path: PathBuf,
 }
 
@@ -129,7 +134,7 @@ impl Ledger {
             p.push(suffix);
             crate::datadir::make_private(Path::new(&p))?;
         }
-        Ok(Ledger { conn: Arc::new(Mutex::new(conn)), path: path.to_path_buf() })
+        Ok(Ledger { conn: Arc::new(Mutex::new(conn)), queue: Arc::default(), path: path.to_path_buf() })
     }
 
     pub fn path(&self) -> &Path {

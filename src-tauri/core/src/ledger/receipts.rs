@@ -5,7 +5,7 @@ use super::reserve::{apply, Reservation, Settle};
 use super::{grants::load, ts, Ledger, LedgerError, Result};
 use crate::receipt::{LedgerAfter, Receipt};
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
 /// The `prev_hash` of the first receipt.
@@ -22,21 +22,23 @@ impl Ledger {
     /// Appends `receipt` (filling `ledger_after`, `prev_hash` and `hash`) and, in the same
     /// transaction, ends `reservation` as `how` says. Nothing is half-written.
     pub fn finish(&self, reservation: Option<(&Reservation, Settle)>, receipt: &mut Receipt, now: DateTime<Utc>) -> Result<()> {
-        self.with(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if let Some((r, how)) = reservation {
-                apply(&tx, r, how, now)?;
+        let reservation = reservation.map(|(r, how)| (r.clone(), how));
+        let mut rec = receipt.clone();
+        // A group-committed write: answered only once its COMMIT is durable.
+        let done = self.write(move |tx| {
+            if let Some((r, how)) = &reservation {
+                apply(tx, r, *how, now)?;
             }
-            if let Some(gid) = &receipt.grant_id {
-                if let Ok(g) = load(&tx, gid) {
-                    receipt.ledger_after = Some(LedgerAfter::from(&g));
+            if let Some(gid) = &rec.grant_id {
+                if let Ok(g) = load(tx, gid) {
+                    rec.ledger_after = Some(LedgerAfter::from(&g));
                 }
             }
-            let hash = append(&tx, receipt)?;
-            tx.commit()?;
-            receipt.hash = hash;
-            Ok(())
-        })
+            rec.hash = append(tx, &mut rec)?;
+            Ok(rec)
+        })?;
+        *receipt = done;
+        Ok(())
     }
 
     /// Appends a receipt that moves no money.

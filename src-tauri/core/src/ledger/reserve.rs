@@ -6,7 +6,7 @@ use super::{to_i64, ts, Ledger, LedgerError, Result};
 use crate::grants::Grant;
 use crate::policy::{self, Refusal};
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 
 /// Budget set aside for one signed payment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,9 +33,10 @@ impl Ledger {
     /// In one `BEGIN IMMEDIATE` transaction: re-checks the grant (state, expiry, remaining
     /// budget) and reserves `micros`. The caller signs only after this returns `Ok(Ok(_))`.
     pub fn reserve(&self, id: &str, grant_id: &str, micros: u64, valid_before: u64, now: DateTime<Utc>) -> Result<std::result::Result<(Reservation, Grant), Refusal>> {
-        self.with(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let mut g = load(&tx, grant_id)?;
+        let (id, grant_id) = (id.to_string(), grant_id.to_string());
+        // A group-committed write: answered only once its COMMIT is durable.
+        self.write(move |tx| {
+            let mut g = load(tx, &grant_id)?;
             if let Err(refusal) = policy::check_budget(&g, micros, now) {
                 return Ok(Err(refusal));
             }
@@ -44,9 +45,8 @@ impl Ledger {
                 params![id, grant_id, to_i64(micros)?, to_i64(valid_before)?, ts(now)],
             )?;
             tx.execute("UPDATE grants SET reserved = reserved + ?2 WHERE id = ?1", params![grant_id, to_i64(micros)?])?;
-            tx.commit()?;
             g.reserved += micros;
-            Ok(Ok((Reservation { id: id.to_string(), grant_id: grant_id.to_string(), amount: micros, valid_before }, g)))
+            Ok(Ok((Reservation { id, grant_id, amount: micros, valid_before }, g)))
         })
     }
 
