@@ -9,11 +9,9 @@ pub mod forward;
 
 use crate::control;
 use crate::engine::Engine;
-use crate::pipeline;
-use crate::upstream::{error_response, AgentRequest, Body, BoxError};
+use crate::upstream::{error_response, Body, BoxError};
 use bytes::Bytes;
 use http::{header, HeaderMap, Request, Response, StatusCode};
-use http_body_util::BodyExt;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
@@ -167,14 +165,7 @@ where
             Err(e) => return error_response(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string(), None),
         },
     };
-    let intent = req.headers().get("purser-intent").and_then(|v| std::str::from_utf8(v.as_bytes()).ok()).and_then(pipeline::sanitize_intent);
-    let (parts, body) = req.into_parts();
-    let body = match http_body_util::Limited::new(body, MAX_REQUEST_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return error_response(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "request bodies over 16 MiB are not proxied", None),
-    };
-    let agent = AgentRequest { method: parts.method, url, headers: parts.headers, body };
-    pipeline::run(engine, grant, agent, intent).await
+    forward::govern(engine, grant, url, req).await
 }
 
 /// Browsers (any `Origin`) and DNS rebinding (a Host other than our loopback address) are refused.

@@ -1,6 +1,7 @@
 //! The request gate, tested without a socket: Host/Origin table, token checks, routing.
 
 use super::*;
+use http_body_util::BodyExt;
 use crate::grants::GrantSpec;
 use crate::ledger::Ledger;
 use http_body_util::Full;
