@@ -298,7 +298,7 @@ fn check(
 async fn hostile_challenges_are_refused_with_receipts() {
     let h = Hostile402::start().await;
     let p = Purser::start_with_key(BIN, purser_testkit::ANVIL_PAYER_KEY);
-    let g = p.grant_create(&[
+    let (gid, token) = p.grant(&[
         "--budget",
         "10.00",
         "--per-request-max",
@@ -310,10 +310,6 @@ async fn hostile_challenges_are_refused_with_receipts() {
         "--approval-timeout",
         "2s",
     ]);
-    let (gid, token) = (
-        g["id"].as_str().unwrap().to_string(),
-        g["token"].as_str().unwrap().to_string(),
-    );
     let c = agent();
     let all = cases(&h);
     let mut failures: Vec<String> = Vec::new();

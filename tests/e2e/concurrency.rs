@@ -13,7 +13,7 @@ const N: usize = 200;
 async fn budget_holds_under_200_concurrent_requests() {
     let peers = Peers::start(Mode::Real);
     let p = Purser::start(BIN, &peers);
-    let g = p.grant_create(&[
+    let (gid, token) = p.grant(&[
         "--label",
         "swarm",
         "--budget",
@@ -25,10 +25,6 @@ async fn budget_holds_under_200_concurrent_requests() {
         "--ask-below",
         "1.00",
     ]);
-    let (gid, token) = (
-        g["id"].as_str().unwrap().to_string(),
-        g["token"].as_str().unwrap().to_string(),
-    );
     let before = usdc_balance(&peers.rpc, &peers.pay_to).await;
     let url = p.gateway_url(&format!("{}/echo", peers.v2));
     let c = agent();

@@ -8,7 +8,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_purser");
 async fn one_failed_settlement(v2: bool) {
     let peers = Peers::start(Mode::FailSettle);
     let p = Purser::start(BIN, &peers);
-    let g = p.grant_create(&[
+    let (gid, token) = p.grant(&[
         "--budget",
         "1.00",
         "--per-request-max",
@@ -18,10 +18,6 @@ async fn one_failed_settlement(v2: bool) {
         "--ask-below",
         "1.00",
     ]);
-    let (gid, token) = (
-        g["id"].as_str().unwrap().to_string(),
-        g["token"].as_str().unwrap().to_string(),
-    );
     let base = if v2 { &peers.v2 } else { &peers.v1 };
     let before = usdc_balance(&peers.rpc, &peers.pay_to).await;
 

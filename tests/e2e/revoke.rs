@@ -37,7 +37,7 @@ fn assert_revoked(p: &Purser, r: &Reply) {
 async fn revoke_denies_held_and_later_requests() {
     let peers = Peers::start(Mode::Real);
     let p = Purser::start(BIN, &peers);
-    let g = p.grant_create(&[
+    let (gid, token) = p.grant(&[
         "--budget",
         "1.00",
         "--per-request-max",
@@ -49,10 +49,6 @@ async fn revoke_denies_held_and_later_requests() {
         "--approval-timeout",
         "60s",
     ]);
-    let (gid, token) = (
-        g["id"].as_str().unwrap().to_string(),
-        g["token"].as_str().unwrap().to_string(),
-    );
     let before = usdc_balance(&peers.rpc, &peers.pay_to).await;
     let c = agent();
 

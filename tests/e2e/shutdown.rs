@@ -11,7 +11,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_purser");
 async fn sigterm_drains_in_flight_paid_requests() {
     let peers = Peers::start(Mode::Real);
     let mut p = Purser::start(BIN, &peers);
-    let g = p.grant_create(&[
+    let (gid, token) = p.grant(&[
         "--budget",
         "1.00",
         "--per-request-max",
@@ -21,10 +21,6 @@ async fn sigterm_drains_in_flight_paid_requests() {
         "--ask-below",
         "1.00",
     ]);
-    let (gid, token) = (
-        g["id"].as_str().unwrap().to_string(),
-        g["token"].as_str().unwrap().to_string(),
-    );
     let before = usdc_balance(&peers.rpc, &peers.pay_to).await;
     let c = agent();
 

@@ -52,7 +52,7 @@ fn assert_refused(p: &Purser, r: &Reply, code: &str) -> serde_json::Value {
 async fn auto_then_ask_approved_by_user() {
     let peers = Peers::start(Mode::Real);
     let p = Purser::start(BIN, &peers);
-    let g = p.grant_create(&[
+    let (gid, token) = p.grant(&[
         "--budget",
         "1.00",
         "--per-request-max",
@@ -62,10 +62,6 @@ async fn auto_then_ask_approved_by_user() {
         "--ask-below",
         "0.50",
     ]);
-    let (gid, token) = (
-        g["id"].as_str().unwrap().to_string(),
-        g["token"].as_str().unwrap().to_string(),
-    );
     let before = usdc_balance(&peers.rpc, &peers.pay_to).await;
 
     // Auto tier: $0.001 < $0.01 is paid at once, with no approval.
@@ -139,7 +135,7 @@ async fn denied_timed_out_and_above_ask_tier() {
     let before = usdc_balance(&peers.rpc, &peers.pay_to).await;
 
     // Denied by the user.
-    let g = p.grant_create(&[
+    let (gid, token) = p.grant(&[
         "--budget",
         "1.00",
         "--per-request-max",
@@ -149,10 +145,6 @@ async fn denied_timed_out_and_above_ask_tier() {
         "--ask-below",
         "0.50",
     ]);
-    let (gid, token) = (
-        g["id"].as_str().unwrap().to_string(),
-        g["token"].as_str().unwrap().to_string(),
-    );
     let held = spawn_get(&p, &token, &format!("{}/mid", peers.v2));
     let list = p.wait_approvals(1, Duration::from_secs(15), |a| {
         a["grant_id"] == gid.as_str()
@@ -174,7 +166,7 @@ async fn denied_timed_out_and_above_ask_tier() {
     );
 
     // Timed out: nobody answers within --approval-timeout 2s.
-    let g = p.grant_create(&[
+    let (gid, token) = p.grant(&[
         "--budget",
         "1.00",
         "--per-request-max",
@@ -186,10 +178,6 @@ async fn denied_timed_out_and_above_ask_tier() {
         "--approval-timeout",
         "2s",
     ]);
-    let (gid, token) = (
-        g["id"].as_str().unwrap().to_string(),
-        g["token"].as_str().unwrap().to_string(),
-    );
     let held = spawn_get(&p, &token, &format!("{}/mid", peers.v2));
     p.wait_approvals(1, Duration::from_secs(15), |a| {
         a["grant_id"] == gid.as_str()

@@ -290,6 +290,12 @@ impl Purser {
         g
     }
 
+    /// `grant_create`, returning just (id, token).
+    pub fn grant(&self, args: &[&str]) -> (String, String) {
+        let g = self.grant_create(args);
+        (g["id"].as_str().unwrap().to_string(), g["token"].as_str().unwrap().to_string())
+    }
+
     pub fn grant_show(&self, id: &str) -> Value {
         self.cli_json(&["grant", "show", id, "--json"])
     }
