@@ -19,6 +19,12 @@ fn main() {
     // Everything Purser writes is the user's alone.
     unsafe { libc::umask(0o077) };
     let cli = Cli::parse();
+    // A one-shot command piped into `head` should end quietly when the pipe closes, as other
+    // command-line tools do, not panic on a failed print. The daemon keeps ignoring SIGPIPE so a
+    // client hanging up never kills it.
+    if !matches!(cli.command, Command::Serve { .. }) {
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     init_tracing(cli.verbose);
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
