@@ -27,6 +27,7 @@ pub enum Verdict {
 }
 
 /// Where a user's decision came from (recorded in the receipt as `decided_via`).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Via {
@@ -39,6 +40,7 @@ pub enum Via {
 }
 
 /// A held request, with the facts the user decides on.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct PendingApproval {
     pub id: String,

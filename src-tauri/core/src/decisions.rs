@@ -33,6 +33,7 @@ pub struct Decision {
 }
 
 /// A decided request, and the rule the decision made, if any.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize)]
 pub struct Decided {
     #[serde(flatten)]
@@ -41,6 +42,7 @@ pub struct Decided {
 }
 
 /// Timed-out approvals the user has not been told about.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize)]
 pub struct Missed {
     pub count: u64,

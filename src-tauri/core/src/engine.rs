@@ -32,6 +32,7 @@ pub enum EngineError {
 }
 
 /// The error shape every front end gets.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ApiError {
     pub code: String,

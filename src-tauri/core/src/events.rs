@@ -4,6 +4,7 @@
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Event {
@@ -11,6 +12,8 @@ pub enum Event {
     ApprovalPending { id: String },
     ApprovalResolved { id: String },
     GrantChanged { id: String },
+    /// "Pause all spending" was switched on or off.
+    PauseChanged { paused: bool },
 }
 
 /// A cheap, cloneable publisher. Publishing never blocks and never fails for lack of listeners.

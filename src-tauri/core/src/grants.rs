@@ -311,6 +311,7 @@ pub struct Grant {
 }
 
 /// Where a grant stands at a moment.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GrantState {
@@ -338,6 +339,7 @@ impl Grant {
 
 /// A grant as the CLI's `--json`, the control API and the app show it (amounts: micro-USD
 /// strings; `*_usd`: decimal strings).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GrantView {
     pub id: String,

@@ -12,6 +12,7 @@ pub mod decisions;
 pub mod engine;
 pub mod events;
 pub mod grants;
+pub mod ipc;
 pub mod ledger;
 pub mod money;
 pub mod networks;

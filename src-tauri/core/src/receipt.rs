@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
@@ -29,6 +30,7 @@ impl Outcome {
 }
 
 /// Who made the decision.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DecidedBy {
@@ -40,6 +42,7 @@ pub enum DecidedBy {
 }
 
 /// The grant's limits and totals at decision time (amounts in micro-USD, as strings).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GrantSnapshot {
     pub label: String,
@@ -71,6 +74,7 @@ impl From<&Grant> for GrantSnapshot {
 }
 
 /// The grant's totals right after the decision (micro-USD strings).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerAfter {
     pub spent_atomic: String,
@@ -85,6 +89,7 @@ impl From<&Grant> for LedgerAfter {
 }
 
 /// One decision. Serialised (without `hash`) it is the body the hash chain covers.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Receipt {
     pub id: String,

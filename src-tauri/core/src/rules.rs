@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 /// Longest an allow rule may last.
 pub const MAX_ALLOW_SECS: i64 = 7 * 86_400;
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RuleKind {
@@ -82,6 +83,7 @@ impl Rule {
 }
 
 /// A rule as the CLI's `--json`, the control API and the app show it.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RuleView {
     pub id: String,

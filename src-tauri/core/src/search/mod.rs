@@ -61,14 +61,18 @@ impl SearchError {
 }
 
 /// A search result: the receipt (as `receipts list --json` shows it, with its hash) and flags.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize)]
 pub struct SearchItem {
     #[serde(flatten)]
     pub receipt: Receipt,
+    /// Flag names (`price_spike`, `new_payee`).
+    #[cfg_attr(feature = "ts", ts(as = "Vec<String>"))]
     pub flags: Flags,
 }
 
 /// One page of results, newest first.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize)]
 pub struct SearchPage {
     pub items: Vec<SearchItem>,
@@ -148,6 +152,7 @@ pub fn parse_group_by(s: &str) -> Result<Vec<GroupBy>, SearchError> {
 }
 
 /// Aggregates for charts and summaries.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize)]
 pub struct Stats {
     pub query: String,
@@ -155,6 +160,7 @@ pub struct Stats {
     pub groups: Vec<Value>,
     pub total: Value,
     /// What answered: `counts` or `rollup` (pre-aggregated per day) or `rows` (matching rows).
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub source: &'static str,
 }
 
