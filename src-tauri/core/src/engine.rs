@@ -29,6 +29,8 @@ pub enum EngineError {
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
     Rule(#[from] crate::rules::RuleError),
+    #[error(transparent)]
+    Edit(#[from] crate::grant_edit::EditError),
 }
 
 /// The error shape every front end gets.
@@ -48,6 +50,7 @@ impl EngineError {
             EngineError::Money(e) => e.code(),
             EngineError::Upstream(e) => e.code(),
             EngineError::Rule(e) => e.code(),
+            EngineError::Edit(e) => e.code(),
         }
     }
 
@@ -73,6 +76,8 @@ pub struct Engine {
     pub nonces: Arc<dyn NonceSource>,
     pub upstream: Upstream,
     wallet: RwLock<Option<Arc<Wallet>>>,
+    /// "Pause all spending" (persisted in the ledger's settings; see `pause`).
+    pub(crate) paused: std::sync::atomic::AtomicBool,
 }
 
 impl Engine {
@@ -83,6 +88,7 @@ impl Engine {
 
     pub fn with_sources(ledger: Ledger, wallet: Option<Wallet>, clock: Arc<dyn Clock>, nonces: Arc<dyn NonceSource>) -> Result<Engine, EngineError> {
         let events = Events::default();
+        let paused = std::sync::atomic::AtomicBool::new(crate::pause::stored(&ledger)?);
         Ok(Engine {
             ledger,
             approvals: Approvals::new(events.clone()),
@@ -91,6 +97,7 @@ impl Engine {
             nonces,
             upstream: Upstream::new()?,
             wallet: RwLock::new(wallet.map(Arc::new)),
+            paused,
         })
     }
 

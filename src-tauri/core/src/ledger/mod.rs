@@ -4,6 +4,7 @@
 
 mod bulk;
 mod batch;
+mod controls;
 mod grants;
 pub(crate) mod index;
 mod receipts;
@@ -12,6 +13,7 @@ mod rules;
 mod search;
 
 pub use bulk::{verify_archive_file, ArchiveRecord, ArchiveReport};
+pub use controls::{Unrevoke, PAUSED};
 pub use receipts::{ChainReport, GENESIS_HASH};
 pub use search::{Counters, Cursor, GroupBy, RawPage, RawRow, RawStats};
 pub use rules::MissedApprovals;
@@ -157,7 +159,7 @@ impl Ledger {
 
 /// The schema, as numbered steps. A step is never edited once released; new features append
 /// one (each with its own version number) and `migrate` applies what a file lacks, in order.
-const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_V1), (2, index::SCHEMA_V2), (3, rules::SCHEMA_V3)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_V1), (2, index::SCHEMA_V2), (3, rules::SCHEMA_V3), (4, controls::SCHEMA_V4)];
 
 fn migrate(conn: &mut Connection) -> Result<()> {
     for (version, sql) in MIGRATIONS {
