@@ -326,8 +326,7 @@ fn parse_date(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
 pub fn dev(dir: &Path, cmd: DevCmd) -> Result<()> {
     match cmd {
         DevCmd::SeedReceipts(a) => {
-            let wallet = dir.join(purser_core::wallet::KEYSTORE_FILE);
-            if wallet.exists() {
+            if let Some(wallet) = purser_core::wallet::wallet_file(dir) {
                 return Err(coded(SearchError::WalletPresent(wallet.display().to_string())));
             }
             let ledger = crate::ledger(dir)?;

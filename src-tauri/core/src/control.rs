@@ -1,5 +1,5 @@
 //! Owns the local control API that the CLI (and any local tool) uses to reach a running
-//! daemon: pending approvals, decisions, revocation. Token-protected (its own token, kept in a
+//! daemon: pending approvals, decisions, revocation, wallet lock/unlock. Token-protected (its own token, kept in a
 //! 0600 file), JSON in and out, `{code, message}` on error. Each route calls one engine
 //! operation; no logic lives here.
 
@@ -51,6 +51,38 @@ struct DecideBody {
     block_host: bool,
 }
 
+/// Body of `wallet/unlock`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnlockBody {
+    passphrase: String,
+    #[serde(default)]
+    remember: bool,
+}
+
+impl Drop for UnlockBody {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.passphrase);
+    }
+}
+
+/// Body of `wallet/lock` (optional).
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LockBody {
+    #[serde(default)]
+    forget: bool,
+}
+
+/// Runs a blocking wallet operation (Argon2id, the keychain's D-Bus calls) without stalling the
+/// other tasks of a multi-threaded runtime.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 fn ok<T: Serialize>(v: &T) -> Response<Body> {
     match serde_json::to_value(v) {
         Ok(v) => json_response(StatusCode::OK, &v, None),
@@ -62,6 +94,7 @@ fn fail(e: EngineError) -> Response<Body> {
     let status = match e.code() {
         "no_such_grant" | "no_such_approval" | "no_such_rule" => StatusCode::NOT_FOUND,
         "requirement_changed" | "revoked" => StatusCode::CONFLICT,
+        "wallet_unlock_failed" => StatusCode::FORBIDDEN,
         "ledger_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_REQUEST,
     };
@@ -103,6 +136,17 @@ where
         (Method::GET, ["v1", "grants"]) => engine.list_grants().map_or_else(fail, |v| ok(&v)),
         (Method::GET, ["v1", "grants", id]) => engine.grant(id).map_or_else(fail, |v| ok(&v)),
         (Method::POST, ["v1", "grants", id, "revoke"]) => engine.revoke_grant(id).map_or_else(fail, |v| ok(&v)),
+        (Method::GET, ["v1", "spending"]) => ok(&serde_json::json!({"paused": engine.paused()})),
+        (Method::POST, ["v1", "spending", verb @ ("pause" | "resume")]) => engine.set_paused(*verb == "pause").map_or_else(fail, |p| ok(&serde_json::json!({"paused": p}))),
+        (Method::GET, ["v1", "wallet"]) => ok(&engine.wallet_status()),
+        (Method::POST, ["v1", "wallet", "unlock"]) => match serde_json::from_slice::<UnlockBody>(&body) {
+            Ok(b) => blocking(|| engine.unlock_wallet(&b.passphrase, b.remember)).map_or_else(fail, |v| ok(&v)),
+            Err(_) => error_response(StatusCode::BAD_REQUEST, "invalid_body", "unlock takes {\"passphrase\": \"...\", \"remember\": false}", None),
+        },
+        (Method::POST, ["v1", "wallet", "lock"]) => match if body.is_empty() { Ok(LockBody::default()) } else { serde_json::from_slice::<LockBody>(&body) } {
+            Ok(b) => ok(&blocking(|| engine.lock_wallet(b.forget))),
+            Err(e) => error_response(StatusCode::BAD_REQUEST, "invalid_body", &format!("lock takes {{\"forget\": false}}: {e}"), None),
+        },
         _ => error_response(StatusCode::NOT_FOUND, "not_found", "no such control route", None),
     }
 }

@@ -31,6 +31,8 @@ pub enum EngineError {
     Rule(#[from] crate::rules::RuleError),
     #[error(transparent)]
     Edit(#[from] crate::grant_edit::EditError),
+    #[error(transparent)]
+    Wallet(#[from] crate::wallet::WalletError),
 }
 
 /// The error shape every front end gets.
@@ -51,6 +53,7 @@ impl EngineError {
             EngineError::Upstream(e) => e.code(),
             EngineError::Rule(e) => e.code(),
             EngineError::Edit(e) => e.code(),
+            EngineError::Wallet(e) => e.code(),
         }
     }
 
@@ -76,6 +79,8 @@ pub struct Engine {
     pub nonces: Arc<dyn NonceSource>,
     pub upstream: Upstream,
     wallet: RwLock<Option<Arc<Wallet>>>,
+    /// The vault's data dir, keychain state and lock/unlock operations (`wallet::custody`).
+    pub custody: crate::wallet::custody::Custody,
     /// "Pause all spending" (persisted in the ledger's settings; see `pause`).
     pub(crate) paused: std::sync::atomic::AtomicBool,
 }
@@ -97,6 +102,7 @@ impl Engine {
             nonces,
             upstream: Upstream::new()?,
             wallet: RwLock::new(wallet.map(Arc::new)),
+            custody: Default::default(),
             paused,
         })
     }

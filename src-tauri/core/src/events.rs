@@ -12,6 +12,8 @@ pub enum Event {
     ApprovalPending { id: String },
     ApprovalResolved { id: String },
     GrantChanged { id: String },
+    /// The wallet was locked or unlocked.
+    WalletChanged { locked: bool },
     /// "Pause all spending" was switched on or off.
     PauseChanged { paused: bool },
 }

@@ -165,6 +165,10 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
     let choice = policy::choose(grant, req.host(), req.port(), &challenge.accepts, e.clock.now());
     let requirement = choice.requirement;
     receipt.set_requirement(requirement, choice.micros);
+    // "Pause all spending": every payment is refused, whatever the grant says.
+    if e.paused() {
+        return refuse(receipt, DecidedBy::Policy, crate::pause::REASON, None, "spending is paused in Purser (resume it in the app or with `purser resume`)".into(), StatusCode::FORBIDDEN);
+    }
     // The user's standing rules on this grant (block this host / auto-approve it) come next.
     let grant_rules = match &choice.verdict {
         Ok(_) => {
@@ -209,8 +213,12 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
             (Verdict::ShuttingDown, _) => return refuse(receipt, DecidedBy::Policy, "shutting_down", None, "Purser is shutting down".into(), StatusCode::SERVICE_UNAVAILABLE),
         },
     };
+    // Paused while the user looked at it: nothing is signed.
+    if e.paused() {
+        return refuse(receipt, DecidedBy::Policy, crate::pause::REASON, None, "spending was paused before this payment could be made".into(), StatusCode::FORBIDDEN);
+    }
     let Some(wallet) = e.wallet() else {
-        return refuse(receipt, decided_by, "wallet_locked", None, "the wallet is locked or missing".into(), StatusCode::FORBIDDEN);
+        return refuse(receipt, decided_by, "wallet_locked", None, "wallet locked: unlock it (`purser wallet unlock` or the app) to pay".into(), StatusCode::FORBIDDEN);
     };
 
     // 3. Reserve, durably, before any signature exists.

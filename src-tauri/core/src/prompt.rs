@@ -226,6 +226,15 @@ pub fn queue(grant_label: &str, waiting: usize, style: Style) -> PromptText {
     }
 }
 
+/// The first line of a prompt while the wallet is locked.
+pub const WALLET_LOCKED: &str = "Wallet locked: approving will still refuse this payment until you unlock the wallet.";
+
+/// Marks a prompt raised while the wallet is locked: approving it will be refused
+/// (`wallet_locked`), so the prompt says so first.
+pub fn wallet_locked(text: PromptText) -> PromptText {
+    PromptText { summary: format!("{} (wallet locked)", text.summary), body: format!("{WALLET_LOCKED}\n{}", text.body) }
+}
+
 /// "3 requests were denied while you were away".
 pub fn missed(count: u64) -> Option<String> {
     match count {
@@ -238,6 +247,14 @@ pub fn missed(count: u64) -> Option<String> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn a_locked_wallet_is_said_first() {
+        let t = wallet_locked(PromptText { summary: "Pay $0.05 to api.x.com?".into(), body: "GET api.x.com/a".into() });
+        assert_eq!(t.summary, "Pay $0.05 to api.x.com? (wallet locked)");
+        assert_eq!(t.body.lines().next(), Some(WALLET_LOCKED));
+        assert_eq!(t.body.lines().nth(1), Some("GET api.x.com/a"));
+    }
 
     pub(crate) fn view() -> PendingApproval {
         let now = Utc::now();

@@ -203,7 +203,10 @@ impl Prompter {
 
     async fn show_one(&mut self, view: PendingApproval) {
         let style = self.style();
-        let text = prompt::approval(&view, style, self.engine.clock.now());
+        let mut text = prompt::approval(&view, style, self.engine.clock.now());
+        if self.engine.wallet().is_none() {
+            text = prompt::wallet_locked(text);
+        }
         let actions = if style.actions {
             vec![(ACTION_APPROVE.into(), "Approve once".into()), (ACTION_DENY.into(), "Deny".into()), (ACTION_OPEN.into(), "Open".into())]
         } else {

@@ -155,8 +155,7 @@ fn base_price(rng: &mut StdRng) -> u64 {
 /// Fills `ledger` (in `dir`) with generated receipts. `progress(done, total)` is called after
 /// each batch.
 pub fn seed(ledger: &Ledger, dir: &Path, opts: &SeedOptions, now: DateTime<Utc>, mut progress: impl FnMut(u64, u64)) -> Result<SeedReport, SearchError> {
-    let wallet = dir.join(crate::wallet::KEYSTORE_FILE);
-    if wallet.exists() {
+    if let Some(wallet) = crate::wallet::wallet_file(dir) {
         return Err(SearchError::WalletPresent(wallet.display().to_string()));
     }
     let mut rng = StdRng::seed_from_u64(opts.seed);

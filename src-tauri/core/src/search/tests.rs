@@ -472,6 +472,6 @@ fn seeding_writes_a_valid_chain_and_refuses_wallets() {
     assert_eq!(s.groups.len(), 4, "every outcome appears");
     assert!(search(&l, "flag:price_spike", 10, None, now()).unwrap().total > 0, "spikes appear");
     assert!(search(&l, "paid outcome:paid", 10, None, now()).unwrap().total > 0);
-    std::fs::write(data.join(crate::wallet::KEYSTORE_FILE), "{}").unwrap();
+    std::fs::write(data.join(crate::wallet::VAULT_FILE), "{}").unwrap();
     assert_eq!(seed::seed(&l, &data, &opts, now(), |_, _| {}).unwrap_err().code(), "wallet_present");
 }
