@@ -63,20 +63,53 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum WalletCmd {
-    /// Create a new key, encrypted with a passphrase (PURSER_PASSPHRASE or a prompt).
+    /// Create a new key, sealed in the vault with a passphrase (PURSER_PASSPHRASE or a prompt).
     New {
         #[arg(long)]
         json: bool,
     },
-    /// Import a private key from a file holding 0x-hex.
+    /// Import a private key (a file holding 0x-hex) or a standard encrypted keystore (its
+    /// passphrase: PURSER_KEYSTORE_PASSPHRASE or a prompt), sealed in the vault.
     Import {
-        #[arg(long)]
-        key_file: PathBuf,
+        #[arg(long, required_unless_present = "keystore", conflicts_with = "keystore")]
+        key_file: Option<PathBuf>,
+        #[arg(long, value_name = "FILE")]
+        keystore: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
     /// Print the wallet's address.
     Address {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the private key (after the passphrase and a warning; needs --yes-i-understand or a
+    /// confirmation typed on the terminal), or write it as an encrypted keystore with --keystore.
+    Export {
+        /// Write a standard encrypted keystore (scrypt) here instead, with the wallet's passphrase.
+        #[arg(long, value_name = "FILE")]
+        keystore: Option<PathBuf>,
+        #[arg(long)]
+        yes_i_understand: bool,
+    },
+    /// Unlock the running daemon's wallet; --remember keeps the unlocking secret in the OS
+    /// keychain (with no daemon running, it is remembered for the next `purser serve`).
+    Unlock {
+        #[arg(long)]
+        remember: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lock the running daemon's wallet (payments are refused until unlocked); --forget also
+    /// deletes the secret the OS keychain remembers.
+    Lock {
+        #[arg(long)]
+        forget: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Locked or not, remembered or not, and the address.
+    Status {
         #[arg(long)]
         json: bool,
     },

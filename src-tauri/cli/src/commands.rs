@@ -1,30 +1,13 @@
-//! `purser wallet`, `purser grant` and `purser receipts`: each a call into the core and a print.
+//! `purser grant` and `purser receipts`: each a call into the core and a print (`purser wallet`
+//! is `wallet.rs`).
 
-use crate::args::{GrantCmd, GrantCreate, ReceiptsCmd, WalletCmd};
-use anyhow::{bail, Context, Result};
+use crate::args::{GrantCmd, GrantCreate, ReceiptsCmd};
+use anyhow::{bail, Result};
 use purser_core::engine::Engine;
 use purser_core::grants::{GrantSpec, GrantView};
 use purser_core::ledger::ChainReport;
-use purser_core::wallet::Wallet;
 use serde_json::json;
 use std::path::Path;
-
-pub fn wallet(dir: &Path, cmd: WalletCmd) -> Result<()> {
-    let (address, json) = match cmd {
-        WalletCmd::New { json } => (Wallet::create(dir, &crate::passphrase(true)?)?, json),
-        WalletCmd::Import { key_file, json } => {
-            let key = zeroize::Zeroizing::new(std::fs::read_to_string(&key_file).with_context(|| format!("reading {}", key_file.display()))?);
-            (Wallet::import(dir, &key, &crate::passphrase(true)?)?, json)
-        }
-        WalletCmd::Address { json } => (Wallet::address_of(dir)?, json),
-    };
-    if json {
-        crate::print_json(&json!({"address": address.to_checksum(None)}))
-    } else {
-        println!("{}", address.to_checksum(None));
-        Ok(())
-    }
-}
 
 fn engine(dir: &Path) -> Result<Engine> {
     Ok(Engine::new(crate::ledger(dir)?, None)?)

@@ -9,6 +9,7 @@ mod remote;
 mod rules;
 mod serve;
 mod timeline;
+mod wallet;
 
 use anyhow::{Context, Result};
 use args::{Cli, Command};
@@ -56,7 +57,7 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve { port, grace_secs, no_notify, upstream_ca } => serve::run(&dir, port, grace_secs, !no_notify, cli.data_dir.is_some(), upstream_ca.as_deref()).await,
         Command::Ca(cmd) => ca::ca(&dir, cmd),
-        Command::Wallet(cmd) => commands::wallet(&dir, cmd),
+        Command::Wallet(cmd) => wallet::wallet(&dir, cmd).await,
         Command::Grant(cmd) => commands::grant(&dir, cmd).await,
         Command::Approvals(cmd) => remote::approvals(&dir, cmd).await,
         Command::Receipts(cmd) => commands::receipts(&dir, cmd),

@@ -5,7 +5,6 @@
 use anyhow::{Context, Result};
 use purser_core::control::ControlFile;
 use purser_core::engine::Engine;
-use purser_core::wallet::Wallet;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -21,18 +20,12 @@ pub async fn run(dir: &Path, port: u16, grace_secs: u64, notify: bool, explicit_
         }
     }
     let ledger = crate::ledger(dir)?;
-    let wallet = if Wallet::exists(dir) {
-        let pass = crate::passphrase(false)?;
-        Some(Wallet::unlock(dir, &pass).context("unlocking the wallet")?)
-    } else {
-        eprintln!("purser: no wallet in {} yet; payments will be refused (run `purser wallet new` or `wallet import`)", dir.display());
-        None
-    };
-    let mut engine = Engine::new(ledger, wallet)?;
+    let mut engine = Engine::new(ledger, None)?;
     if let Some(path) = upstream_ca {
         engine.upstream = crate::ca::upstream_with_ca(path)?;
     }
     let engine = Arc::new(engine);
+    crate::wallet::unlock_at_start(&engine, dir).await?;
     let local_ca = Arc::new(purser_core::proxy::ca::LocalCa::load_or_create(dir).context("the local CA")?);
     let prompter = notify.then(|| {
         let opener = purser_core::notify::PrintCommand::new(explicit_dir.then(|| dir.to_path_buf()));
@@ -60,6 +53,8 @@ pub async fn run(dir: &Path, port: u16, grace_secs: u64, notify: bool, explicit_
     if let Some(p) = prompter {
         p.shutdown().await;
     }
+    // The key leaves memory (zeroised) before the process ends.
+    engine.lock_wallet(false);
     eprintln!("purser: stopped");
     Ok(())
 }
