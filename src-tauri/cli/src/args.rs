@@ -59,6 +59,17 @@ pub enum Command {
     /// Names for payee addresses (shown in prompts next to the address).
     #[command(subcommand)]
     Payee(PayeeCmd),
+    /// Pause all spending: every payment is refused (`spending_paused`) until `purser resume`
+    /// (kept across restarts; through the running daemon or app when there is one).
+    Pause {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Resume spending after `purser pause`.
+    Resume {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,6 +8,7 @@ mod commands;
 mod remote;
 mod rules;
 mod serve;
+mod spending;
 mod timeline;
 mod wallet;
 
@@ -64,6 +65,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Dev(cmd) => timeline::dev(&dir, cmd),
         Command::Rules(cmd) => rules::rules(&dir, cmd),
         Command::Payee(cmd) => rules::payee(&dir, cmd),
+        Command::Pause { json } => spending::set(&dir, true, json).await,
+        Command::Resume { json } => spending::set(&dir, false, json).await,
     }
 }
 

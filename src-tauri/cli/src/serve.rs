@@ -14,11 +14,8 @@ use std::time::Duration;
 /// "Open" prints name it).
 /// `upstream_ca`: extra CA certificates (PEM) upstream TLS trusts.
 pub async fn run(dir: &Path, port: u16, grace_secs: u64, notify: bool, explicit_dir: bool, upstream_ca: Option<&Path>) -> Result<()> {
-    if let Some(existing) = ControlFile::read(dir) {
-        if existing.pid != std::process::id() && Path::new(&format!("/proc/{}", existing.pid)).exists() {
-            anyhow::bail!("another purser (pid {}) is already serving this data dir at {}", existing.pid, existing.url);
-        }
-    }
+    // One owner per data dir (this daemon or the desktop app), held until the process ends.
+    let _owner = purser_core::datadir::lock_exclusive(dir, purser_core::datadir::Owner::Daemon)?;
     let ledger = crate::ledger(dir)?;
     let mut engine = Engine::new(ledger, None)?;
     if let Some(path) = upstream_ca {

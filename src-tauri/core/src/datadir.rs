@@ -40,3 +40,101 @@ pub fn default_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
         .join("purser")
 }
+
+/// The lock file: whoever holds an exclusive lock on it owns the data dir (the proxy, the
+/// control file, the pending approvals), `purser serve` or the desktop app, never both.
+pub const LOCK_FILE: &str = "purser.lock";
+
+/// Who owns a data dir.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    Daemon,
+    App,
+}
+
+impl Owner {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Owner::Daemon => "daemon",
+            Owner::App => "app",
+        }
+    }
+    fn describe(s: &str) -> &'static str {
+        match s {
+            "app" => "the desktop app",
+            "daemon" => "the daemon",
+            _ => "another Purser",
+        }
+    }
+}
+
+/// Why the data dir could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another process holds it.
+    #[error("Purser is already running ({who}, pid {pid}{at}); stop it first, or use another data dir")]
+    Held { who: &'static str, pid: String, at: String },
+    #[error("cannot lock {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+}
+
+impl LockError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            LockError::Held { .. } => "already_running",
+            LockError::Io { .. } => "lock_failed",
+        }
+    }
+}
+
+/// The data dir, owned by this process until dropped (or until it exits: the kernel releases
+/// the lock of a dead process, so a crash never leaves a stale lock behind).
+#[derive(Debug)]
+pub struct DirLock {
+    _file: fs::File,
+}
+
+/// Takes the data dir for `owner`, or says who holds it ("Purser is already running (the
+/// daemon, pid 4711, at http://127.0.0.1:4020)"). Never waits.
+pub fn lock_exclusive(dir: &Path, owner: Owner) -> Result<DirLock, LockError> {
+    let path = dir.join(LOCK_FILE);
+    let io = |source| LockError::Io { path: path.display().to_string(), source };
+    let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(&path).map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let mut held = String::new();
+            let _ = std::io::Read::read_to_string(&mut file, &mut held);
+            let (kind, pid) = held.trim().split_once(' ').unwrap_or(("", "?"));
+            let url = crate::control::ControlFile::read(dir).filter(|c| c.pid.to_string() == pid).map(|c| format!(", at {}", c.url)).unwrap_or_default();
+            return Err(LockError::Held { who: Owner::describe(kind), pid: pid.chars().filter(char::is_ascii_digit).take(10).collect(), at: url });
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(io(e)),
+    }
+    file.set_len(0).map_err(io)?;
+    file.write_all(format!("{} {}\n", owner.as_str(), std::process::id()).as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    Ok(DirLock { _file: file })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_owner_at_a_time_and_the_loser_is_told_who() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock_exclusive(dir.path(), Owner::App).unwrap();
+        let mode = fs::metadata(dir.path().join(LOCK_FILE)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        crate::control::ControlFile { url: "http://127.0.0.1:4999".into(), token: "t".into(), pid: std::process::id() }.write(dir.path()).unwrap();
+        let e = lock_exclusive(dir.path(), Owner::Daemon).unwrap_err();
+        assert_eq!(e.code(), "already_running");
+        let want = format!("Purser is already running (the desktop app, pid {}, at http://127.0.0.1:4999); stop it first, or use another data dir", std::process::id());
+        assert_eq!(e.to_string(), want);
+        drop(held);
+        let again = lock_exclusive(dir.path(), Owner::Daemon).unwrap();
+        assert_eq!(fs::read_to_string(dir.path().join(LOCK_FILE)).unwrap(), format!("daemon {}\n", std::process::id()));
+        drop(again);
+    }
+}
