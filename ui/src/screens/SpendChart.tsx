@@ -1,0 +1,129 @@
+/**
+ * Owns the spend chart above the timeline: spend per day, stacked per grant or per host, drawn
+ * as plain SVG from `receipts_stats` (by `day,grant` or `day,host`) for the current query.
+ */
+import { useQuery } from "@tanstack/react-query";
+import * as api from "../api";
+import type { JsonValue } from "../bindings";
+import { atomic, usdFromMicros } from "../format";
+import { keys } from "../queries";
+
+export type Split = "grant" | "host";
+
+const TOP = 5;
+const DAYS = 30;
+const H = 96;
+const BAR = 10;
+const GAP = 4;
+
+interface Bar {
+  day: string;
+  parts: Array<{ name: string; micros: bigint }>;
+  total: bigint;
+}
+
+function str(o: { [k: string]: JsonValue } | null, k: string): string | null {
+  const v = o?.[k];
+  return typeof v === "string" ? v : null;
+}
+
+/** Groups from `receipts_stats` → bars per day with the top groups named and the rest "other". */
+export function toBars(groups: JsonValue[], split: Split): { bars: Bar[]; names: string[] } {
+  const rows = groups
+    .filter((g): g is { [k: string]: JsonValue } => typeof g === "object" && g !== null && !Array.isArray(g))
+    .map((g) => ({
+      day: str(g, "day") ?? "",
+      name: (split === "grant" ? (str(g, "grant_label") ?? str(g, "grant_id")) : str(g, "host")) ?? "(none)",
+      micros: atomic(str(g, "spend_atomic")) ?? 0n,
+    }))
+    .filter((r) => r.day !== "");
+  const totals = new Map<string, bigint>();
+  for (const r of rows) totals.set(r.name, (totals.get(r.name) ?? 0n) + r.micros);
+  const names = [...totals.entries()]
+    .filter(([, v]) => v > 0n)
+    .sort((a, b) => (b[1] > a[1] ? 1 : b[1] < a[1] ? -1 : a[0].localeCompare(b[0])))
+    .map(([n]) => n);
+  const top = names.slice(0, TOP);
+  const byDay = new Map<string, Map<string, bigint>>();
+  for (const r of rows) {
+    const name = top.includes(r.name) ? r.name : "other";
+    const m = byDay.get(r.day) ?? new Map<string, bigint>();
+    m.set(name, (m.get(name) ?? 0n) + r.micros);
+    byDay.set(r.day, m);
+  }
+  const days = [...byDay.keys()].sort().slice(-DAYS);
+  const bars = days.map((day) => {
+    const m = byDay.get(day)!;
+    const parts = [...top, "other"].filter((n) => m.has(n)).map((n) => ({ name: n, micros: m.get(n)! }));
+    return { day, parts, total: parts.reduce((s, p) => s + p.micros, 0n) };
+  });
+  return { bars, names: names.length > TOP ? [...top, "other"] : top };
+}
+
+/** The chart's query: the timeline's, limited to recent days unless it names its own time. */
+export function chartQuery(q: string): string {
+  return /(^|\s)(since|until):/.test(q) ? q : `${q} since:${DAYS}d`.trim();
+}
+
+export function SpendChart({ query, split, onSplit }: { query: string; split: Split; onSplit: (s: Split) => void }) {
+  const cq = chartQuery(query);
+  const by = `day,${split}`;
+  const stats = useQuery({
+    queryKey: keys.stats(cq, by),
+    queryFn: () => api.receiptsStats(cq, by),
+    placeholderData: (prev) => prev,
+  });
+  const { bars, names } = toBars(stats.data?.groups ?? [], split);
+  const max = bars.reduce((m, b) => (b.total > m ? b.total : m), 0n);
+  const width = Math.max(1, bars.length) * (BAR + GAP);
+  const total = bars.reduce((s, b) => s + b.total, 0n);
+  return (
+    <figure className="chart" data-testid="spend-chart" aria-label="Spend per day">
+      <figcaption>
+        <span>
+          Spend per day <strong className="money">{usdFromMicros(total)}</strong>
+          <span className="muted"> {cq === query ? "" : `· last ${DAYS} days`}</span>
+        </span>
+        <span className="seg-toggle" role="group" aria-label="Split by">
+          {(["grant", "host"] as const).map((s) => (
+            <button key={s} className={`chip small ${split === s ? "on" : ""}`} aria-pressed={split === s} onClick={() => onSplit(s)} data-testid={`chart-by-${s}`}>
+              per {s}
+            </button>
+          ))}
+        </span>
+      </figcaption>
+      <div className="chart-body">
+        {bars.length === 0 ? (
+          <p className="muted chart-empty">No spend in this range.</p>
+        ) : (
+          <svg viewBox={`0 0 ${width} ${H}`} preserveAspectRatio="none" className="chart-svg" role="img" aria-label={`Spend over ${bars.length} days`}>
+            {bars.map((b, i) => {
+              let y = H;
+              return (
+                <g key={b.day} transform={`translate(${i * (BAR + GAP)},0)`}>
+                  {b.parts.map((p) => {
+                    const h = max > 0n ? Number((p.micros * BigInt(H * 100)) / max) / 100 : 0;
+                    y -= h;
+                    return (
+                      <rect key={p.name} x={0} y={y} width={BAR} height={h} className={`series s${names.indexOf(p.name)}`}>
+                        <title>{`${b.day} · ${p.name}: ${usdFromMicros(p.micros)}`}</title>
+                      </rect>
+                    );
+                  })}
+                </g>
+              );
+            })}
+          </svg>
+        )}
+      </div>
+      <ul className="legend">
+        {names.map((n, i) => (
+          <li key={n}>
+            <i className={`swatch s${i}`} />
+            {n}
+          </li>
+        ))}
+      </ul>
+    </figure>
+  );
+}

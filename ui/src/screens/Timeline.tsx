@@ -1,0 +1,271 @@
+/**
+ * Owns the Timeline screen: receipts newest first for the current query (search box with
+ * suggestions, filter chips), a spend chart above, a virtualised list (fixed-height rows,
+ * keyset pages via `cursor`, loaded as you scroll), a detail drawer, export of the result
+ * set, and live updates (new receipts appear at the top, or as "N new" while you read below).
+ */
+import { useCallback, useEffect, useRef, useState } from "react";
+import { keepPreviousData, useInfiniteQuery, useMutation, useQueryClient, type InfiniteData } from "@tanstack/react-query";
+import { useVirtualizer } from "@tanstack/react-virtual";
+import * as api from "../api";
+import type { SearchItem, SearchPage } from "../bindings";
+import { Empty, Flags, InlineError, OutcomeBadge } from "../components/bits";
+import { useToast } from "../components/toasts";
+import { onChanged } from "../live";
+import { rowsRendered, searchRendered, searchStarted } from "../perf";
+import { keys, useAppInfo } from "../queries";
+import { usdText, when, words } from "../format";
+import { ReceiptDrawer } from "./ReceiptDrawer";
+import { SearchBox } from "./SearchBox";
+import { SpendChart, type Split } from "./SpendChart";
+
+/** Rows per page (the backend allows up to 1000). */
+export const PAGE = 200;
+/** Fixed row height: the list never measures rows. */
+export const ROW = 44;
+/** Debounce between the last keystroke and the search. */
+export const DEBOUNCE_MS = 50;
+
+const CHIPS: Array<{ token: string; label: string }> = [
+  { token: "outcome:paid", label: "Paid" },
+  { token: "outcome:refused", label: "Refused" },
+  { token: "outcome:failed", label: "Failed" },
+  { token: "by:user", label: "Asked you" },
+  { token: "flag:any", label: "Flagged" },
+  { token: "since:24h", label: "Last 24 h" },
+  { token: "since:7d", label: "Last 7 days" },
+];
+
+function hasToken(q: string, t: string): boolean {
+  return q.split(/\s+/).includes(t);
+}
+
+function toggleToken(q: string, t: string): string {
+  const parts = q.split(/\s+/).filter(Boolean);
+  return (hasToken(q, t) ? parts.filter((p) => p !== t) : [...parts, t]).join(" ");
+}
+
+function useDebounced<T>(value: T, ms: number): T {
+  const [v, setV] = useState(value);
+  useEffect(() => {
+    const t = setTimeout(() => setV(value), ms);
+    return () => clearTimeout(t);
+  }, [value, ms]);
+  return v;
+}
+
+export function Timeline() {
+  const [text, setText] = useState("");
+  const query = useDebounced(text.trim(), DEBOUNCE_MS);
+  const [split, setSplit] = useState<Split>("grant");
+  const [openId, setOpenId] = useState<string | null>(null);
+  const [fresh, setFresh] = useState(0);
+  const qc = useQueryClient();
+  const toast = useToast();
+  const info = useAppInfo();
+  const scroller = useRef<HTMLDivElement>(null);
+
+  const search = useInfiniteQuery({
+    queryKey: keys.search(query),
+    queryFn: ({ pageParam }) => api.receiptsSearch(query, pageParam, PAGE),
+    initialPageParam: null as string | null,
+    getNextPageParam: (last: SearchPage) => last.next_cursor,
+    placeholderData: keepPreviousData,
+  });
+  const items: SearchItem[] = search.data?.pages.flatMap((p) => p.items) ?? [];
+  const total = search.data?.pages[0]?.total ?? 0;
+  const showingQuery = search.isPlaceholderData ? null : query;
+
+  // Keystroke → results on screen.
+  const onText = (t: string) => {
+    setText(t);
+    searchStarted(t.trim());
+  };
+  useEffect(() => {
+    if (showingQuery !== null && !search.isFetching) searchRendered(showingQuery);
+  }, [showingQuery, search.isFetching, search.dataUpdatedAt]);
+
+  // Only the first page is refetched on news: trim, then invalidate.
+  const refreshTop = useCallback(() => {
+    const key = keys.search(query);
+    qc.setQueryData<InfiniteData<SearchPage, string | null>>(key, (d) =>
+      d ? { pages: d.pages.slice(0, 1), pageParams: d.pageParams.slice(0, 1) } : d,
+    );
+    void qc.invalidateQueries({ queryKey: key });
+    setFresh(0);
+  }, [qc, query]);
+
+  useEffect(() => {
+    let timer: ReturnType<typeof setTimeout> | null = null;
+    return onChanged((kind) => {
+      if (kind !== "receipt_added" && kind !== "approval_resolved") return;
+      const atTop = (scroller.current?.scrollTop ?? 0) < ROW;
+      if (!atTop) {
+        if (kind === "receipt_added") setFresh((n) => n + 1);
+        return;
+      }
+      if (timer === null)
+        timer = setTimeout(() => {
+          timer = null;
+          refreshTop();
+        }, 250);
+    });
+  }, [refreshTop]);
+
+  const virt = useVirtualizer({
+    count: items.length + (search.hasNextPage ? 1 : 0),
+    getScrollElement: () => scroller.current,
+    estimateSize: () => ROW,
+    overscan: 12,
+    initialRect: { width: 800, height: 600 },
+  });
+  const rows = virt.getVirtualItems();
+  const lastIndex = rows.length > 0 ? rows[rows.length - 1]!.index : -1;
+  useEffect(() => {
+    rowsRendered(rows.length);
+    if (lastIndex >= items.length - 20 && search.hasNextPage && !search.isFetchingNextPage) {
+      void search.fetchNextPage();
+    }
+  }, [lastIndex, items.length, search.hasNextPage, search.isFetchingNextPage, search, rows.length]);
+
+  const exportIt = useMutation({
+    mutationFn: (format: "csv" | "jsonl") => api.receiptsExport(query, format),
+    onSuccess: (r) => toast.info(`Exported ${r.rows.toLocaleString()} receipts to ${r.path}`),
+    onError: (e) => toast.error(e, "Export failed"),
+  });
+
+  return (
+    <section className="screen timeline" aria-labelledby="timeline-title" data-testid="screen-timeline">
+      <header className="screen-head">
+        <h1 id="timeline-title">Timeline</h1>
+        <div className="actions">
+          <span className="muted" data-testid="timeline-total">
+            {total.toLocaleString()} receipt{total === 1 ? "" : "s"}
+          </span>
+          <button onClick={() => exportIt.mutate("csv")} disabled={exportIt.isPending || total === 0} data-testid="export-csv">
+            Export CSV
+          </button>
+          <button onClick={() => exportIt.mutate("jsonl")} disabled={exportIt.isPending || total === 0} data-testid="export-jsonl">
+            Export JSONL
+          </button>
+        </div>
+      </header>
+      <SearchBox value={text} onChange={onText} />
+      <div className="chips" role="group" aria-label="Filters">
+        {CHIPS.map((c) => {
+          const on = hasToken(text, c.token);
+          return (
+            <button
+              key={c.token}
+              className={`chip ${on ? "on" : ""}`}
+              aria-pressed={on}
+              onClick={() => onText(toggleToken(text, c.token))}
+              data-testid={`chip-${c.token}`}
+            >
+              {c.label}
+            </button>
+          );
+        })}
+      </div>
+      {search.error ? <InlineError error={search.error} testid="search-error" /> : <p className="inline-error-space" />}
+      <SpendChart query={query} split={split} onSplit={setSplit} />
+      {fresh > 0 && (
+        <button
+          className="fresh"
+          onClick={() => {
+            scroller.current?.scrollTo({ top: 0 });
+            refreshTop();
+          }}
+          data-testid="fresh-receipts"
+        >
+          ↑ {fresh} new receipt{fresh === 1 ? "" : "s"}
+        </button>
+      )}
+      <div className="list-head" aria-hidden="true">
+        <span>Time</span>
+        <span>Outcome</span>
+        <span>Amount</span>
+        <span>Request</span>
+        <span>Grant</span>
+        <span>Decided</span>
+        <span>Notes</span>
+      </div>
+      <div className="list" ref={scroller} data-testid="receipt-list" role="list" aria-label="Receipts" aria-busy={search.isFetching}>
+        {search.isPending ? (
+          <div className="skeleton">
+            {Array.from({ length: 8 }, (_, i) => (
+              <div key={i} className="skeleton-row" style={{ height: ROW - 4, marginBottom: 4 }} />
+            ))}
+          </div>
+        ) : items.length === 0 && !search.error ? (
+          query === "" ? (
+            <Empty title="No receipts yet" testid="timeline-empty">
+              <p>Every payment decision an agent's request leads to is recorded here. Point an agent at the proxy:</p>
+              <pre className="setup">{info.data?.setupHint ?? "export PURSER_PROXY=http://127.0.0.1:4020 PURSER_GRANT=pgt_…"}</pre>
+              <p className="muted">Create a grant first (Grants) — it gives you the token and these lines.</p>
+            </Empty>
+          ) : (
+            <Empty title="Nothing matches" testid="timeline-nomatch">
+              <p>
+                No receipt matches <code>{query}</code>. Remove a filter, or try a word prefix like <code>weath*</code>.
+              </p>
+            </Empty>
+          )
+        ) : (
+          <div style={{ height: virt.getTotalSize(), position: "relative" }}>
+            {rows.map((v) => {
+              const r = items[v.index];
+              return (
+                <div key={v.key} className="row-slot" style={{ transform: `translateY(${v.start}px)`, height: ROW }}>
+                  {r ? <ReceiptRow r={r} onOpen={setOpenId} selected={openId === r.id} /> : <div className="row loading">Loading more…</div>}
+                </div>
+              );
+            })}
+          </div>
+        )}
+      </div>
+      {openId && <ReceiptDrawer id={openId} onClose={() => setOpenId(null)} />}
+    </section>
+  );
+}
+
+function pathOf(url: string): string {
+  const i = url.indexOf("://");
+  const rest = i >= 0 ? url.slice(i + 3) : url;
+  const slash = rest.indexOf("/");
+  return slash >= 0 ? rest.slice(slash) : "/";
+}
+
+function ReceiptRow({ r, onOpen, selected }: { r: SearchItem; onOpen: (id: string) => void; selected: boolean }) {
+  return (
+    <button
+      className={`row ${selected ? "selected" : ""}`}
+      onClick={() => onOpen(r.id)}
+      role="listitem"
+      data-testid="receipt-row"
+      data-id={r.id}
+      data-outcome={r.outcome}
+    >
+      <span className="time">{when(r.time)}</span>
+      <span>
+        <OutcomeBadge outcome={r.outcome} />
+      </span>
+      <span className="money">{r.amount_usd ? usdText(r.amount_usd) : "—"}</span>
+      <span className="req" title={r.url}>
+        <strong>{r.host}</strong>
+        <span className="muted">{pathOf(r.url)}</span>
+      </span>
+      <span className="grant">{r.grant?.label ?? "—"}</span>
+      <span className="muted">{words(r.decided_by)}</span>
+      <span className="notes">
+        <Flags flags={r.flags} />
+        {r.outcome !== "paid" && <span className="muted reason">{words(r.reason)}</span>}
+        {r.intent && (
+          <q className="agent-words" title="the agent's words" data-testid="row-intent">
+            {r.intent}
+          </q>
+        )}
+      </span>
+    </button>
+  );
+}

@@ -1,0 +1,15 @@
+// Test environment for Vitest + jsdom: DOM cleanup between tests and the few browser APIs
+// jsdom lacks (ResizeObserver, scrollIntoView, clipboard) as inert stand-ins.
+import { afterEach } from "vitest";
+import { cleanup } from "@testing-library/react";
+
+afterEach(() => cleanup());
+
+class NoResizeObserver {
+  observe() {}
+  unobserve() {}
+  disconnect() {}
+}
+globalThis.ResizeObserver ??= NoResizeObserver as unknown as typeof ResizeObserver;
+Element.prototype.scrollIntoView ??= function () {};
+Element.prototype.scrollTo ??= function () {};
