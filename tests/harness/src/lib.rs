@@ -8,12 +8,14 @@
 //! * [`challenge`]: good x402 v1/v2 challenge templates to mutate.
 //! * [`proc`]: child-process plumbing (timeouts, SIGTERM, log tails).
 //! * [`desktop`]: a private D-Bus session bus and a test notification server on it.
+//! * [`keyring`]: a real gnome-keyring (Secret Service) on that bus, in a throwaway data dir.
 
 pub mod agent;
 pub mod chain;
 pub mod challenge;
 pub mod desktop;
 pub mod hostile;
+pub mod keyring;
 pub mod peers;
 pub mod proc;
 pub mod purser;
@@ -26,6 +28,7 @@ pub use challenge::{
 };
 pub use hostile::{Hostile402, RawResponse};
 pub use desktop::{NotifyServer, SessionBus};
+pub use keyring::Keyring;
 pub use peers::{Mode, Peers};
 pub use purser::{Purser, ServeOptions};
 pub use tls::{TestCa, TlsFront};
