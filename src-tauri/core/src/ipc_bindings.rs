@@ -25,7 +25,7 @@ fn export_all(cfg: &Config) -> Result<(), ts_rs::ExportError> {
     ipc::ExportResult::export_all(cfg)?;
     ipc::ReceiptDetail::export_all(cfg)?;
     ipc::QueryHelp::export_all(cfg)?;
-    ipc::WalletStatus::export_all(cfg)?;
+    wallet::custody::WalletStatus::export_all(cfg)?;
     Ok(())
 }
 

@@ -17,6 +17,7 @@ export type * from "./GrantSnapshot";
 export type * from "./GrantSpecInput";
 export type * from "./GrantState";
 export type * from "./GrantView";
+export type * from "./KeychainState";
 export type * from "./LedgerAfter";
 export type * from "./Missed";
 export type * from "./Outcome";

@@ -26,6 +26,7 @@ struct State {
 }
 
 /// What the app and `purser wallet status` show.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct WalletStatus {
     /// The wallet's address (readable while locked); `None` when there is no wallet yet.

@@ -17,6 +17,7 @@ use zeroize::Zeroizing;
 pub const SERVICE: &str = "purser";
 
 /// What Purser last learnt about the OS keychain.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeychainState {
