@@ -3,6 +3,7 @@
 //!
 //! The payment road is [`pipeline`]; each step is a call into the module that owns it.
 
+pub mod app_ops;
 pub mod approvals;
 pub mod auth;
 pub mod clock;
