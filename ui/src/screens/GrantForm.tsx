@@ -62,9 +62,9 @@ export function GrantForm({ grant, onClose, onCreated }: Props) {
         onChange={(e) => set(f, e.target.value)}
         aria-invalid={Boolean(errors[f])}
         aria-describedby={`hint-${f}`}
-        data-testid={`grant-${f}`}
+        data-testid={`form-${f}`}
       />
-      <span id={`hint-${f}`} className={errors[f] ? "field-error" : "field-hint"} data-testid={errors[f] ? `error-${f}` : undefined}>
+      <span id={`hint-${f}`} className={errors[f] ? "field-error" : "field-hint"} data-testid={errors[f] ? `form-error-${f}` : undefined}>
         {errors[f] ?? hint}
       </span>
     </label>
@@ -117,7 +117,7 @@ export function GrantForm({ grant, onClose, onCreated }: Props) {
             type="checkbox"
             checked={v.onlyListedHosts}
             onChange={(e) => set("onlyListedHosts", e.target.checked)}
-            data-testid="grant-onlyListedHosts"
+            data-testid="form-onlyListedHosts"
           />
           Refuse every host not listed (standard proxy mode)
         </label>

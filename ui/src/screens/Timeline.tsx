@@ -4,7 +4,7 @@
  * keyset pages via `cursor`, loaded as you scroll), a detail drawer, export of the result
  * set, and live updates (new receipts appear at the top, or as "N new" while you read below).
  */
-import { useCallback, useEffect, useRef, useState } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { keepPreviousData, useInfiniteQuery, useMutation, useQueryClient, type InfiniteData } from "@tanstack/react-query";
 import { useVirtualizer } from "@tanstack/react-virtual";
 import * as api from "../api";
@@ -72,8 +72,12 @@ export function Timeline() {
     getNextPageParam: (last: SearchPage) => last.next_cursor,
     placeholderData: keepPreviousData,
   });
-  const items: SearchItem[] = search.data?.pages.flatMap((p) => p.items) ?? [];
-  const total = search.data?.pages[0]?.total ?? 0;
+  // A bad query keeps the last good results on screen (with the error above them).
+  const lastGood = useRef<{ items: SearchItem[]; total: number }>({ items: [], total: 0 });
+  const data = search.data;
+  const fresh_ = useMemo(() => (data ? { items: data.pages.flatMap((p) => p.items), total: data.pages[0]?.total ?? 0 } : null), [data]);
+  if (fresh_) lastGood.current = fresh_;
+  const { items, total } = fresh_ ?? (search.error ? lastGood.current : { items: [], total: 0 });
   const showingQuery = search.isPlaceholderData ? null : query;
 
   // Keystroke → results on screen.

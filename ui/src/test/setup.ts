@@ -2,6 +2,7 @@
 // jsdom lacks (ResizeObserver, scrollIntoView, clipboard) as inert stand-ins.
 import { afterEach } from "vitest";
 import { cleanup } from "@testing-library/react";
+import "@testing-library/jest-dom/vitest";
 
 afterEach(() => cleanup());
 

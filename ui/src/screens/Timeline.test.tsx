@@ -1,0 +1,221 @@
+import { act, screen, waitFor, within } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import * as api from "../api";
+import type { ReceiptDetail, SearchPage, Stats } from "../bindings";
+import { item } from "../test/fixtures";
+import { renderScreen } from "../test/util";
+import { Timeline } from "./Timeline";
+import { toBars } from "./SpendChart";
+
+vi.mock("../api", async (orig) => {
+  const real = await orig<typeof import("../api")>();
+  return {
+    ...real,
+    receiptsSearch: vi.fn(),
+    receiptsStats: vi.fn(),
+    receiptGet: vi.fn(),
+    receiptsExport: vi.fn(),
+    queryHelp: vi.fn(),
+    appInfo: vi.fn(),
+  };
+});
+const m = vi.mocked(api);
+
+const XSS = "<img src=x onerror=alert(1)>";
+const page = (items: SearchPage["items"], next: string | null = null, total = items.length): SearchPage => ({ items, total, next_cursor: next });
+const stats: Stats = {
+  query: "",
+  by: ["day", "grant"],
+  groups: [
+    { day: "2026-11-24", grant_id: "g-1", grant_label: "research", receipts: 3, spend_atomic: "150000", spend_usd: "0.15" },
+    { day: "2026-11-25", grant_id: "g-1", grant_label: "research", receipts: 1, spend_atomic: "50000", spend_usd: "0.05" },
+    { day: "2026-11-25", grant_id: "g-2", grant_label: "batch", receipts: 2, spend_atomic: "20000", spend_usd: "0.02" },
+  ],
+  total: { receipts: 6, spend_atomic: "220000", spend_usd: "0.22" },
+  source: "rollup",
+};
+
+// jsdom does no layout: give elements a window-sized box so the virtualiser has rows to show.
+const box = Object.getOwnPropertyDescriptors(HTMLElement.prototype);
+beforeAll(() => {
+  Object.defineProperty(HTMLElement.prototype, "clientHeight", { configurable: true, get: () => 600 });
+  Object.defineProperty(HTMLElement.prototype, "clientWidth", { configurable: true, get: () => 800 });
+});
+afterAll(() => {
+  for (const k of ["clientHeight", "clientWidth"] as const) {
+    if (box[k]) Object.defineProperty(HTMLElement.prototype, k, box[k]);
+    else delete (HTMLElement.prototype as unknown as Record<string, unknown>)[k];
+  }
+});
+
+describe("Timeline", () => {
+  beforeEach(() => {
+    m.receiptsStats.mockResolvedValue(stats);
+    m.queryHelp.mockResolvedValue({
+      keys: [{ key: "grant", description: "a grant", values: ["research", "batch"], example: "grant:research" }],
+    });
+    m.appInfo.mockResolvedValue({ version: "0.1.0", dataDir: "/d", proxyUrl: "http://127.0.0.1:4020", paused: false, setupHint: "export PURSER_PROXY=http://127.0.0.1:4020" });
+    m.receiptsSearch.mockResolvedValue(
+      page(
+        [
+          item({ id: "r-2", outcome: "refused", reason: "over_budget", amount_usd: "2.5", flags: ["price_spike", "new_payee"], host: "api.maps.io", url: "https://api.maps.io/tiles" }),
+          item({ id: "r-1", intent: XSS, url: `https://api.weather.com/${XSS}` }),
+        ],
+        null,
+        2,
+      ),
+    );
+  });
+
+  it("renders receipts newest first with outcome, amount and flags", async () => {
+    renderScreen(<Timeline />);
+    const rows = await screen.findAllByTestId("receipt-row");
+    expect(rows.map((r) => r.getAttribute("data-id"))).toEqual(["r-2", "r-1"]);
+    expect(rows[0]).toHaveTextContent("refused");
+    expect(rows[0]).toHaveTextContent("$2.50");
+    expect(rows[0]).toHaveTextContent("over budget");
+    expect(within(rows[0]!).getByTestId("flag-price_spike")).toHaveTextContent("price spike");
+    expect(within(rows[0]!).getByTestId("flag-new_payee")).toHaveTextContent("new payee");
+    expect(screen.getByTestId("timeline-total")).toHaveTextContent("2 receipts");
+    expect(m.receiptsSearch).toHaveBeenCalledWith("", null, 200);
+  });
+
+  it("renders text from agents and servers as text, never as markup", async () => {
+    renderScreen(<Timeline />);
+    const rows = await screen.findAllByTestId("receipt-row");
+    expect(within(rows[1]!).getByTestId("row-intent").textContent).toBe(XSS);
+    expect(document.querySelector("img")).toBeNull();
+    m.receiptGet.mockResolvedValue({ receipt: { ...item({ id: "r-1", intent: XSS, url: `https://api.weather.com/${XSS}` }), challenge: { description: XSS } }, flags: [], seq: 7 } as ReceiptDetail);
+    await userEvent.setup().click(rows[1]!);
+    const drawer = await screen.findByTestId("receipt-drawer");
+    await waitFor(() => expect(within(drawer).getByTestId("drawer-intent").textContent).toBe(XSS));
+    expect(within(drawer).getByTestId("drawer-challenge").textContent).toContain(XSS);
+    expect(document.querySelector("img")).toBeNull();
+    expect(document.querySelector("[onerror]")).toBeNull();
+  });
+
+  it("the drawer shows every part of the receipt", async () => {
+    const user = userEvent.setup();
+    renderScreen(<Timeline />);
+    const rows = await screen.findAllByTestId("receipt-row");
+    m.receiptGet.mockResolvedValue({
+      receipt: {
+        ...item({ id: "r-2" }),
+        challenge: { x402Version: 2, accepts: [] },
+        requirement: { scheme: "exact", amount: "50000" },
+        settlement: { success: true },
+        tx: "0xfeed",
+        hash: "abc123",
+        prev_hash: "def456",
+      },
+      flags: ["price_spike"],
+      seq: 42,
+    });
+    await user.click(rows[0]!);
+    const d = await screen.findByTestId("receipt-drawer");
+    await waitFor(() => expect(within(d).getByTestId("drawer-hash")).toHaveTextContent("abc123"));
+    expect(m.receiptGet).toHaveBeenCalledWith("r-2");
+    expect(d).toHaveTextContent("#42");
+    expect(d).toHaveTextContent("def456");
+    expect(within(d).getByTestId("drawer-tx")).toHaveTextContent("0xfeed");
+    expect(within(d).getByTestId("drawer-requirement")).toHaveTextContent('"scheme": "exact"');
+    expect(within(d).getByTestId("drawer-settlement")).toHaveTextContent('"success": true');
+    expect(within(d).getByTestId("flag-price_spike")).toBeInTheDocument();
+    await user.keyboard("{Escape}");
+    expect(screen.queryByTestId("receipt-drawer")).toBeNull();
+  });
+
+  it("suggests keys and values while typing, and Enter inserts one", async () => {
+    const user = userEvent.setup();
+    renderScreen(<Timeline />);
+    await screen.findAllByTestId("receipt-row");
+    const input = screen.getByTestId("search-input");
+    await user.type(input, "gr");
+    let options = screen.getAllByTestId("suggestion");
+    expect(options.map((o) => o.textContent)).toEqual(["grant:a grant"]);
+    await user.keyboard("{Enter}");
+    expect(input).toHaveValue("grant:");
+    await waitFor(() => expect(screen.getAllByTestId("suggestion").map((o) => o.querySelector("code")!.textContent)).toEqual(["research", "batch"]));
+    await user.keyboard("{ArrowDown}{Enter}");
+    expect(input).toHaveValue("grant:batch ");
+    await waitFor(() => expect(m.receiptsSearch).toHaveBeenCalledWith("grant:batch", null, 200));
+    await user.keyboard("{Escape}");
+    expect(screen.getByTestId("suggestions")).not.toBeVisible();
+    options = screen.queryAllByTestId("suggestion");
+    expect(options).toHaveLength(0);
+  });
+
+  it("a bad query says what is wrong and keeps the last results", async () => {
+    const user = userEvent.setup();
+    renderScreen(<Timeline />);
+    await screen.findAllByTestId("receipt-row");
+    m.receiptsSearch.mockRejectedValue({ code: "invalid_query", message: "bad query token `outcome:won`: outcome must be one of paid, refused, failed, not_payable" });
+    await user.type(screen.getByTestId("search-input"), "outcome:won");
+    const err = await screen.findByTestId("search-error");
+    expect(err).toHaveTextContent("bad query token `outcome:won`");
+    expect(err).toHaveAttribute("data-code", "invalid_query");
+    expect(screen.getAllByTestId("receipt-row")).toHaveLength(2);
+  });
+
+  it("filter chips add and remove their token", async () => {
+    const user = userEvent.setup();
+    renderScreen(<Timeline />);
+    await screen.findAllByTestId("receipt-row");
+    await user.click(screen.getByTestId("chip-outcome:refused"));
+    expect(screen.getByTestId("search-input")).toHaveValue("outcome:refused");
+    await waitFor(() => expect(m.receiptsSearch).toHaveBeenCalledWith("outcome:refused", null, 200));
+    await user.click(screen.getByTestId("chip-flag:any"));
+    expect(screen.getByTestId("search-input")).toHaveValue("outcome:refused flag:any");
+    await user.click(screen.getByTestId("chip-outcome:refused"));
+    expect(screen.getByTestId("search-input")).toHaveValue("flag:any");
+  });
+
+  it("loads the next page with the cursor when scrolled near the end", async () => {
+    const first = Array.from({ length: 5 }, (_, i) => item({ id: `p1-${i}` }));
+    m.receiptsSearch.mockImplementation(async (_q, cursor) => (cursor === null ? page(first, "c2", 7) : page([item({ id: "p2-0" }), item({ id: "p2-1" })], null, 7)));
+    renderScreen(<Timeline />);
+    await waitFor(() => expect(m.receiptsSearch).toHaveBeenCalledWith("", "c2", 200));
+    await waitFor(() => expect(screen.getAllByTestId("receipt-row")).toHaveLength(7));
+  });
+
+  it("explains how to point an agent at the proxy when there are no receipts", async () => {
+    m.receiptsSearch.mockResolvedValue(page([]));
+    renderScreen(<Timeline />);
+    const empty = await screen.findByTestId("timeline-empty");
+    await waitFor(() => expect(empty).toHaveTextContent("export PURSER_PROXY=http://127.0.0.1:4020"));
+  });
+
+  it("exports the current result set and says where it went", async () => {
+    const user = userEvent.setup();
+    m.receiptsExport.mockResolvedValue({ path: "/home/u/Downloads/purser-receipts.csv", rows: 2, bytes: 512 });
+    renderScreen(<Timeline />);
+    await screen.findAllByTestId("receipt-row");
+    await user.click(screen.getByTestId("export-csv"));
+    expect(m.receiptsExport).toHaveBeenCalledWith("", "csv");
+    expect(await screen.findByTestId("toast-info")).toHaveTextContent("Exported 2 receipts to /home/u/Downloads/purser-receipts.csv");
+  });
+
+  it("draws the spend chart per day and grant", async () => {
+    renderScreen(<Timeline />);
+    const chart = await screen.findByTestId("spend-chart");
+    await waitFor(() => expect(chart.querySelectorAll("rect")).toHaveLength(3));
+    expect(chart).toHaveTextContent("$0.22");
+    expect(m.receiptsStats).toHaveBeenCalledWith("since:30d", "day,grant");
+    await act(async () => {
+      await userEvent.setup().click(screen.getByTestId("chart-by-host"));
+    });
+    expect(m.receiptsStats).toHaveBeenCalledWith("since:30d", "day,host");
+  });
+});
+
+describe("toBars", () => {
+  it("groups per day, keeps the top five series and folds the rest into other", () => {
+    const groups = Array.from({ length: 7 }, (_, i) => ({ day: "2026-11-25", grant_label: `g${i}`, spend_atomic: String((i + 1) * 1000) }));
+    const { bars, names } = toBars(groups, "grant");
+    expect(names).toEqual(["g6", "g5", "g4", "g3", "g2", "other"]);
+    expect(bars).toHaveLength(1);
+    expect(bars[0]!.total).toBe(28000n);
+    expect(bars[0]!.parts.find((p) => p.name === "other")!.micros).toBe(3000n);
+  });
+});
