@@ -109,10 +109,11 @@ step "2/5 ui dependencies: npm install --prefix ui"
 npm install --prefix "$ROOT/ui" --no-audit --no-fund
 
 # ---------------------------------------------------------------------------------------------
-# 3. UI typecheck and build (ui/dist is what the app embeds).
+# 3. UI typecheck, unit/component tests (Vitest + jsdom) and build (ui/dist is what the app embeds).
 # ---------------------------------------------------------------------------------------------
-step "3/5 ui typecheck and build"
+step "3/5 ui typecheck, tests and build"
 npm run --prefix "$ROOT/ui" typecheck
+npm --prefix "$ROOT/ui" test
 npm run --prefix "$ROOT/ui" build
 [[ -f "$ROOT/ui/dist/index.html" ]] || fail "ui/dist/index.html was not produced"
 
