@@ -47,7 +47,21 @@ fn unavailable(e: keyring::Error) -> WalletError {
     WalletError::Keychain(why)
 }
 
+/// On Linux the Secret Service lives on the session bus. With no bus to reach (no
+/// `DBUS_SESSION_BUS_ADDRESS`, no `$XDG_RUNTIME_DIR/bus`), say so at once rather than let libdbus
+/// autolaunch a bus of its own (which would outlive Purser).
+fn session_bus() -> Result<(), WalletError> {
+    if !cfg!(target_os = "linux") || std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some_and(|a| !a.is_empty()) {
+        return Ok(());
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR").map(|d| Path::new(&d).join("bus")) {
+        Some(bus) if bus.exists() => Ok(()),
+        _ => Err(WalletError::Keychain("no D-Bus session bus, so no Secret Service".into())),
+    }
+}
+
 fn entry(dir: &Path, address: Address) -> Result<keyring::Entry, WalletError> {
+    session_bus()?;
     keyring::Entry::new(SERVICE, &account(dir, address)).map_err(unavailable)
 }
 
@@ -90,6 +104,25 @@ mod tests {
         assert_ne!(account(a.path(), x), account(a.path(), Address::repeat_byte(2)));
         assert_eq!(account(a.path(), x), account(&a.path().join("."), x));
         assert!(account(a.path(), x).starts_with("wallet-0101"));
+    }
+
+    #[test]
+    fn with_no_bus_at_all_nothing_is_autolaunched() {
+        if std::env::var_os("PURSER_KEYCHAIN_CHILD").is_some() {
+            let e = load(Path::new("/nonexistent"), Address::repeat_byte(1)).unwrap_err();
+            assert_eq!(e.to_string(), "the OS keychain is unavailable (no D-Bus session bus, so no Secret Service); the passphrase is needed at every unlock");
+            return;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "wallet::keychain::tests::with_no_bus_at_all_nothing_is_autolaunched", "--nocapture"])
+            .env("PURSER_KEYCHAIN_CHILD", "1")
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .env("XDG_RUNTIME_DIR", "/nonexistent")
+            .env("DISPLAY", ":99")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("1 passed"), "{text}{}", String::from_utf8_lossy(&out.stderr));
     }
 
     #[test]
