@@ -8,6 +8,7 @@ const help: QueryHelp = {
     { key: "host", description: "a host", values: ["api.weather.com", "api.maps.io"], example: "host:api.x.com" },
     { key: "payee", description: "a payee", values: ["0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"], example: "payee:0x…" },
     { key: "network", description: "a network", values: ["base-sepolia", "base"], example: "network:base" },
+    { key: "by", description: "who decided", values: ["auto", "user", "timeout", "policy", "rule"], example: "by:user" },
   ],
 };
 
@@ -16,8 +17,9 @@ const labels = (text: string, caret = text.length, h: QueryHelp | null = help) =
 
 describe("suggest", () => {
   const cases: Array<[string, string, number | undefined, string[]]> = [
-    ["empty input offers keys", "", undefined, ["grant:", "outcome:", "host:", "payee:", "network:", "amount:", "since:", "until:"]],
+    ["empty input offers every key", "", undefined, ["grant:", "outcome:", "host:", "payee:", "network:", "amount:", "since:", "until:", "decider:", "reason:", "flag:"]],
     ["key prefix", "gr", undefined, ["grant:"]],
+    ["an alias in query_help is not a second key", "de", undefined, ["decider:"]],
     ["key prefix after a word", "weather ou", undefined, ["outcome:"]],
     ["negated key prefix", "-fl", undefined, ["flag:"]],
     ["outcome values", "outcome:", undefined, ["paid", "refused", "failed", "not_payable"]],
@@ -45,6 +47,11 @@ describe("suggest", () => {
   it("without query_help, grant values are empty but keys are offered", () => {
     expect(labels("grant:", undefined, null)).toEqual([]);
     expect(labels("h", undefined, null)).toEqual(["host:"]);
+  });
+
+  it("offers every key once", () => {
+    const all = labels("");
+    expect(new Set(all).size).toBe(all.length);
   });
 
   it("applies a key, keeping the negation", () => {

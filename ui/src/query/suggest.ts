@@ -73,7 +73,7 @@ const BUILTIN: Record<string, ReadonlyArray<[string, string]>> = {
   until: [],
 };
 
-const MAX_ITEMS = 8;
+const MAX_ITEMS = 12;
 
 /** The token around the caret: where it starts, where it ends, and whether it is negated. */
 function tokenAt(text: string, caret: number): { start: number; end: number } {
@@ -127,9 +127,10 @@ export function suggest(text: string, caret: number, help: QueryHelp | null, tod
   if (!m) {
     // A key being typed (or a plain word): offer keys that start with it.
     if (body.includes('"') || body.includes(":")) return { from: start, to: end, items: [] };
-    const fromHelp = new Map((help?.keys ?? []).map((k) => [k.key, k.description]));
+    // query_help may name a key by an alias (`by` for `decider`): one entry per key.
+    const fromHelp = new Map((help?.keys ?? []).map((k) => [ALIASES[k.key] ?? k.key, k.description]));
     const keys: Array<[string, string]> = KEYS.map((k) => [k.key, fromHelp.get(k.key) ?? k.detail]);
-    for (const k of help?.keys ?? []) if (!keys.some(([n]) => n === k.key)) keys.push([k.key, k.description]);
+    for (const [k, d] of fromHelp) if (!keys.some(([n]) => n === k)) keys.push([k, d]);
     const items = rank(keys, body, false).map(([k, d]) => ({ label: `${k}:`, detail: d, insert: `${neg}${k}:` }));
     return { from: start, to: end, items };
   }
@@ -150,7 +151,7 @@ export function suggest(text: string, caret: number, help: QueryHelp | null, tod
   } else {
     for (const c of BUILTIN[key] ?? []) candidates.push(c);
     if ((key === "since" || key === "until") && today) candidates.unshift([today, "today (UTC)"]);
-    const help_ = help?.keys.find((k) => k.key === key || k.key === typedKey);
+    const help_ = help?.keys.find((k) => (ALIASES[k.key] ?? k.key) === key);
     for (const v of help_?.values ?? []) candidates.push([v, key === "grant" ? "grant" : key]);
   }
   const items = rank(

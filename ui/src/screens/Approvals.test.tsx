@@ -2,14 +2,14 @@ import { screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import * as api from "../api";
-import type { Decided } from "../bindings";
+import type { Decided, RuleView } from "../bindings";
 import { approval } from "../test/fixtures";
 import { renderScreen } from "../test/util";
 import { Approvals } from "./Approvals";
 
 vi.mock("../api", async (orig) => {
   const real = await orig<typeof import("../api")>();
-  return { ...real, approvalsList: vi.fn(), approvalApprove: vi.fn(), approvalDeny: vi.fn(), approvalRule: vi.fn() };
+  return { ...real, approvalsList: vi.fn(), approvalApprove: vi.fn(), approvalDeny: vi.fn(), approvalRule: vi.fn(), rulesList: vi.fn(), ruleDelete: vi.fn() };
 });
 const m = vi.mocked(api);
 
@@ -24,6 +24,7 @@ describe("Approvals", () => {
     m.approvalApprove.mockResolvedValue(decided);
     m.approvalDeny.mockResolvedValue(decided);
     m.approvalRule.mockResolvedValue(decided);
+    m.rulesList.mockResolvedValue([]);
   });
 
   it("shows the facts of the prompt, with the agent's words marked as such", async () => {
@@ -100,6 +101,33 @@ describe("Approvals", () => {
     const t = await screen.findByTestId("toast-error");
     expect(t).toHaveTextContent("Could not approve: this request was already decided");
     expect(t).toHaveTextContent("approval_gone");
+  });
+
+  it("lists active rules and removes one", async () => {
+    const user = userEvent.setup();
+    const rule: RuleView = {
+      id: "rule-1",
+      grant_id: "g-1",
+      kind: "allow",
+      host: "api.weather.com",
+      max_usd: "0.2",
+      max_atomic: "200000",
+      expires_at: new Date(Date.now() + 600_000).toISOString(),
+      created_at: new Date().toISOString(),
+      from_approval: "a-0",
+      removed_at: null,
+      active: true,
+      description: "auto-approve api.weather.com up to $0.20",
+    };
+    m.rulesList.mockResolvedValue([rule, { ...rule, id: "rule-old", active: false }]);
+    m.ruleDelete.mockResolvedValue({ ...rule, active: false });
+    renderScreen(<Approvals focusId={null} />);
+    const row = await screen.findByTestId("rule-rule-1");
+    expect(row).toHaveTextContent("auto-approve api.weather.com up to $0.20");
+    expect(row.textContent).toMatch(/ends in (9m 59s|10m 00s)/);
+    expect(screen.queryByTestId("rule-rule-old")).toBeNull();
+    await user.click(within(row).getByTestId("rule-delete"));
+    expect(m.ruleDelete).toHaveBeenCalledWith("rule-1");
   });
 
   it("says what the queue is for when it is empty", async () => {

@@ -12,6 +12,7 @@ import { Empty, InlineError, Skeleton, useNow } from "../components/bits";
 import { useToast } from "../components/toasts";
 import { USD_RE, countdown, secondsUntil, usdFromMicros, usdText } from "../format";
 import { keys, useApprovals } from "../queries";
+import { Rules } from "./Rules";
 
 function typing(target: EventTarget | null): boolean {
   const el = target as HTMLElement | null;
@@ -156,6 +157,7 @@ export function Approvals({ focusId }: { focusId: string | null }) {
           )}
         </div>
       )}
+      <Rules now={now} />
     </section>
   );
 }
