@@ -60,6 +60,9 @@ impl KdfParams {
     }
 }
 
+// Release parameters stay above OWASP's Argon2id minimum (19 MiB, 2 passes), checked at compile time.
+const _: () = assert!(KdfParams::RELEASE.m_cost >= 19 * 1024 && KdfParams::RELEASE.t_cost >= 2);
+
 /// Cheap parameters for tests. Compiled only into debug builds: a release binary has no way to
 /// seal or open a vault below [`KdfParams::FLOOR`].
 #[cfg(debug_assertions)]
@@ -317,7 +320,6 @@ mod tests {
     #[test]
     fn release_parameters_meet_the_floor() {
         assert!(KdfParams::RELEASE.at_least(&KdfParams::FLOOR));
-        assert!(KdfParams::RELEASE.m_cost >= 19 * 1024 && KdfParams::RELEASE.t_cost >= 2);
         assert!(!TEST_PARAMS.at_least(&KdfParams::FLOOR));
         assert!(test_kdf(), "the core's unit tests run with cheap parameters");
     }
