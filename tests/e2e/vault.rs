@@ -285,6 +285,15 @@ async fn keychain_remembers_unlocks_and_forgets() {
     assert_eq!(kr.lookup("purser", &account).as_deref(), Some(secret.as_str()), "the same vault, the same key-encryption key");
     d.stop();
 
+    // Re-sealed (new salt): the remembered secret no longer opens it; serve says so and uses
+    // the passphrase.
+    std::fs::remove_file(b.data().join("wallet.vault")).unwrap();
+    assert_eq!(b.import(ANVIL_PAYER_KEY, &[]), address);
+    let d = b.serve(&[("PURSER_PASSPHRASE", PASS)]);
+    assert_eq!(b.json(&["wallet", "status", "--json"], &[])["locked"], false);
+    let log = d.stop();
+    assert!(log.contains("the OS keychain's remembered secret no longer opens this wallet") && log.contains("using the passphrase instead"), "{log}");
+
     // Forgotten (no daemon): the next serve has no way in and starts locked, saying so.
     let out = b.ok(&["wallet", "lock", "--forget"], &[]);
     assert!(out.contains("no longer remembers"), "{out}");
@@ -361,6 +370,7 @@ async fn a_locked_wallet_refuses_to_pay_and_says_so() {
     assert_eq!(r.status, 200, "{r}");
     assert_eq!(p.receipt(&r.receipt_id())["outcome"], "paid");
     assert_eq!(usdc_balance(&peers.rpc, &peers.pay_to).await, payee + 1000, "paid once, after unlocking");
+    assert!(files_with_key(&p.data_dir, &peers.payer_key).is_empty(), "plaintext key in {:?}", files_with_key(&p.data_dir, &peers.payer_key));
 }
 
 /// The release build never uses the test KDF: build it (the real `--release` profile), ask it
