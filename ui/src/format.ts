@@ -74,18 +74,19 @@ export function countdown(secs: number): string {
   return `${s}s`;
 }
 
-/** A receipt time in the user's locale, to the second. */
+const TIME = new Intl.DateTimeFormat(undefined, {
+  year: "numeric",
+  month: "short",
+  day: "numeric",
+  hour: "2-digit",
+  minute: "2-digit",
+  second: "2-digit",
+});
+
+/** A receipt time in the user's locale, to the second (one shared formatter: rows are cheap). */
 export function when(iso: string): string {
-  const t = new Date(iso);
-  if (Number.isNaN(t.getTime())) return iso;
-  return t.toLocaleString(undefined, {
-    year: "numeric",
-    month: "short",
-    day: "numeric",
-    hour: "2-digit",
-    minute: "2-digit",
-    second: "2-digit",
-  });
+  const t = Date.parse(iso);
+  return Number.isNaN(t) ? iso : TIME.format(t);
 }
 
 /** `0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC` → `0x3C44…93BC`. */

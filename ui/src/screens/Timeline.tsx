@@ -4,7 +4,7 @@
  * keyset pages via `cursor`, loaded as you scroll), a detail drawer, export of the result
  * set, and live updates (new receipts appear at the top, or as "N new" while you read below).
  */
-import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { memo, useCallback, useEffect, useMemo, useRef, useState, type RefObject } from "react";
 import { keepPreviousData, useInfiniteQuery, useMutation, useQueryClient, type InfiniteData } from "@tanstack/react-query";
 import { useVirtualizer } from "@tanstack/react-virtual";
 import * as api from "../api";
@@ -81,10 +81,12 @@ export function Timeline() {
   const showingQuery = search.isPlaceholderData ? null : query;
 
   // Keystroke → results on screen.
-  const onText = (t: string) => {
+  const textRef = useRef(text);
+  const onText = useCallback((t: string) => {
+    if (t.trim() !== textRef.current.trim()) searchStarted(t.trim());
+    textRef.current = t;
     setText(t);
-    searchStarted(t.trim());
-  };
+  }, []);
   useEffect(() => {
     if (showingQuery !== null && !search.isFetching) searchRendered(showingQuery);
   }, [showingQuery, search.isFetching, search.dataUpdatedAt]);
@@ -116,21 +118,7 @@ export function Timeline() {
     });
   }, [refreshTop]);
 
-  const virt = useVirtualizer({
-    count: items.length + (search.hasNextPage ? 1 : 0),
-    getScrollElement: () => scroller.current,
-    estimateSize: () => ROW,
-    overscan: 12,
-    initialRect: { width: 800, height: 600 },
-  });
-  const rows = virt.getVirtualItems();
-  const lastIndex = rows.length > 0 ? rows[rows.length - 1]!.index : -1;
-  useEffect(() => {
-    rowsRendered(rows.length);
-    if (lastIndex >= items.length - 20 && search.hasNextPage && !search.isFetchingNextPage) {
-      void search.fetchNextPage();
-    }
-  }, [lastIndex, items.length, search.hasNextPage, search.isFetchingNextPage, search, rows.length]);
+  const fetchNext = useCallback(() => void search.fetchNextPage(), [search]);
 
   const exportIt = useMutation({
     mutationFn: (format: "csv" | "jsonl") => api.receiptsExport(query, format),
@@ -216,16 +204,15 @@ export function Timeline() {
             </Empty>
           )
         ) : (
-          <div style={{ height: virt.getTotalSize(), position: "relative" }}>
-            {rows.map((v) => {
-              const r = items[v.index];
-              return (
-                <div key={v.key} className="row-slot" style={{ transform: `translateY(${v.start}px)`, height: ROW }}>
-                  {r ? <ReceiptRow r={r} onOpen={setOpenId} selected={openId === r.id} /> : <div className="row loading">Loading more…</div>}
-                </div>
-              );
-            })}
-          </div>
+          <VirtualRows
+            scroller={scroller}
+            items={items}
+            hasNext={search.hasNextPage}
+            fetchingNext={search.isFetchingNextPage}
+            fetchNext={fetchNext}
+            openId={openId}
+            onOpen={setOpenId}
+          />
         )}
       </div>
       {openId && <ReceiptDrawer id={openId} onClose={() => setOpenId(null)} />}
@@ -240,7 +227,47 @@ function pathOf(url: string): string {
   return slash >= 0 ? rest.slice(slash) : "/";
 }
 
-function ReceiptRow({ r, onOpen, selected }: { r: SearchItem; onOpen: (id: string) => void; selected: boolean }) {
+interface RowsProps {
+  scroller: RefObject<HTMLDivElement | null>;
+  items: SearchItem[];
+  hasNext: boolean;
+  fetchingNext: boolean;
+  fetchNext: () => void;
+  openId: string | null;
+  onOpen: (id: string) => void;
+}
+
+/** The virtualised rows: only this re-renders while scrolling (a screenful of fixed rows). */
+function VirtualRows({ scroller, items, hasNext, fetchingNext, fetchNext, openId, onOpen }: RowsProps) {
+  const virt = useVirtualizer({
+    count: items.length + (hasNext ? 1 : 0),
+    getScrollElement: () => scroller.current,
+    estimateSize: () => ROW,
+    overscan: 12,
+    initialRect: { width: 800, height: 600 },
+  });
+  const rows = virt.getVirtualItems();
+  const lastIndex = rows.length > 0 ? rows[rows.length - 1]!.index : -1;
+  useEffect(() => {
+    rowsRendered(rows.length);
+    // Keyset paging: the next page is asked for while 20 rows are still ahead.
+    if (lastIndex >= items.length - 20 && hasNext && !fetchingNext) fetchNext();
+  }, [lastIndex, items.length, hasNext, fetchingNext, fetchNext, rows.length]);
+  return (
+    <div style={{ height: virt.getTotalSize(), position: "relative" }}>
+      {rows.map((v) => {
+        const r = items[v.index];
+        return (
+          <div key={v.key} className="row-slot" style={{ transform: `translateY(${v.start}px)`, height: ROW }}>
+            {r ? <ReceiptRow r={r} onOpen={onOpen} selected={openId === r.id} /> : <div className="row loading">Loading more…</div>}
+          </div>
+        );
+      })}
+    </div>
+  );
+}
+
+const ReceiptRow = memo(function ReceiptRow({ r, onOpen, selected }: { r: SearchItem; onOpen: (id: string) => void; selected: boolean }) {
   return (
     <button
       className={`row ${selected ? "selected" : ""}`}
@@ -272,4 +299,4 @@ function ReceiptRow({ r, onOpen, selected }: { r: SearchItem; onOpen: (id: strin
       </span>
     </button>
   );
-}
+});
