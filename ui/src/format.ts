@@ -75,7 +75,6 @@ export function countdown(secs: number): string {
 }
 
 const TIME = new Intl.DateTimeFormat(undefined, {
-  year: "numeric",
   month: "short",
   day: "numeric",
   hour: "2-digit",
@@ -83,10 +82,23 @@ const TIME = new Intl.DateTimeFormat(undefined, {
   second: "2-digit",
 });
 
-/** A receipt time in the user's locale, to the second (one shared formatter: rows are cheap). */
+/** A receipt time in the user's locale, to the second, without the year (rows; one shared formatter). */
 export function when(iso: string): string {
   const t = Date.parse(iso);
   return Number.isNaN(t) ? iso : TIME.format(t);
+}
+
+const FULL = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+
+/** A time with its date and year (the drawer, the wallet). */
+export function whenFull(iso: string): string {
+  const t = Date.parse(iso);
+  return Number.isNaN(t) ? iso : FULL.format(t);
+}
+
+/** `1234567` → `1,234,567` (counts). */
+export function count(n: number): string {
+  return groupThousands(String(n));
 }
 
 /** `0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC` → `0x3C44…93BC`. */

@@ -8,7 +8,7 @@ import { useQuery } from "@tanstack/react-query";
 import * as api from "../api";
 import type { JsonValue } from "../bindings";
 import { Flags, InlineError, OutcomeBadge, Skeleton } from "../components/bits";
-import { usdFromMicros, usdText, when, words } from "../format";
+import { usdFromMicros, usdText, whenFull, words } from "../format";
 import { keys } from "../queries";
 
 function Row({ k, children }: { k: string; children: ReactNode }) {
@@ -55,7 +55,7 @@ export function ReceiptDrawer({ id, onClose }: { id: string; onClose: () => void
           <section>
             <h3>Request</h3>
             <dl className="facts">
-              <Row k="Time">{when(r.time)}</Row>
+              <Row k="Time">{whenFull(r.time)}</Row>
               <Row k="Request">
                 <code data-testid="drawer-url">
                   {r.method} {r.url}

@@ -14,7 +14,7 @@ import { useToast } from "../components/toasts";
 import { onChanged } from "../live";
 import { rowsRendered, searchRendered, searchStarted } from "../perf";
 import { keys, useAppInfo } from "../queries";
-import { usdText, when, words } from "../format";
+import { count, usdText, when, words } from "../format";
 import { ReceiptDrawer } from "./ReceiptDrawer";
 import { SearchBox } from "./SearchBox";
 import { SpendChart, type Split } from "./SpendChart";
@@ -122,7 +122,7 @@ export function Timeline() {
 
   const exportIt = useMutation({
     mutationFn: (format: "csv" | "jsonl") => api.receiptsExport(query, format),
-    onSuccess: (r) => toast.info(`Exported ${r.rows.toLocaleString()} receipts to ${r.path}`),
+    onSuccess: (r) => toast.info(`Exported ${count(r.rows)} receipts to ${r.path}`),
     onError: (e) => toast.error(e, "Export failed"),
   });
 
@@ -132,7 +132,7 @@ export function Timeline() {
         <h1 id="timeline-title">Timeline</h1>
         <div className="actions">
           <span className="muted" data-testid="timeline-total">
-            {total.toLocaleString()} receipt{total === 1 ? "" : "s"}
+            {count(total)} receipt{total === 1 ? "" : "s"}
           </span>
           <button onClick={() => exportIt.mutate("csv")} disabled={exportIt.isPending || total === 0} data-testid="export-csv">
             Export CSV

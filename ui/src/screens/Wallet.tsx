@@ -11,7 +11,7 @@ import type { JsonValue } from "../bindings";
 import { InlineError, Skeleton } from "../components/bits";
 import { useToast } from "../components/toasts";
 import { keys, useWallet } from "../queries";
-import { when } from "../format";
+import { whenFull } from "../format";
 
 type Obj = { [k: string]: JsonValue };
 
@@ -156,7 +156,7 @@ export function Wallet() {
               <dt>Balance</dt>
               <dd data-testid="wallet-balance">
                 {funds.isPending ? <span className="muted">reading…</span> : f.balance ? `${f.balance} ${f.asset ?? ""}` : "unknown"}
-                {f.readAt && <span className="muted"> · read {when(f.readAt)}</span>}
+                {f.readAt && <span className="muted"> · read {whenFull(f.readAt)}</span>}
               </dd>
             </dl>
             {f.warning && (
