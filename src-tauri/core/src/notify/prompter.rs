@@ -392,8 +392,24 @@ mod tests {
     fn engine() -> (tempfile::TempDir, Arc<Engine>) {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::open_in(&dir.path().join("d")).unwrap();
-        let e = Engine::with_sources(ledger, None, Arc::new(ManualClock::new(chrono::Utc::now())), Arc::new(OsNonces)).unwrap();
+        // An unlocked wallet: prompts raised while it is locked say so (see `a_locked_wallet_is_said_in_the_prompt`).
+        let wallet = crate::wallet::Wallet::from_key_hex("0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d").unwrap();
+        let e = Engine::with_sources(ledger, Some(wallet), Arc::new(ManualClock::new(chrono::Utc::now())), Arc::new(OsNonces)).unwrap();
         (dir, Arc::new(e))
+    }
+
+    #[tokio::test]
+    async fn a_locked_wallet_is_said_in_the_prompt() {
+        let (_d, e) = engine();
+        e.set_wallet(None);
+        let rec = Arc::new(Recorder::default());
+        let prompter = spawn(e.clone(), rec.clone(), rec.clone());
+        let _held = e.approvals.hold(view("l1", "g"));
+        settle(|| rec.shown.lock().unwrap().len() == 1).await;
+        let (_, note) = rec.shown.lock().unwrap()[0].clone();
+        assert_eq!(note.summary, "Pay $0.05 to 127.0.0.1:4021? (wallet locked)");
+        assert_eq!(note.body.lines().next(), Some(crate::prompt::WALLET_LOCKED));
+        prompter.shutdown().await;
     }
 
     fn view(id: &str, grant: &str) -> PendingApproval {
