@@ -7,6 +7,8 @@
 export interface PurserPerf {
   /** Keystroke → results committed and painted, ms. */
   lastSearchMs: number | null;
+  /** Keystroke → results committed to the DOM (before the browser paints them), ms. */
+  lastCommitMs: number | null;
   /** The query that figure belongs to. */
   lastQuery: string | null;
   /** All measured searches this session (the last 100), ms. */
@@ -22,7 +24,7 @@ declare global {
 }
 
 function perf(): PurserPerf {
-  window.__purserPerf ??= { lastSearchMs: null, lastQuery: null, searches: [], renderedRows: 0 };
+  window.__purserPerf ??= { lastSearchMs: null, lastCommitMs: null, lastQuery: null, searches: [], renderedRows: 0 };
   return window.__purserPerf;
 }
 
@@ -39,6 +41,7 @@ export function searchRendered(query: string): void {
   const s = started;
   if (!s || s.query !== query) return;
   started = null;
+  perf().lastCommitMs = Math.round((performance.now() - s.at) * 10) / 10;
   const done = () => {
     const ms = Math.round((performance.now() - s.at) * 10) / 10;
     performance.mark("purser:search:end");

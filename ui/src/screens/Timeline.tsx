@@ -24,7 +24,7 @@ export const PAGE = 200;
 /** Fixed row height: the list never measures rows. */
 export const ROW = 44;
 /** Debounce between the last keystroke and the search. */
-export const DEBOUNCE_MS = 50;
+export const DEBOUNCE_MS = 40;
 
 const CHIPS: Array<{ token: string; label: string }> = [
   { token: "outcome:paid", label: "Paid" },
