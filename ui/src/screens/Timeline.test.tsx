@@ -126,6 +126,19 @@ describe("Timeline", () => {
     expect(screen.queryByTestId("receipt-drawer")).toBeNull();
   });
 
+  it("arrow keys move between rows", async () => {
+    const user = userEvent.setup();
+    renderScreen(<Timeline />);
+    const rows = await screen.findAllByTestId("receipt-row");
+    rows[0]!.focus();
+    await user.keyboard("{ArrowDown}");
+    await waitFor(() => expect(screen.getAllByTestId("receipt-row")[1]).toHaveFocus());
+    await user.keyboard("{ArrowUp}");
+    await waitFor(() => expect(screen.getAllByTestId("receipt-row")[0]).toHaveFocus());
+    await user.keyboard("{Enter}");
+    expect(await screen.findByTestId("receipt-drawer")).toBeInTheDocument();
+  });
+
   it("suggests keys and values while typing, and Enter inserts one", async () => {
     const user = userEvent.setup();
     renderScreen(<Timeline />);

@@ -4,7 +4,7 @@
  * keyset pages via `cursor`, loaded as you scroll), a detail drawer, export of the result
  * set, and live updates (new receipts appear at the top, or as "N new" while you read below).
  */
-import { memo, useCallback, useEffect, useMemo, useRef, useState, type RefObject } from "react";
+import { memo, useCallback, useEffect, useMemo, useRef, useState, type KeyboardEvent, type RefObject } from "react";
 import { keepPreviousData, useInfiniteQuery, useMutation, useQueryClient, type InfiniteData } from "@tanstack/react-query";
 import { useVirtualizer } from "@tanstack/react-virtual";
 import * as api from "../api";
@@ -253,12 +253,24 @@ function VirtualRows({ scroller, items, hasNext, fetchingNext, fetchNext, openId
     // Keyset paging: the next page is asked for while 20 rows are still ahead.
     if (lastIndex >= items.length - 20 && hasNext && !fetchingNext) fetchNext();
   }, [lastIndex, items.length, hasNext, fetchingNext, fetchNext, rows.length]);
+  // ↑/↓ on a focused row move to the previous/next one (scrolled into view), Home/End to the ends.
+  const onKeyDown = (e: KeyboardEvent<HTMLDivElement>) => {
+    const slot = (e.target as HTMLElement).closest<HTMLElement>("[data-index]");
+    if (!slot) return;
+    const i = Number(slot.dataset.index);
+    const next = e.key === "ArrowDown" ? i + 1 : e.key === "ArrowUp" ? i - 1 : e.key === "Home" ? 0 : e.key === "End" ? items.length - 1 : -2;
+    if (next === -2) return;
+    e.preventDefault();
+    if (next < 0 || next >= items.length) return;
+    virt.scrollToIndex(next, { align: "auto" });
+    requestAnimationFrame(() => scroller.current?.querySelector<HTMLElement>(`[data-index="${next}"] button`)?.focus({ preventScroll: true }));
+  };
   return (
-    <div style={{ height: virt.getTotalSize(), position: "relative" }}>
+    <div style={{ height: virt.getTotalSize(), position: "relative" }} onKeyDown={onKeyDown}>
       {rows.map((v) => {
         const r = items[v.index];
         return (
-          <div key={v.key} className="row-slot" style={{ transform: `translateY(${v.start}px)`, height: ROW }}>
+          <div key={v.key} data-index={v.index} className="row-slot" style={{ transform: `translateY(${v.start}px)`, height: ROW }}>
             {r ? <ReceiptRow r={r} onOpen={onOpen} selected={openId === r.id} /> : <div className="row loading">Loading more…</div>}
           </div>
         );
