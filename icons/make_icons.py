@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
-"""Draws Purser's app icon (PNG, no dependencies): a "P" with a coin on a teal-to-blue tile.
+"""Draws Purser's app icon (PNG, no dependencies): a "P" with a coin on a teal-to-blue tile,
+and the tray icons for each state of the app: idle (the tile), pending approvals (a red badge)
+and spending paused (the tile greyed, with a pause badge).
 
 Regenerate with `python3 icons/make_icons.py`; writes 32x32, 128x128, 128x128@2x and icon.png
-(512) next to this script. Shapes are signed-distance functions, anti-aliased per pixel.
+(512), and tray-idle.png, tray-pending.png, tray-paused.png (64) next to this script. Shapes are
+signed-distance functions, anti-aliased per pixel.
 """
 
 import math
@@ -16,6 +19,10 @@ TOP_LEFT = (0x2F, 0x7D, 0x7A)  # calm teal
 BOTTOM_RIGHT = (0x1D, 0x35, 0x57)  # deep blue
 GLYPH = (0xF5, 0xF2, 0xEA)  # warm white
 COIN = (0xE9, 0xB9, 0x5E)  # soft amber
+BADGE_PENDING = (0xD6, 0x45, 0x3D)  # alert red
+BADGE_PAUSED = (0x4A, 0x50, 0x5A)  # slate
+BADGE_MARK = (0xFF, 0xFF, 0xFF)
+BADGE = (0.76, 0.24, 0.2)  # centre x, y and radius of a tray badge
 
 
 def rounded_box(px, py, cx, cy, hw, hh, r):
@@ -49,7 +56,35 @@ def over(dst, src, alpha):
     )
 
 
-def render(size):
+def grey(colour):
+    """The colour's luminance, as a grey (the paused tray icon is washed out)."""
+    l = 0.3 * colour[0] + 0.59 * colour[1] + 0.11 * colour[2]
+    return tuple(0.35 * c + 0.65 * l for c in colour)
+
+
+def badge(px, x, y, pixel, state):
+    """Paints a tray state's badge: a disc with a cut-out ring, and its mark."""
+    bx, by, br = BADGE
+    d = math.hypot(x - bx, y - by) - br
+    cut = coverage(d - 0.045, pixel)  # clear a ring so the badge reads on any tile colour
+    if cut > 0:
+        r, g, b, a = px
+        px = (r * (1 - cut), g * (1 - cut), b * (1 - cut), a * (1 - cut))
+    disc = coverage(d, pixel)
+    if disc > 0:
+        px = over(px, BADGE_PENDING if state == "pending" else BADGE_PAUSED, disc)
+        if state == "pending":  # "!"
+            mark = min(capsule(x, y, bx, by - 0.1, bx, by + 0.02, 0.032), math.hypot(x - bx, y - (by + 0.1)) - 0.035)
+        else:  # pause bars
+            mark = min(capsule(x, y, bx - 0.055, by - 0.08, bx - 0.055, by + 0.08, 0.03), capsule(x, y, bx + 0.055, by - 0.08, bx + 0.055, by + 0.08, 0.03))
+        m = coverage(mark, pixel)
+        if m > 0:
+            px = over(px, BADGE_MARK, m * disc)
+    return px
+
+
+def render(size, state=None):
+    """The icon at `size` pixels; `state` (tray icons): None/"idle", "pending" or "paused"."""
     pixel = 1.0 / size
     rows = []
     for j in range(size):
@@ -83,6 +118,11 @@ def render(size):
                 if ring > 0 and size >= 64:
                     px = over(px, BOTTOM_RIGHT, 0.35 * ring * coin)
 
+            if state == "paused":
+                px = grey(px[:3]) + (px[3],)
+            if state in ("pending", "paused"):
+                px = badge(px, x, y, pixel, state)
+
             r, g, b, a = px
             if a > 0:  # un-premultiply
                 r, g, b = r / a, g / a, b / a
@@ -108,3 +148,7 @@ if __name__ == "__main__":
     for name, size in [("32x32.png", 32), ("128x128.png", 128), ("128x128@2x.png", 256), ("icon.png", 512)]:
         write_png(os.path.join(HERE, name), size, render(size))
         print(f"wrote icons/{name} ({size}x{size})")
+    for state in ("idle", "pending", "paused"):
+        name = f"tray-{state}.png"
+        write_png(os.path.join(HERE, name), 64, render(64, state))
+        print(f"wrote icons/{name} (64x64)")

@@ -130,6 +130,54 @@ pub fn passphrase(v: &str) -> Result<zeroize::Zeroizing<String>, IpcError> {
     Ok(zeroize::Zeroizing::new(v.to_string()))
 }
 
+/// Most entries a grant's host, payee or network list takes.
+pub const MAX_LIST: usize = 100;
+/// Longest text field of a grant form (the label is cut to 100 characters when stored).
+pub const MAX_FIELD: usize = 300;
+
+fn field(name: &'static str, v: &str) -> Result<(), IpcError> {
+    if v.len() > MAX_FIELD {
+        return Err(invalid(name, format!("is longer than {MAX_FIELD} bytes")));
+    }
+    Ok(())
+}
+
+fn list(name: &'static str, v: &[String]) -> Result<(), IpcError> {
+    if v.len() > MAX_LIST {
+        return Err(invalid(name, format!("has more than {MAX_LIST} entries")));
+    }
+    v.iter().try_for_each(|e| field(name, e))
+}
+
+/// The grant form's sizes (its meaning is checked by `GrantSpec::validate`, with named errors).
+pub fn grant_input(i: &GrantSpecInput) -> Result<(), IpcError> {
+    for (name, v) in [("label", &i.label), ("budget", &i.budget), ("expires", &i.expires)] {
+        field(name, v)?;
+    }
+    for (name, v) in [("perRequestMax", &i.per_request_max), ("autoBelow", &i.auto_below), ("askBelow", &i.ask_below), ("approvalTimeout", &i.approval_timeout)] {
+        v.as_deref().map_or(Ok(()), |v| field(name, v))?;
+    }
+    list("hosts", &i.hosts)?;
+    list("payees", &i.payees)?;
+    list("networks", &i.networks)
+}
+
+/// A grant edit's sizes (its meaning is checked by `Engine::update_grant`).
+pub fn grant_patch(p: &GrantPatch) -> Result<(), IpcError> {
+    for (name, v) in [("label", &p.label), ("perRequestMax", &p.per_request_max), ("autoBelow", &p.auto_below), ("askBelow", &p.ask_below), ("approvalTimeout", &p.approval_timeout), ("extendBy", &p.extend_by)] {
+        v.as_deref().map_or(Ok(()), |v| field(name, v))?;
+    }
+    p.hosts.as_deref().map_or(Ok(()), |h| list("hosts", h))
+}
+
+/// Stats grouping: `day`, `week,grant`... (the names are checked by the search engine).
+pub fn group_by(v: &str) -> Result<String, IpcError> {
+    if v.is_empty() || v.len() > 64 || !v.bytes().all(|b| b.is_ascii_lowercase() || b == b',' || b == b'_' || b == b' ') {
+        return Err(invalid("by", "must be dimensions like day, week,grant or host"));
+    }
+    Ok(v.to_string())
+}
+
 /// Basic facts about the running app (header, tray, set-up help).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -320,6 +368,17 @@ mod tests {
         assert!(export_format("csv").is_ok() && export_format("jsonl").is_ok());
         assert_eq!(export_format("xlsx").unwrap_err().to_string(), "format: format \"xlsx\" is not csv or jsonl");
         assert!(passphrase("").is_err() && passphrase(&"p".repeat(MAX_PASSPHRASE + 1)).is_err());
+        assert_eq!(group_by("day,grant").unwrap(), "day,grant");
+        assert!(group_by("").is_err() && group_by("day;drop").is_err());
+        let mut spec = GrantSpecInput { label: "r".into(), budget: "1".into(), expires: "1h".into(), hosts: vec!["a.com".into()], ..Default::default() };
+        assert!(grant_input(&spec).is_ok());
+        spec.hosts = vec!["a.com".into(); MAX_LIST + 1];
+        assert_eq!(grant_input(&spec).unwrap_err().to_string(), "hosts: has more than 100 entries");
+        spec.hosts = vec![];
+        spec.label = "x".repeat(MAX_FIELD + 1);
+        assert!(grant_input(&spec).is_err());
+        assert!(grant_patch(&GrantPatch { extend_by: Some("y".repeat(MAX_FIELD + 1)), ..Default::default() }).is_err());
+        assert!(grant_patch(&GrantPatch { hosts: Some(vec!["a.com".into()]), ..Default::default() }).is_ok());
         assert_eq!(passphrase("correct horse").unwrap().as_str(), "correct horse");
     }
 

@@ -1,0 +1,61 @@
+//! Owns the running app's state: the engine (the same core `purser serve` runs), the in-process
+//! proxy and prompter it started, where it listens, the data dir and its exclusive lock, and the
+//! graceful stop (like `purser serve`'s: control file removed, held approvals denied with
+//! receipts, in-flight requests given their grace, prompts taken off the screen).
+
+use purser_core::control::ControlFile;
+use purser_core::datadir::DirLock;
+use purser_core::engine::Engine;
+use purser_core::ipc::AppInfo;
+use purser_core::notify::PrompterHandle;
+use purser_core::proxy::ProxyHandle;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// What is running until the app quits.
+pub struct Running {
+    pub proxy: ProxyHandle,
+    pub prompter: Option<PrompterHandle>,
+}
+
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub data_dir: PathBuf,
+    /// `http://127.0.0.1:PORT`.
+    pub proxy_url: String,
+    /// The local CA certificate (standard proxy mode), named in a new grant's set-up lines.
+    pub ca_cert: PathBuf,
+    /// A tray exists: closing the window hides it (the proxy keeps running).
+    pub has_tray: std::sync::atomic::AtomicBool,
+    pub running: Mutex<Option<Running>>,
+    /// Held for the process lifetime: this app owns the data dir.
+    pub _lock: DirLock,
+}
+
+impl AppState {
+    pub fn info(&self) -> AppInfo {
+        AppInfo {
+            version: purser_core::VERSION.to_string(),
+            data_dir: self.data_dir.display().to_string(),
+            proxy_url: self.proxy_url.clone(),
+            paused: self.engine.paused(),
+            setup_hint: format!("Agents send their requests through {} with a grant's token: create a grant and paste its set-up lines into the agent's shell.", self.proxy_url),
+        }
+    }
+
+    /// Stops the proxy and the prompter once (later calls do nothing).
+    pub async fn shutdown(&self) {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(running) = running else { return };
+        if ControlFile::read(&self.data_dir).is_some_and(|c| c.pid == std::process::id()) {
+            let _ = std::fs::remove_file(ControlFile::path(&self.data_dir));
+        }
+        eprintln!("purser-app: stopping; letting in-flight requests finish");
+        running.proxy.shutdown().await;
+        if let Some(p) = running.prompter {
+            p.shutdown().await;
+        }
+        self.engine.lock_wallet(false);
+        eprintln!("purser-app: stopped");
+    }
+}
