@@ -232,8 +232,11 @@ impl Wallet {
         if !vault_path(dir).exists() && legacy_path(dir).exists() {
             let secret = keystore_secret(&legacy_path(dir), passphrase)?;
             seal_into(dir, &secret, passphrase)?;
-            shred(&legacy_path(dir)).map_err(io)?;
-            tracing::info!("the wallet keystore was upgraded to the vault format");
+            match shred(&legacy_path(dir)) {
+                Ok(()) => tracing::info!("the wallet keystore was upgraded to the vault format"),
+                // The vault is written and takes precedence; the old file is only a leftover.
+                Err(e) => tracing::warn!(error = %e, "upgraded to the vault, but the old wallet.json could not be removed"),
+            }
         }
         let v = read_vault(dir)?;
         let (secret, kek) = v.open(passphrase, &vault::floor())?;

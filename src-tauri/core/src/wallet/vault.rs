@@ -60,6 +60,12 @@ impl KdfParams {
     }
 }
 
+impl std::fmt::Display for KdfParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Argon2id m={} KiB, t={}, p={}", self.m_cost, self.t_cost, self.p_cost)
+    }
+}
+
 // Release parameters stay above OWASP's Argon2id minimum (19 MiB, 2 passes), checked at compile time.
 const _: () = assert!(KdfParams::RELEASE.m_cost >= 19 * 1024 && KdfParams::RELEASE.t_cost >= 2);
 
@@ -210,10 +216,10 @@ impl Vault {
     /// Checks the KDF parameters against `floor` and the ceiling before any work is done.
     fn check_params(&self, floor: &KdfParams) -> Result<(), WalletError> {
         if !KdfParams::CEILING.at_least(&self.params) {
-            return Err(corrupt(&format!("KDF parameters out of range ({:?})", self.params)));
+            return Err(corrupt(&format!("KDF parameters out of range ({})", self.params)));
         }
         if !self.params.at_least(floor) {
-            return Err(WalletError::WeakKdf { found: format!("{:?}", self.params), floor: format!("{floor:?}") });
+            return Err(WalletError::WeakKdf { found: self.params.to_string(), floor: floor.to_string() });
         }
         Ok(())
     }
