@@ -67,6 +67,9 @@ export const approvalApprove = (id: string) => call<Decided>("approval_approve",
 export const approvalDeny = (id: string) => call<Decided>("approval_deny", { id });
 export const approvalRule = (id: string, maxUsd: string, minutes: number) =>
   call<Decided>("approval_rule", { id, maxUsd, minutes });
+/** The window shows this request: its countdown stands still (10 min at most) until unview. */
+export const approvalView = (id: string) => call<PendingApproval>("approval_view", { id });
+export const approvalUnview = (id: string) => call<PendingApproval>("approval_unview", { id });
 export const rulesList = () => call<RuleView[]>("rules_list");
 export const ruleDelete = (id: string) => call<RuleView>("rule_delete", { id });
 

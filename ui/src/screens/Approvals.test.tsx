@@ -9,7 +9,7 @@ import { Approvals } from "./Approvals";
 
 vi.mock("../api", async (orig) => {
   const real = await orig<typeof import("../api")>();
-  return { ...real, approvalsList: vi.fn(), approvalApprove: vi.fn(), approvalDeny: vi.fn(), approvalRule: vi.fn(), rulesList: vi.fn(), ruleDelete: vi.fn() };
+  return { ...real, approvalsList: vi.fn(), approvalApprove: vi.fn(), approvalDeny: vi.fn(), approvalRule: vi.fn(), rulesList: vi.fn(), ruleDelete: vi.fn(), approvalView: vi.fn(), approvalUnview: vi.fn() };
 });
 const m = vi.mocked(api);
 
@@ -25,6 +25,8 @@ describe("Approvals", () => {
     m.approvalDeny.mockResolvedValue(decided);
     m.approvalRule.mockResolvedValue(decided);
     m.rulesList.mockResolvedValue([]);
+    m.approvalView.mockImplementation(async (id) => approval({ id, paused: true }));
+    m.approvalUnview.mockImplementation(async (id) => approval({ id }));
   });
 
   it("shows the facts of the prompt, with the agent's words marked as such", async () => {
@@ -128,6 +130,26 @@ describe("Approvals", () => {
     expect(screen.queryByTestId("rule-rule-old")).toBeNull();
     await user.click(within(row).getByTestId("rule-delete"));
     expect(m.ruleDelete).toHaveBeenCalledWith("rule-1");
+  });
+
+  it("the request on screen has its countdown paused; moving on resumes it", async () => {
+    const user = userEvent.setup();
+    const { unmount } = renderScreen(<Approvals focusId={null} />);
+    await screen.findByTestId("approval-detail");
+    await waitFor(() => expect(m.approvalView).toHaveBeenCalledWith("a-1"));
+    await user.keyboard("{ArrowDown}");
+    await waitFor(() => expect(m.approvalUnview).toHaveBeenCalledWith("a-1"));
+    expect(m.approvalView).toHaveBeenLastCalledWith("a-2");
+    unmount();
+    expect(m.approvalUnview).toHaveBeenLastCalledWith("a-2");
+  });
+
+  it("a view that fails (already decided) is not an error", async () => {
+    m.approvalView.mockRejectedValue({ code: "no_such_approval", message: "gone" });
+    renderScreen(<Approvals focusId={null} />);
+    await screen.findByTestId("approval-detail");
+    await waitFor(() => expect(m.approvalView).toHaveBeenCalled());
+    expect(screen.queryByTestId("toast-error")).toBeNull();
   });
 
   it("says what the queue is for when it is empty", async () => {

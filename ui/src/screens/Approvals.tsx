@@ -181,7 +181,36 @@ function pathOf(url: string): string {
   }
 }
 
+/**
+ * While a request is on screen (and the window visible) its countdown stands still, as the
+ * native prompt promises; it runs on when another is selected, the screen closes or the window
+ * hides. Best effort: a request already decided, or a shell without these commands, just keeps
+ * its countdown (shown as is), so failures here are not errors to report.
+ */
+function useViewing(id: string): void {
+  const qc = useQueryClient();
+  useEffect(() => {
+    let viewing = false;
+    const set = (on: boolean) => {
+      if (on === viewing) return;
+      viewing = on;
+      (on ? api.approvalView(id) : api.approvalUnview(id)).then(
+        () => void qc.invalidateQueries({ queryKey: keys.approvals }),
+        () => {},
+      );
+    };
+    const onVisibility = () => set(document.visibilityState === "visible");
+    onVisibility();
+    document.addEventListener("visibilitychange", onVisibility);
+    return () => {
+      document.removeEventListener("visibilitychange", onVisibility);
+      set(false);
+    };
+  }, [id, qc]);
+}
+
 function ApprovalCard({ a, now, busy, ruleRef, onApprove, onDeny, onRuled }: CardProps) {
+  useViewing(a.id);
   const left = secondsUntil(a.expires_at, now);
   const toast = useToast();
   const [maxUsd, setMaxUsd] = useState(a.amount_usd);
