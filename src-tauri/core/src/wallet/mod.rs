@@ -262,7 +262,14 @@ impl Wallet {
     pub fn export_key(dir: &Path, passphrase: &str) -> Result<Zeroizing<String>, WalletError> {
         let v = read_vault(dir)?;
         let (secret, _) = v.open(passphrase, &vault::floor())?;
-        Ok(Zeroizing::new(format!("0x{}", hex::encode(secret.as_ref()))))
+        // Written straight into a zeroising buffer (no intermediate String holds the key).
+        let mut out = Zeroizing::new(String::with_capacity(66));
+        out.push_str("0x");
+        for b in secret.iter() {
+            use std::fmt::Write;
+            let _ = write!(out, "{b:02x}");
+        }
+        Ok(out)
     }
 
     /// Writes the key as a standard eth keystore (scrypt + AES-128-CTR) at `out`, encrypted with
