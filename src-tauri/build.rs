@@ -18,6 +18,8 @@ const COMMANDS: &[&str] = &[
     "approval_approve",
     "approval_deny",
     "approval_rule",
+    "approval_view",
+    "approval_unview",
     "rules_list",
     "rule_delete",
     "receipts_search",

@@ -34,7 +34,8 @@ fn die(message: &str) -> ! {
     if std::env::var_os("PURSER_NO_DIALOG").is_none() && gtk::init().is_ok() {
         use gtk::prelude::*;
         let dialog = gtk::MessageDialog::new(None::<&gtk::Window>, gtk::DialogFlags::MODAL, gtk::MessageType::Error, gtk::ButtonsType::Close, message);
-        dialog.set_title("Purser");
+        // Not the main window's title "Purser": a window check must never take this for the app.
+        dialog.set_title("Purser cannot start");
         dialog.run();
         dialog.close();
     }

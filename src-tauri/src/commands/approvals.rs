@@ -51,3 +51,18 @@ pub async fn rule_delete(state: State<'_, AppState>, id: String) -> CmdResult<Ru
     let e = state.engine.clone();
     blocking(move || Ok(e.remove_rule(&id)?)).await
 }
+
+/// The window shows this request: its countdown to the default denial stands still (10 min at
+/// most) until `approval_unview`.
+#[tauri::command]
+pub async fn approval_view(state: State<'_, AppState>, id: String) -> CmdResult<PendingApproval> {
+    let id = ipc::id("id", &id)?;
+    Ok(state.engine.view_approval(&id)?)
+}
+
+/// The window no longer shows this request: its countdown runs on.
+#[tauri::command]
+pub async fn approval_unview(state: State<'_, AppState>, id: String) -> CmdResult<PendingApproval> {
+    let id = ipc::id("id", &id)?;
+    Ok(state.engine.unview_approval(&id)?)
+}

@@ -28,6 +28,8 @@ macro_rules! handlers {
             $crate::commands::approvals::approval_approve,
             $crate::commands::approvals::approval_deny,
             $crate::commands::approvals::approval_rule,
+            $crate::commands::approvals::approval_view,
+            $crate::commands::approvals::approval_unview,
             $crate::commands::approvals::rules_list,
             $crate::commands::approvals::rule_delete,
             $crate::commands::timeline::receipts_search,
