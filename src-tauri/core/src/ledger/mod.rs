@@ -4,6 +4,7 @@
 
 mod bulk;
 mod batch;
+mod chain;
 mod controls;
 mod grants;
 pub(crate) mod index;
@@ -159,7 +160,7 @@ impl Ledger {
 
 /// The schema, as numbered steps. A step is never edited once released; new features append
 /// one (each with its own version number) and `migrate` applies what a file lacks, in order.
-const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_V1), (2, index::SCHEMA_V2), (3, rules::SCHEMA_V3), (4, controls::SCHEMA_V4)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_V1), (2, index::SCHEMA_V2), (3, rules::SCHEMA_V3), (4, controls::SCHEMA_V4), (5, chain::SCHEMA_V5)];
 
 fn migrate(conn: &mut Connection) -> Result<()> {
     for (version, sql) in MIGRATIONS {
