@@ -209,6 +209,19 @@ describe("Timeline", () => {
     expect(await screen.findByTestId("toast-info")).toHaveTextContent("Exported 2 receipts to /home/u/Downloads/purser-receipts.csv");
   });
 
+  it("asks for the chart of a new query only after its search has answered", async () => {
+    const user = userEvent.setup();
+    let answer: (p: SearchPage) => void = () => {};
+    renderScreen(<Timeline />);
+    await screen.findAllByTestId("receipt-row");
+    m.receiptsSearch.mockImplementation(() => new Promise((r) => (answer = r)));
+    await user.type(screen.getByTestId("search-input"), "weather");
+    await waitFor(() => expect(m.receiptsSearch).toHaveBeenCalledWith("weather", null, 200));
+    expect(m.receiptsStats).not.toHaveBeenCalledWith("weather since:30d", "day,grant");
+    answer(page([item({ id: "w-1" })]));
+    await waitFor(() => expect(m.receiptsStats).toHaveBeenCalledWith("weather since:30d", "day,grant"));
+  });
+
   it("draws the spend chart per day and grant", async () => {
     renderScreen(<Timeline />);
     const chart = await screen.findByTestId("spend-chart");

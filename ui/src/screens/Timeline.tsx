@@ -87,8 +87,14 @@ export function Timeline() {
     textRef.current = t;
     setText(t);
   }, []);
+  // The chart follows once the list has its results: the ledger answers one query at a time,
+  // so a slow aggregate must never sit in front of the search the user is waiting for.
+  const [chartFor, setChartFor] = useState(query);
   useEffect(() => {
-    if (showingQuery !== null && !search.isFetching) searchRendered(showingQuery);
+    if (showingQuery !== null && !search.isFetching) {
+      searchRendered(showingQuery);
+      setChartFor(showingQuery);
+    }
   }, [showingQuery, search.isFetching, search.dataUpdatedAt]);
 
   // Only the first page is refetched on news: trim, then invalidate.
@@ -160,7 +166,7 @@ export function Timeline() {
         })}
       </div>
       {search.error ? <InlineError error={search.error} testid="search-error" /> : <p className="inline-error-space" />}
-      <SpendChart query={query} split={split} onSplit={setSplit} />
+      <SpendChart query={chartFor} split={split} onSplit={setSplit} />
       {fresh > 0 && (
         <button
           className="fresh"
