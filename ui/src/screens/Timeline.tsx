@@ -25,6 +25,8 @@ export const PAGE = 200;
 export const ROW = 44;
 /** Debounce between the last keystroke and the search. */
 export const DEBOUNCE_MS = 40;
+/** The chart's aggregate waits this long after the list has settled. */
+export const CHART_DELAY_MS = 350;
 
 const CHIPS: Array<{ token: string; label: string }> = [
   { token: "outcome:paid", label: "Paid" },
@@ -96,6 +98,8 @@ export function Timeline() {
       setChartFor(showingQuery);
     }
   }, [showingQuery, search.isFetching, search.dataUpdatedAt]);
+  // …and once typing has paused, so an aggregate does not queue in front of the next keystroke.
+  const chartQuery = useDebounced(chartFor, CHART_DELAY_MS);
 
   // Only the first page is refetched on news: trim, then invalidate.
   const refreshTop = useCallback(() => {
@@ -166,7 +170,7 @@ export function Timeline() {
         })}
       </div>
       {search.error ? <InlineError error={search.error} testid="search-error" /> : <p className="inline-error-space" />}
-      <SpendChart query={chartFor} split={split} onSplit={setSplit} />
+      <SpendChart query={chartQuery} split={split} onSplit={setSplit} />
       {fresh > 0 && (
         <button
           className="fresh"
