@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { QueryClient } from "@tanstack/react-query";
-import { COALESCE_MS, makeDispatcher, onChanged, staleKeys } from "./live";
+import { COALESCE_MS, STATS_EVERY_MS, makeDispatcher, onChanged, staleKeys } from "./live";
 import { keys } from "./queries";
 
 describe("live updates", () => {
@@ -28,6 +28,23 @@ describe("live updates", () => {
     expect(calls).toContain(JSON.stringify({ queryKey: keys.approvals }));
     // the timeline list is only marked stale; the screen decides when to refetch it
     expect(calls).toContain(JSON.stringify({ queryKey: keys.receipts, refetchType: "none" }));
+  });
+
+  it("refreshes the spend chart at most every few seconds under a flood of receipts", () => {
+    const client = new QueryClient();
+    const inv = vi.spyOn(client, "invalidateQueries").mockResolvedValue();
+    const dispatch = makeDispatcher(client);
+    const statsCalls = () => inv.mock.calls.filter((c) => JSON.stringify(c[0]) === JSON.stringify({ queryKey: ["stats"] })).length;
+    // 10 s of 100 receipts a second
+    for (let t = 0; t < 10_000; t += 10) {
+      dispatch({ kind: "receipt_added", id: `r${t}` });
+      vi.advanceTimersByTime(10);
+    }
+    vi.advanceTimersByTime(STATS_EVERY_MS);
+    expect(statsCalls()).toBeGreaterThanOrEqual(2);
+    expect(statsCalls()).toBeLessThanOrEqual(1 + Math.ceil(15_000 / STATS_EVERY_MS));
+    const grantsCalls = inv.mock.calls.filter((c) => JSON.stringify(c[0]) === JSON.stringify({ queryKey: ["grants"] })).length;
+    expect(grantsCalls).toBeLessThanOrEqual(Math.ceil(10_000 / COALESCE_MS) + 1);
   });
 
   it("tells screens about every event, and an unknown kind refreshes everything", () => {

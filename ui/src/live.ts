@@ -18,7 +18,8 @@ export const OPEN_EVENT = "purser://open";
 export function staleKeys(kind: string): QueryKey[] | "all" {
   switch (kind) {
     case "receipt_added":
-      return [keys.grants, ["stats"], keys.help, keys.funds];
+      // The chart's aggregate (["stats"]) follows at most every STATS_EVERY_MS (see below).
+      return [keys.grants, keys.funds];
     case "approval_pending":
       return [keys.approvals, keys.grants];
     case "approval_resolved":
@@ -48,12 +49,32 @@ export function onChanged(l: Listener): () => void {
 }
 
 /** How long events are gathered before the queries they touch are invalidated. */
-export const COALESCE_MS = 150;
+export const COALESCE_MS = 250;
+
+/**
+ * The spend chart is refreshed by new receipts at most this often: an aggregate over a large
+ * ledger can take a few hundred ms, and the ledger answers one query at a time (the proxy's
+ * own writes included), so a flood of receipts must not become a flood of aggregates.
+ */
+export const STATS_EVERY_MS = 5000;
 
 /** Handles one event payload: returns the kind it understood (exported for tests). */
 export function makeDispatcher(client: QueryClient): (payload: unknown) => void {
   let pending = new Set<string>();
   let timer: ReturnType<typeof setTimeout> | null = null;
+  let statsAt = -Infinity;
+  let statsTimer: ReturnType<typeof setTimeout> | null = null;
+  const refreshStats = () => {
+    statsTimer = null;
+    statsAt = Date.now();
+    void client.invalidateQueries({ queryKey: ["stats"] });
+  };
+  const statsSoon = () => {
+    if (statsTimer !== null) return;
+    const wait = statsAt + STATS_EVERY_MS - Date.now();
+    if (wait <= 0) refreshStats();
+    else statsTimer = setTimeout(refreshStats, wait);
+  };
   const flush = () => {
     timer = null;
     const kinds = pending;
@@ -75,6 +96,7 @@ export function makeDispatcher(client: QueryClient): (payload: unknown) => void 
     if (kinds.has("receipt_added") || kinds.has("approval_resolved")) {
       void client.invalidateQueries({ queryKey: keys.receipts, refetchType: "none" });
     }
+    if (kinds.has("receipt_added")) statsSoon();
   };
   return (payload: unknown) => {
     const p = (typeof payload === "object" && payload !== null ? payload : {}) as Record<string, unknown>;
