@@ -41,6 +41,9 @@ pub enum Command {
     /// Per-task spending grants.
     #[command(subcommand)]
     Grant(GrantCmd),
+    /// Networks and the JSON-RPC URL each is read through.
+    #[command(subcommand)]
+    Network(NetworkCmd),
     /// The local CA that standard proxy mode intercepts HTTPS with (trust it per agent only).
     #[command(subcommand)]
     Ca(CaCmd),
@@ -124,6 +127,47 @@ pub enum WalletCmd {
         #[arg(long)]
         json: bool,
     },
+    /// The wallet's balance per network (from the ledger's cache; --refresh reads the chain),
+    /// what active grants could still spend, and a warning when that is more than it holds.
+    Balance {
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        refresh: bool,
+        /// Only these networks (default: those active grants may pay on).
+        #[arg(long = "network")]
+        networks: Vec<String>,
+    },
+    /// How to fund the wallet: its address, the asset and network, an EIP-681 payment URI.
+    Fund {
+        #[arg(long)]
+        json: bool,
+        #[arg(long = "network")]
+        networks: Vec<String>,
+    },
+    /// Check receipts against the chain once (Transfer logs; unknown settlements by nonce).
+    Reconcile {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCmd {
+    /// The networks Purser knows, with the RPC URL each is read through.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read a network through another JSON-RPC URL (or --default: the registry's).
+    SetRpc {
+        network: String,
+        url: Option<String>,
+        #[arg(long)]
+        default: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -143,9 +187,13 @@ pub struct GrantCreate {
     /// Only pay these addresses (repeatable; default: any payee).
     #[arg(long = "payee")]
     pub payees: Vec<String>,
-    /// Only pay on these networks, e.g. eip155:8453 or base-sepolia (repeatable; default: any known).
+    /// Only pay on these networks, e.g. eip155:8453 or base-sepolia (repeatable; default: the
+    /// testnets, recorded on the grant).
     #[arg(long = "network")]
     pub networks: Vec<String>,
+    /// Allow a testnet and a mainnet in the same grant.
+    #[arg(long)]
+    pub allow_mixed: bool,
     /// Largest single payment, in USD.
     #[arg(long)]
     pub per_request_max: Option<String>,

@@ -77,6 +77,7 @@ fn create(dir: &Path, e: &Engine, c: GrantCreate) -> Result<()> {
         ask_below: c.ask_below,
         approval_timeout: c.approval_timeout,
         only_listed_hosts: c.only_listed_hosts,
+        allow_mixed_networks: c.allow_mixed,
     };
     let created = e.create_grant(&spec).map_err(|err| anyhow::anyhow!("{} ({})", err, err.code()))?;
     let url = crate::proxy_url(dir);
@@ -118,7 +119,12 @@ pub fn receipts(dir: &Path, cmd: ReceiptsCmd) -> Result<()> {
         }
         ReceiptsCmd::Timeline(cmd) => crate::timeline::receipts(dir, &ledger, cmd),
         ReceiptsCmd::Show { id } => match ledger.receipt(&id)? {
-            Some(r) => crate::print_json(&r),
+            // With what the chain said of it (`purser wallet reconcile`), kept beside the receipt.
+            Some(r) => {
+                let mut v = serde_json::to_value(&r)?;
+                v["reconciliation"] = serde_json::to_value(ledger.reconciliation(&id)?)?;
+                crate::print_json(&v)
+            }
             None => bail!("no receipt {id}"),
         },
         ReceiptsCmd::Verify { json } => match ledger.verify_chain()? {

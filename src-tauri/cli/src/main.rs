@@ -4,6 +4,7 @@
 
 mod args;
 mod ca;
+mod chain;
 mod commands;
 mod remote;
 mod rules;
@@ -60,6 +61,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Ca(cmd) => ca::ca(&dir, cmd),
         Command::Wallet(cmd) => wallet::wallet(&dir, cmd).await,
         Command::Grant(cmd) => commands::grant(&dir, cmd).await,
+        Command::Network(cmd) => chain::network(&dir, cmd),
         Command::Approvals(cmd) => remote::approvals(&dir, cmd).await,
         Command::Receipts(cmd) => commands::receipts(&dir, cmd),
         Command::Dev(cmd) => timeline::dev(&dir, cmd),

@@ -38,6 +38,8 @@ pub async fn run(dir: &Path, port: u16, grace_secs: u64, notify: bool, explicit_
     }
     ControlFile { url: url.clone(), token, pid: std::process::id() }.write(dir).context("writing control.json")?;
     tracing::info!(%url, "serving");
+    // Balances and reconciliation, off the payment path (interval: PURSER_CHAIN_INTERVAL_SECS).
+    let chain_task = purser_core::chain::background::spawn(engine.clone(), dir.to_path_buf(), purser_core::chain::background::interval_from_env());
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
@@ -47,6 +49,7 @@ pub async fn run(dir: &Path, port: u16, grace_secs: u64, notify: bool, explicit_
     eprintln!("purser: stopping; letting in-flight requests finish");
     let _ = std::fs::remove_file(ControlFile::path(dir));
     handle.shutdown().await;
+    chain_task.abort();
     if let Some(p) = prompter {
         p.shutdown().await;
     }

@@ -61,6 +61,7 @@ pub async fn wallet(dir: &Path, cmd: WalletCmd) -> Result<()> {
             };
             print_address(address.to_checksum(None), json)
         }
+        cmd @ (WalletCmd::Balance { .. } | WalletCmd::Fund { .. } | WalletCmd::Reconcile { .. }) => crate::chain::wallet(dir, cmd).await,
         WalletCmd::Address { json } => print_address(Wallet::address_of(dir).map_err(coded)?.to_checksum(None), json),
         WalletCmd::Export { keystore, yes_i_understand } => export(dir, keystore.as_deref(), yes_i_understand),
         WalletCmd::Unlock { remember, json } => unlock(dir, remember, json).await,

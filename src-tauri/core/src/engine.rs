@@ -33,6 +33,8 @@ pub enum EngineError {
     Edit(#[from] crate::grant_edit::EditError),
     #[error(transparent)]
     Wallet(#[from] crate::wallet::WalletError),
+    #[error(transparent)]
+    Chain(#[from] crate::chain::ChainError),
 }
 
 /// The error shape every front end gets.
@@ -54,6 +56,7 @@ impl EngineError {
             EngineError::Rule(e) => e.code(),
             EngineError::Edit(e) => e.code(),
             EngineError::Wallet(e) => e.code(),
+            EngineError::Chain(e) => e.code(),
         }
     }
 

@@ -16,6 +16,10 @@ pub enum Event {
     WalletChanged { locked: bool },
     /// "Pause all spending" was switched on or off.
     PauseChanged { paused: bool },
+    /// The wallet's balances were read from the chain again.
+    FundsChanged,
+    /// A receipt's reconciliation with the chain changed (`confirmed`, `mismatch`, `missing`, `released`).
+    Reconciled { id: String, state: String },
 }
 
 /// A cheap, cloneable publisher. Publishing never blocks and never fails for lack of listeners.

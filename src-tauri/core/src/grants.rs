@@ -25,6 +25,8 @@ pub enum GrantError {
     NoHosts,
     #[error("{0}")]
     Inconsistent(String),
+    #[error("a grant may not pay on both a testnet and a mainnet ({0}) unless it allows mixing (--allow-mixed)")]
+    MixedNetworks(String),
 }
 
 impl GrantError {
@@ -36,6 +38,7 @@ impl GrantError {
             GrantError::Network(_) => "invalid_network",
             GrantError::Duration(_) => "invalid_duration",
             GrantError::Inconsistent(_) => "invalid_grant",
+            GrantError::MixedNetworks(_) => "mixed_networks",
         }
     }
 }
@@ -136,7 +139,8 @@ pub struct Limits {
     pub hosts: Vec<HostPattern>,
     /// Empty: any payee.
     pub payees: Vec<Address>,
-    /// CAIP-2 ids; empty: any registry network.
+    /// CAIP-2 ids. New grants always name theirs (none given: the registry's testnets); an
+    /// empty list only exists in grants stored before that rule, and means any registry network.
     pub networks: Vec<String>,
     pub expires_at: DateTime<Utc>,
     pub approval_timeout_secs: u64,
@@ -160,6 +164,8 @@ pub struct GrantSpec {
     pub ask_below: Option<String>,
     pub approval_timeout: Option<String>,
     pub only_listed_hosts: bool,
+    /// Allow a testnet and a mainnet in the same grant (never silently).
+    pub allow_mixed_networks: bool,
 }
 
 /// Default time a held request waits for the user.
@@ -192,11 +198,7 @@ impl GrantSpec {
             .iter()
             .map(|p| p.trim().parse::<Address>().map_err(|_| GrantError::Payee(p.clone())))
             .collect::<Result<Vec<_>, _>>()?;
-        let networks = self
-            .networks
-            .iter()
-            .map(|n| crate::networks::by_name(n.trim()).map(|n| n.caip2.to_string()).ok_or_else(|| GrantError::Network(n.clone())))
-            .collect::<Result<Vec<_>, _>>()?;
+        let networks = networks_rule(&self.networks, self.allow_mixed_networks)?;
         let expires_at = now + parse_duration(&self.expires)?;
         let approval_timeout_secs = match &self.approval_timeout {
             Some(t) => parse_duration(t)?.num_seconds() as u64,
@@ -205,6 +207,26 @@ impl GrantSpec {
         let only_listed_hosts = self.only_listed_hosts;
         Ok((label, Limits { budget, per_request_max, auto_below, ask_below, hosts, payees, networks, expires_at, approval_timeout_secs, only_listed_hosts }))
     }
+}
+
+/// The networks a new grant may pay on, stored explicitly: the ones named (deduplicated), or
+/// every registry testnet when none is named, so a grant never reaches mainnet money unless the
+/// user named a mainnet. A testnet and a mainnet together need `allow_mixed`.
+pub fn networks_rule(names: &[String], allow_mixed: bool) -> Result<Vec<String>, GrantError> {
+    let mut nets: Vec<&'static crate::networks::Network> = Vec::new();
+    for name in names {
+        let n = crate::networks::by_name(name.trim()).ok_or_else(|| GrantError::Network(name.chars().take(60).collect()))?;
+        if !nets.iter().any(|x| x.caip2 == n.caip2) {
+            nets.push(n);
+        }
+    }
+    if nets.is_empty() {
+        nets = crate::networks::REGISTRY.iter().filter(|n| n.testnet).collect();
+    }
+    if !allow_mixed && nets.iter().any(|n| n.testnet) && nets.iter().any(|n| !n.testnet) {
+        return Err(GrantError::MixedNetworks(nets.iter().map(|n| n.v1_name).collect::<Vec<_>>().join(", ")));
+    }
+    Ok(nets.iter().map(|n| n.caip2.to_string()).collect())
 }
 
 /// `90s`, `30m`, `2h`, `7d` (a positive whole number and one unit).
@@ -292,9 +314,21 @@ mod tests {
         let mut bad = spec.clone();
         bad.budget = "1e3".into();
         assert_eq!(bad.validate(now).unwrap_err().code(), "invalid_amount");
-        let mut bad = spec;
+        let mut bad = spec.clone();
         bad.hosts.clear();
         assert_eq!(bad.validate(now).unwrap_err().code(), "invalid_host");
+        // Networks: none named → the testnets, recorded; mixing needs allow_mixed_networks.
+        assert_eq!(l.networks, vec!["eip155:84532".to_string()]);
+        let mut mixed = spec.clone();
+        mixed.networks = vec!["base".into(), "base-sepolia".into()];
+        assert_eq!(mixed.validate(now).unwrap_err().code(), "mixed_networks");
+        mixed.allow_mixed_networks = true;
+        assert_eq!(mixed.validate(now).unwrap().1.networks, vec!["eip155:8453".to_string(), "eip155:84532".to_string()]);
+        let mut main = spec;
+        main.networks = vec!["eip155:8453".into(), "base".into()];
+        assert_eq!(main.validate(now).unwrap().1.networks, vec!["eip155:8453".to_string()]);
+        main.networks = vec!["eip155:1".into()];
+        assert_eq!(main.validate(now).unwrap_err().code(), "invalid_network");
     }
 }
 

@@ -233,6 +233,7 @@ impl From<GrantSpecInput> for GrantSpec {
             ask_below: i.ask_below,
             approval_timeout: i.approval_timeout,
             only_listed_hosts: i.only_listed_hosts,
+            allow_mixed_networks: false,
         }
     }
 }

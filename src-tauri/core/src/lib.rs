@@ -6,6 +6,7 @@
 pub mod app_ops;
 pub mod approvals;
 pub mod auth;
+pub mod chain;
 pub mod clock;
 pub mod control;
 pub mod datadir;

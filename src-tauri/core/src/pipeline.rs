@@ -237,6 +237,18 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
     };
     receipt.reservation_id = Some(reservation.id.clone());
     receipt.valid_before = Some(valid_before);
+    // The last known balance must cover this payment and every other one in flight (an unknown
+    // balance checks nothing: a failed RPC read never blocks a payment).
+    let (ledger, network, asset, payer, amount) = (e.ledger.clone(), requirement.network, requirement.asset, wallet.address(), requirement.amount);
+    match ledger.blocking(move |l| crate::chain::funds::insufficient(l, network, asset, payer, amount, micros)).await {
+        Ok(Ok(Some(msg))) => {
+            receipt.decide(Outcome::Refused, DecidedBy::Policy, "insufficient_funds", None, msg);
+            return (Answer::Refuse(StatusCode::FORBIDDEN), Some((reservation, Settle::Release)));
+        }
+        Ok(Ok(None)) => {}
+        Ok(Err(err)) => tracing::warn!(error = %err, "balance check skipped"),
+        Err(err) => tracing::warn!(error = %err, "balance check skipped"),
+    }
 
     // 4. Sign exactly this requirement, once.
     let nonce = B256::from(e.nonces.nonce());
@@ -248,6 +260,7 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
             return (Answer::Refuse(StatusCode::INTERNAL_SERVER_ERROR), Some((reservation, Settle::Release)));
         }
     };
+    receipt.authorization_nonce = Some(nonce.to_string());
     let header = x402::encode_payment(&challenge, requirement, &auth, &signature);
     receipt.payload_hash = Some(hex::encode(Sha256::digest(header.value.as_bytes())));
     receipt.payer = Some(auth.from.to_checksum(None));

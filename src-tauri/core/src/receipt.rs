@@ -129,6 +129,11 @@ pub struct Receipt {
     /// SHA-256 of the payment header sent (never the signature itself).
     pub payload_hash: Option<String>,
     pub valid_before: Option<u64>,
+    /// The EIP-3009 authorization's nonce (0x-hex): public on chain once used; lets the
+    /// reconciler ask `authorizationState` when the settlement's outcome is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub authorization_nonce: Option<String>,
     pub settlement: Option<Value>,
     pub tx: Option<String>,
     pub payer: Option<String>,
@@ -170,6 +175,7 @@ impl Receipt {
             reservation_id: None,
             payload_hash: None,
             valid_before: None,
+            authorization_nonce: None,
             settlement: None,
             tx: None,
             payer: None,

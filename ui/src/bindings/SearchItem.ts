@@ -45,4 +45,9 @@ amount_atomic: string | null, amount_usd: string | null, network: string | null,
 /**
  * SHA-256 of the payment header sent (never the signature itself).
  */
-payload_hash: string | null, valid_before: number | null, settlement: JsonValue | null, tx: string | null, payer: string | null, upstream_status: number | null, ledger_after: LedgerAfter | null, prev_hash: string, hash?: string, };
+payload_hash: string | null, valid_before: number | null, 
+/**
+ * The EIP-3009 authorization's nonce (0x-hex): public on chain once used; lets the
+ * reconciler ask `authorizationState` when the settlement's outcome is unknown.
+ */
+authorization_nonce?: string, settlement: JsonValue | null, tx: string | null, payer: string | null, upstream_status: number | null, ledger_after: LedgerAfter | null, prev_hash: string, hash?: string, };

@@ -13,6 +13,7 @@ mod reserve;
 mod rules;
 mod search;
 
+pub use chain::{Reconciliation, StoredBalance};
 pub use bulk::{verify_archive_file, ArchiveRecord, ArchiveReport};
 pub use controls::{Unrevoke, PAUSED};
 pub use receipts::{ChainReport, GENESIS_HASH};
