@@ -1,0 +1,434 @@
+//! Owns `purser demo`: a whole Purser on 127.0.0.1 with nothing real at stake — a local test
+//! chain and real x402 paywall (the reference peers, [`peers`]), a fresh demo wallet funded on
+//! that chain, the demo grant, the proxy, and a sample agent ([`agent`]) whose calls cover every
+//! kind of decision. It prints one line per decision from the ledger ([`lines`]) and a summary,
+//! and stops everything it started. Its data lives in its own dir (`<data dir>/demo`, marked
+//! `DEMO`), wiped at each start; the real wallet and ledger are never opened.
+//!
+//! The desktop app can reuse it by linking [`run`] (it takes a line callback and a stop signal)
+//! or by spawning `purser demo --auto-answer approve|deny` and reading its lines.
+
+pub mod agent;
+pub mod lines;
+pub mod peers;
+
+use crate::demo::lines::{usd6, Tally};
+use purser_core::approvals::Via;
+use purser_core::control::ControlFile;
+use purser_core::datadir::{self, DirLock, LockError, Owner};
+use purser_core::decisions::Decision;
+use purser_core::engine::{Engine, EngineError};
+use purser_core::events::Event;
+use purser_core::grants::GrantSpec;
+use purser_core::ledger::{ChainReport, LedgerError};
+use purser_core::wallet::Wallet;
+use serde::Serialize;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The marker file that says a dir holds demo data (and may be wiped by the next demo).
+pub const MARKER: &str = "DEMO";
+/// The ledger setting that labels a demo ledger (`"1"`), for front ends to show "demo".
+pub const DEMO_SETTING: &str = "demo";
+/// The demo grant's label.
+pub const GRANT_LABEL: &str = "demo agent";
+/// Test USDC minted to the demo wallet at start (10 USDC, 6 decimals).
+pub const FUND_ATOMIC: u128 = 10_000_000;
+/// How long an approval in the demo waits for an answer.
+const APPROVAL_TIMEOUT: &str = "2m";
+/// What `--auto-answer approve` adds to its approval: the rest of the run pays this host
+/// without asking, within the grant (so the budget runs out on a single prompt).
+const ALLOW_FOR: &str = "10m";
+
+/// How `--auto-answer` answers each prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AutoAnswer {
+    /// Approve, and let the grant pay this host up to that price for 10 minutes without asking.
+    Approve,
+    /// Deny.
+    Deny,
+}
+
+/// `purser demo` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Answer every prompt without a person (after a short visible delay); without it, the
+    /// prompts are real desktop notifications and `purser approvals` commands.
+    #[arg(long, value_enum)]
+    pub auto_answer: Option<AutoAnswer>,
+    /// The demo's own data dir (default: `<data dir>/demo`). Wiped at start; it must be empty,
+    /// missing, or a previous demo's (it holds a DEMO file).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Where `peers.mjs` is (default: the source tree this binary was built from).
+    #[arg(long, env = "PURSER_PEERS_DIR", value_name = "DIR")]
+    pub peers_dir: Option<PathBuf>,
+    /// Keep the chain, paywall and proxy running after the agent is done, until Ctrl-C/SIGTERM.
+    #[arg(long)]
+    pub keep_running: bool,
+    /// Raise no desktop notifications (prompts still wait for `purser approvals`).
+    #[arg(long)]
+    pub no_notify: bool,
+    /// Print the summary as JSON after the lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Everything `run` needs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The demo dir (wiped and recreated).
+    pub dir: PathBuf,
+    /// The user's real data dir: never used as the demo dir, never opened.
+    pub real_data_dir: PathBuf,
+    pub peers_dir: Option<PathBuf>,
+    pub auto_answer: Option<AutoAnswer>,
+    /// How long the auto-answer waits before answering (so the prompt is seen).
+    pub answer_delay: Duration,
+    /// Raise desktop notifications for prompts (only without `auto_answer`).
+    pub notify: bool,
+    /// After the summary, keep everything up until `stop`.
+    pub keep_running: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("the demo needs the x402 reference peers (peers.mjs), not found at {0}: run it from a Purser source checkout, or point --peers-dir / PURSER_PEERS_DIR at its tests/peers (then `bash tests/peers/setup.sh`; Node.js >= 20)")]
+    NeedsPeers(PathBuf),
+    #[error("the x402 reference peers at {0} are not installed: run `bash {0}/setup.sh` once (npm, from the lock files; Node.js >= 20)")]
+    PeersNotInstalled(PathBuf),
+    #[error("the demo needs Node.js >= 20 for the x402 reference peers: {0}")]
+    NeedsNode(String),
+    #[error("the demo's chain and paywall did not start: {0}")]
+    PeersFailed(String),
+    #[error("{0} is not a demo dir (not empty and no DEMO file); the demo wipes its dir, so pick an empty or new one with --dir")]
+    NotADemoDir(PathBuf),
+    #[error("demo I/O failed: {0}")]
+    Io(String),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("the demo was interrupted; everything it started was stopped")]
+    Interrupted,
+}
+
+impl DemoError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            DemoError::NeedsPeers(_) => "demo_needs_peers",
+            DemoError::PeersNotInstalled(_) => "demo_peers_not_installed",
+            DemoError::NeedsNode(_) => "demo_needs_node",
+            DemoError::PeersFailed(_) => "demo_peers_failed",
+            DemoError::NotADemoDir(_) => "demo_dir_not_demo",
+            DemoError::Io(_) => "demo_io",
+            DemoError::Lock(e) => e.code(),
+            DemoError::Engine(e) => e.code(),
+            DemoError::Ledger(e) => e.code(),
+            DemoError::Interrupted => "demo_interrupted",
+        }
+    }
+}
+
+fn io(what: &Path) -> impl Fn(std::io::Error) -> DemoError + '_ {
+    move |e| DemoError::Io(format!("{}: {e}", what.display()))
+}
+
+/// How the demo went (everything from the ledger and the chain).
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub dir: PathBuf,
+    pub auto_answer: Option<AutoAnswer>,
+    pub grant_id: String,
+    pub tally: Tally,
+    pub budget_micros: u64,
+    pub spent_micros: u64,
+    pub remaining_micros: u64,
+    pub wallet: String,
+    pub pay_to: String,
+    /// What the payee's test USDC balance grew by while the agent ran (atomic units).
+    pub payee_received_atomic: u128,
+    /// The hash chain checked out, with this many receipts.
+    pub receipts_verified: Option<u64>,
+    pub agent_requests: usize,
+}
+
+/// Empties `dir` for a new demo (refusing a dir that is not a demo's) and takes it.
+fn prepare_dir(dir: &Path, real: &Path) -> Result<DirLock, DemoError> {
+    let same = |a: &Path, b: &Path| a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y);
+    if same(dir, real) {
+        return Err(DemoError::NotADemoDir(dir.to_path_buf()));
+    }
+    if dir.exists() {
+        let mut entries = std::fs::read_dir(dir).map_err(io(dir))?.flatten().map(|e| e.file_name());
+        let empty = entries.all(|n| n == datadir::LOCK_FILE);
+        if !empty && !dir.join(MARKER).is_file() {
+            return Err(DemoError::NotADemoDir(dir.to_path_buf()));
+        }
+    }
+    datadir::ensure_private_dir(dir).map_err(io(dir))?;
+    let lock = datadir::lock_exclusive(dir, Owner::Daemon)?;
+    for entry in std::fs::read_dir(dir).map_err(io(dir))?.flatten() {
+        if entry.file_name() == datadir::LOCK_FILE {
+            continue;
+        }
+        let path = entry.path();
+        let gone = if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+        gone.map_err(io(&path))?;
+    }
+    let note = "Purser demo data: a local test chain's wallet and receipts, no real money.\nRecreated (wiped) by every `purser demo`; safe to delete.\n";
+    datadir::write_private(&dir.join(MARKER), note.as_bytes()).map_err(io(dir))?;
+    Ok(lock)
+}
+
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    if stop.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Runs the demo: every line goes to `on_line` as it happens; `stop` turning true (Ctrl-C)
+/// ends it early, cleaning up all the same.
+pub async fn run(opts: &Options, mut on_line: impl FnMut(&str) + Send, stop: watch::Receiver<bool>) -> Result<Summary, DemoError> {
+    let peers_dir = peers::locate(opts.peers_dir.as_deref())?;
+    peers::check_node().await?;
+    let _lock = prepare_dir(&opts.dir, &opts.real_data_dir)?;
+    on_line(&format!("demo      data in {} (its own ledger and wallet, marked DEMO; wiped at each demo)", opts.dir.display()));
+
+    // The demo wallet: a fresh random key sealed in the demo dir with a random passphrase that
+    // only this process ever holds.
+    let passphrase = zeroize::Zeroizing::new(purser_core::auth::new_token("demo-"));
+    let (dir, pass) = (opts.dir.clone(), passphrase.clone());
+    let address = tokio::task::spawn_blocking(move || Wallet::create(&dir, &pass)).await.map_err(|e| DemoError::Io(e.to_string()))?.map_err(EngineError::from)?;
+    let wallet = address.to_checksum(None);
+
+    let logs = opts.dir.join("peers");
+    let peers = tokio::select! {
+        p = peers::start(&peers_dir, (&wallet, FUND_ATOMIC), &logs) => p?,
+        _ = stopped(stop.clone()) => return Err(DemoError::Interrupted),
+    };
+    let ep = peers.endpoints.clone();
+    on_line(&format!("chain     {} (local anvil, chain id {}, test USDC {}; logs in {})", ep.rpc, ep.chain_id, ep.token, logs.display()));
+    on_line(&format!("paywall   {} (x402 v2 reference server: /cheap $0.001, /mid $0.05, /pricey $2.00)", ep.paywall));
+    on_line(&format!("wallet    {wallet} (demo wallet, funded with {} test USDC)", usd6(FUND_ATOMIC as u64).trim_start_matches('$')));
+    let result = with_peers(opts, &ep, &wallet, &passphrase, &mut on_line, stop).await;
+    peers.stop().await;
+    on_line("stopped   proxy, paywall, facilitator and chain: nothing the demo started is running");
+    result
+}
+
+/// Everything between the peers' start and stop.
+async fn with_peers(opts: &Options, ep: &peers::Endpoints, wallet: &str, passphrase: &str, on_line: &mut (impl FnMut(&str) + Send), stop: watch::Receiver<bool>) -> Result<Summary, DemoError> {
+    let dir = &opts.dir;
+    let ledger = purser_core::ledger::Ledger::open_in(dir)?;
+    let engine = Arc::new(Engine::new(ledger, None)?);
+    engine.ledger.set_setting(DEMO_SETTING, "1", engine.clock.now())?;
+    engine.set_data_dir(dir);
+    let (e, pass) = (engine.clone(), zeroize::Zeroizing::new(passphrase.to_string()));
+    tokio::task::spawn_blocking(move || e.unlock_wallet(&pass, false)).await.map_err(|e| DemoError::Io(e.to_string()))??;
+
+    let control_token = purser_core::auth::new_token("pct_");
+    let proxy = purser_core::proxy::start(engine.clone(), 0, Some(control_token.clone()), Duration::from_secs(5)).await.map_err(|e| DemoError::Io(e.to_string()))?;
+    let proxy_url = format!("http://127.0.0.1:{}", proxy.port());
+    ControlFile { url: proxy_url.clone(), token: control_token, pid: std::process::id() }.write(dir).map_err(io(dir))?;
+    let prompter = (opts.auto_answer.is_none() && opts.notify).then(|| {
+        let opener = purser_core::notify::PrintCommand::new(Some(dir.clone()));
+        purser_core::notify::spawn(engine.clone(), Arc::new(purser_core::notify::desktop::DesktopNotifier::new()), Arc::new(opener))
+    });
+    on_line(&format!("proxy     {proxy_url} (Purser, in this process)"));
+
+    let result = session(&engine, opts, ep, wallet, &proxy_url, on_line, stop).await;
+    let _ = std::fs::remove_file(ControlFile::path(dir));
+    proxy.shutdown().await;
+    if let Some(p) = prompter {
+        p.shutdown().await;
+    }
+    engine.lock_wallet(false);
+    result
+}
+
+/// The demo grant, the agent's run with its lines, and the summary.
+async fn session(engine: &Arc<Engine>, opts: &Options, ep: &peers::Endpoints, wallet: &str, proxy_url: &str, on_line: &mut (impl FnMut(&str) + Send), stop: watch::Receiver<bool>) -> Result<Summary, DemoError> {
+    let host = reqwest::Url::parse(&ep.paywall).ok().and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?))).ok_or_else(|| DemoError::PeersFailed(format!("paywall URL {}", ep.paywall)))?;
+    let spec = GrantSpec {
+        label: GRANT_LABEL.into(),
+        budget: "1.00".into(),
+        expires: "30m".into(),
+        hosts: vec![host.clone()],
+        networks: vec!["base-sepolia".into()],
+        auto_below: Some("0.01".into()),
+        ask_below: Some("0.25".into()),
+        approval_timeout: Some(APPROVAL_TIMEOUT.into()),
+        ..Default::default()
+    };
+    let grant = engine.create_grant(&spec)?;
+    on_line(&format!("grant     \"{GRANT_LABEL}\": $1.00 for 30 minutes on {host}, auto below $0.01, ask below $0.25 (id {})", grant.grant.id));
+    on_line("agent     3x /cheap, 1x /mid (asks you), 1x /pricey, then /mid until Purser refuses (only if the first /mid was approved)");
+    let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().map_err(|e| DemoError::Io(e.to_string()))?;
+    let payee_before = peers::usdc_balance(&http, ep, &ep.pay_to).await?;
+    let agent = agent::Agent::new(proxy_url, &grant.token, &ep.paywall).map_err(|e| DemoError::Io(e.to_string()))?;
+    let requests = tokio::select! {
+        r = drive(engine, opts, &agent, on_line) => r?,
+        _ = stopped(stop.clone()) => return Err(DemoError::Interrupted),
+    };
+    let payee_after = peers::usdc_balance(&http, ep, &ep.pay_to).await?;
+    let summary = summarize(engine, opts, &grant.grant.id, wallet, ep, payee_after.saturating_sub(payee_before), requests).await?;
+    for l in summary_lines(&summary) {
+        on_line(&l);
+    }
+    if opts.keep_running {
+        on_line("running   the chain, paywall and proxy stay up until Ctrl-C (or SIGTERM)");
+        stopped(stop.clone()).await;
+    }
+    Ok(summary)
+}
+
+/// Runs the agent while printing each decision from the ledger as it is recorded, and answering
+/// prompts when asked to. Returns how many requests the agent made.
+async fn drive(engine: &Arc<Engine>, opts: &Options, agent: &agent::Agent, on_line: &mut (impl FnMut(&str) + Send)) -> Result<usize, DemoError> {
+    let mut events = engine.events.subscribe();
+    let mut printed = HashSet::new();
+    let mut answers = tokio::task::JoinSet::new();
+    let run = agent.run();
+    tokio::pin!(run);
+    let agent_run = loop {
+        tokio::select! {
+            r = &mut run => break r,
+            ev = events.recv() => match ev {
+                Ok(Event::ReceiptAdded { .. }) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => print_new(engine, &mut printed, on_line).await?,
+                Ok(Event::ApprovalPending { id }) => {
+                    let Some(a) = engine.approvals.get(&id) else { continue };
+                    let path = reqwest::Url::parse(&a.url).map(|u| u.path().to_string()).unwrap_or_else(|_| a.url.clone());
+                    let price = purser_core::money::parse_usd(&a.amount_usd).map(usd6).unwrap_or_else(|_| a.amount_usd.clone());
+                    match opts.auto_answer {
+                        Some(answer) => {
+                            let what = match answer {
+                                AutoAnswer::Approve => format!("approve (and let this host be paid up to ${} for {ALLOW_FOR} without asking)", a.amount_usd),
+                                AutoAnswer::Deny => "deny".into(),
+                            };
+                            on_line(&format!("prompt    {price}  {} {path} is waiting for an answer; auto-answer: {what} in {} ms", a.method, opts.answer_delay.as_millis()));
+                            let (e, delay) = (engine.clone(), opts.answer_delay);
+                            answers.spawn(async move {
+                                tokio::time::sleep(delay).await;
+                                let d = match answer {
+                                    AutoAnswer::Approve => Decision { approve: true, allow_for: Some(ALLOW_FOR.into()), ..Default::default() },
+                                    AutoAnswer::Deny => Decision { approve: false, ..Default::default() },
+                                };
+                                if let Err(err) = e.decide(&id, &d, Via::Control) {
+                                    tracing::warn!(error = %err, approval = %id, "the demo's auto-answer failed");
+                                }
+                            });
+                        }
+                        None => {
+                            let p = format!("purser --data-dir {}", opts.dir.display());
+                            on_line(&format!("prompt    {price}  {} {path} is waiting for you (desktop notification, or type):", a.method));
+                            on_line(&format!("              {p} approvals approve {id} --allow-for {ALLOW_FOR}"));
+                            on_line(&format!("              {p} approvals deny {id}"));
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {}
+            },
+        }
+    };
+    answers.abort_all();
+    // Decisions recorded after the agent's last answer arrived.
+    print_new(engine, &mut printed, on_line).await?;
+    Ok(agent_run.requests)
+}
+
+/// Prints the receipts not printed yet, in chain order.
+async fn print_new(engine: &Engine, printed: &mut HashSet<String>, on_line: &mut (impl FnMut(&str) + Send)) -> Result<(), DemoError> {
+    let mut list = engine.ledger.blocking(|l| l.list_receipts(1000)).await??;
+    list.reverse();
+    for r in list {
+        if printed.insert(r.id.clone()) {
+            on_line(&lines::decision_line(&r));
+        }
+    }
+    Ok(())
+}
+
+async fn summarize(engine: &Engine, opts: &Options, grant_id: &str, wallet: &str, ep: &peers::Endpoints, received: u128, agent_requests: usize) -> Result<Summary, DemoError> {
+    let gid = grant_id.to_string();
+    let (receipts, grant, report) = engine.ledger.blocking(move |l| Ok::<_, LedgerError>((l.list_receipts(1000)?, l.grant(&gid)?, l.verify_chain()?))).await??;
+    let mut tally = Tally::default();
+    receipts.iter().rev().for_each(|r| tally.add(r));
+    Ok(Summary {
+        dir: opts.dir.clone(),
+        auto_answer: opts.auto_answer,
+        grant_id: grant_id.to_string(),
+        tally,
+        budget_micros: grant.limits.budget,
+        spent_micros: grant.spent,
+        remaining_micros: grant.remaining(),
+        wallet: wallet.to_string(),
+        pay_to: ep.pay_to.clone(),
+        payee_received_atomic: received,
+        receipts_verified: match report {
+            ChainReport::Intact { count, .. } => Some(count),
+            _ => None,
+        },
+        agent_requests,
+    })
+}
+
+/// The summary, in lines.
+pub fn summary_lines(s: &Summary) -> Vec<String> {
+    let t = &s.tally;
+    let chain = match s.receipts_verified {
+        Some(n) => format!("{n} receipts, hash chain verified intact"),
+        None => "hash chain BROKEN (see `receipts verify`)".into(),
+    };
+    let onchain = if s.payee_received_atomic == t.paid_atomic { "equal to the paid receipts" } else { "NOT equal to the paid receipts" };
+    let d = s.dir.display();
+    vec![
+        format!("summary   {} decisions: {} paid, {} refused, {} failed", t.decisions, t.count("paid"), t.count("refused"), t.count("failed")),
+        format!("          paid: {}; refused: {}", t.breakdown("paid"), t.breakdown("refused")),
+        format!("spent     {} of the {} budget, {} left", usd6(s.spent_micros), usd6(s.budget_micros), usd6(s.remaining_micros)),
+        format!("onchain   payee {} received {} test USDC atomic units ({onchain})", s.pay_to, s.payee_received_atomic),
+        format!("receipts  {chain}"),
+        format!("data      {d} (demo data only; your real wallet and ledger were not touched)"),
+        format!("browse    purser --data-dir {d} receipts list   (also: receipts search, receipts verify)"),
+    ]
+}
+
+/// `purser demo`: runs [`run`] with the lines on stdout and Ctrl-C/SIGTERM as the stop signal.
+pub async fn command(data_dir: &Path, a: DemoArgs) -> anyhow::Result<()> {
+    let opts = Options {
+        dir: a.dir.clone().unwrap_or_else(|| data_dir.join("demo")),
+        real_data_dir: data_dir.to_path_buf(),
+        peers_dir: a.peers_dir.clone(),
+        auto_answer: a.auto_answer,
+        answer_delay: Duration::from_millis(800),
+        notify: !a.no_notify,
+        keep_running: a.keep_running,
+    };
+    let (tx, rx) = watch::channel(false);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let signals = tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        let _ = tx.send(true);
+    });
+    let out = run(&opts, |l| println!("{l}"), rx).await;
+    signals.abort();
+    match out {
+        Ok(summary) => {
+            if a.json {
+                crate::print_json(&summary)?;
+            }
+            Ok(())
+        }
+        Err(e) => Err(anyhow::anyhow!("{e} ({})", e.code())),
+    }
+}
