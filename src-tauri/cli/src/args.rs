@@ -73,6 +73,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Try Purser with nothing real at stake: a local test chain, a real x402 paywall, a demo
+    /// wallet and grant, and a sample agent whose calls are paid, asked about or refused.
+    Demo(crate::demo::DemoArgs),
 }
 
 #[derive(Debug, Subcommand)]

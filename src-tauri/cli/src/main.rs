@@ -6,6 +6,7 @@ mod args;
 mod ca;
 mod chain;
 mod commands;
+mod demo;
 mod remote;
 mod rules;
 mod serve;
@@ -69,6 +70,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Payee(cmd) => rules::payee(&dir, cmd),
         Command::Pause { json } => spending::set(&dir, true, json).await,
         Command::Resume { json } => spending::set(&dir, false, json).await,
+        Command::Demo(args) => demo::command(&dir, args).await,
     }
 }
 
