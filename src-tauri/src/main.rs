@@ -72,6 +72,17 @@ fn main() {
             }
             opener::on_loaded(webview.app_handle(), webview);
         })
+        .on_window_event(|window, event| {
+            // The window closed to the tray: give the memory its webview freed back to the system.
+            if let tauri::WindowEvent::Destroyed = event {
+                if window.label() == opener::MAIN {
+                    #[cfg(target_os = "linux")]
+                    unsafe {
+                        libc::malloc_trim(0);
+                    }
+                }
+            }
+        })
         .setup(move |app| {
             let _ = opener.0.set(app.handle().clone());
             let has_tray = tray::create(app.handle())?;
