@@ -2,6 +2,7 @@
  * Owns the spend chart above the timeline: spend per day, stacked per grant or per host, drawn
  * as plain SVG from `receipts_stats` (by `day,grant` or `day,host`) for the current query.
  */
+import { memo, useMemo } from "react";
 import { useQuery } from "@tanstack/react-query";
 import * as api from "../api";
 import type { JsonValue } from "../bindings";
@@ -65,7 +66,7 @@ export function chartQuery(q: string): string {
   return /(^|\s)(since|until):/.test(q) ? q : `${q} since:${DAYS}d`.trim();
 }
 
-export function SpendChart({ query, split, onSplit }: { query: string; split: Split; onSplit: (s: Split) => void }) {
+export const SpendChart = memo(function SpendChart({ query, split, onSplit }: { query: string; split: Split; onSplit: (s: Split) => void }) {
   const cq = chartQuery(query);
   const by = `day,${split}`;
   const stats = useQuery({
@@ -73,7 +74,8 @@ export function SpendChart({ query, split, onSplit }: { query: string; split: Sp
     queryFn: () => api.receiptsStats(cq, by),
     placeholderData: (prev) => prev,
   });
-  const { bars, names } = toBars(stats.data?.groups ?? [], split);
+  const groups = stats.data?.groups;
+  const { bars, names } = useMemo(() => toBars(groups ?? [], split), [groups, split]);
   const max = bars.reduce((m, b) => (b.total > m ? b.total : m), 0n);
   const width = Math.max(1, bars.length) * (BAR + GAP);
   const total = bars.reduce((s, b) => s + b.total, 0n);
@@ -126,4 +128,4 @@ export function SpendChart({ query, split, onSplit }: { query: string; split: Sp
       </ul>
     </figure>
   );
-}
+});
