@@ -107,11 +107,15 @@ CREATE TRIGGER receipts_no_delete BEFORE DELETE ON receipts
     BEGIN SELECT RAISE(ABORT, 'receipts are append-only'); END;
 "#;
 
-/// A handle on the ledger. Cloning shares one connection; SQLite serialises writers anyway, and
-/// other processes (the CLI) coordinate through SQLite's own locking.
+/// A handle on the ledger. Cloning shares one writing connection (SQLite serialises writers
+/// anyway; other processes, the CLI, coordinate through SQLite's own locking) and a small pool of
+/// read-only connections for searches and exports, which WAL lets run beside the writer: a long
+/// export or aggregate never holds up a payment's reservation or receipt.
 #[derive(Clone)]
 pub struct Ledger {
     conn: Arc<Mutex<Connection>>,
+    /// Idle read-only connections (see [`Ledger::read`]).
+    readers: Arc<Mutex<Vec<Connection>>>,
     /// Writes waiting for the next group commit (see `batch`).
     queue: Arc<Mutex<Vec<batch::Job>>>,
     path: PathBuf,
@@ -138,7 +142,7 @@ impl Ledger {
             p.push(suffix);
             crate::datadir::make_private(Path::new(&p))?;
         }
-        Ok(Ledger { conn: Arc::new(Mutex::new(conn)), queue: Arc::default(), path: path.to_path_buf() })
+        Ok(Ledger { conn: Arc::new(Mutex::new(conn)), readers: Arc::default(), queue: Arc::default(), path: path.to_path_buf() })
     }
 
     pub fn path(&self) -> &Path {
@@ -151,6 +155,29 @@ impl Ledger {
         f(&mut conn)
     }
 
+    /// Runs `f` on a read-only connection of the pool (opened on first need; at most
+    /// [`IDLE_READERS`] are kept). Each call sees the ledger as committed when its first read
+    /// transaction starts; it never blocks the writer, nor the writer it.
+    pub fn read<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let idle = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut conn = match idle {
+            Some(c) => c,
+            None => {
+                let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let c = Connection::open_with_flags(&self.path, flags)?;
+                c.busy_timeout(std::time::Duration::from_secs(10))?;
+                c.pragma_update(None, "query_only", "ON")?;
+                c
+            }
+        };
+        let out = f(&mut conn);
+        let mut idle = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < IDLE_READERS && conn.is_autocommit() {
+            idle.push(conn);
+        }
+        out
+    }
+
     /// Runs `f` with this ledger on the blocking pool (for async callers: SQLite and fsync
     /// never block the proxy's threads).
     pub async fn blocking<T: Send + 'static>(&self, f: impl FnOnce(&Ledger) -> T + Send + 'static) -> Result<T> {
@@ -158,6 +185,9 @@ impl Ledger {
         tokio::task::spawn_blocking(move || f(&this)).await.map_err(|e| LedgerError::Task(e.to_string()))
     }
 }
+
+/// How many idle read-only connections a ledger keeps.
+const IDLE_READERS: usize = 4;
 
 /// The schema, as numbered steps. A step is never edited once released; new features append
 /// one (each with its own version number) and `migrate` applies what a file lacks, in order.

@@ -624,8 +624,8 @@ impl Ledger {
     /// The receipts matching `q`, newest first: `limit` of them after `cursor`, the total and
     /// the cursor of the next page.
     pub fn search_page(&self, q: &Query, limit: usize, cursor: Option<Cursor>) -> Result<RawPage> {
-        self.with(|c| {
-            index::backfill_pending_now(c)?;
+        self.with(index::backfill_pending_now)?;
+        self.read(|c| {
             let tx = c.transaction()?;
             let snapshot = match cursor {
                 Some(cur) => cur.snapshot,
@@ -663,8 +663,8 @@ impl Ledger {
 
     /// Aggregates of the receipts matching `q`, grouped by `by` (none: the totals only).
     pub fn search_stats(&self, q: &Query, by: &[GroupBy]) -> Result<RawStats> {
-        self.with(|c| {
-            index::backfill_pending_now(c)?;
+        self.with(index::backfill_pending_now)?;
+        self.read(|c| {
             let tx = c.transaction()?;
             let p = Plan::resolve(&tx, q)?;
             if p.nothing {
@@ -698,8 +698,8 @@ impl Ledger {
     /// Streams every receipt matching `q`, oldest first, to `f` (after `start(total)`), inside
     /// one read transaction: memory stays flat whatever the size.
     pub fn search_each(&self, q: &Query, start: impl FnOnce(u64), mut f: impl FnMut(RawRow) -> Result<()>) -> Result<u64> {
-        self.with(|c| {
-            index::backfill_pending_now(c)?;
+        self.with(index::backfill_pending_now)?;
+        self.read(|c| {
             let tx = c.transaction()?;
             let snapshot = max_seq(&tx)?;
             let p = Plan::resolve(&tx, q)?;
@@ -742,7 +742,7 @@ impl Ledger {
 
     /// The value and label of interned ids (for showing aggregate groups).
     pub fn dim_names(&self, ids: &[i64]) -> Result<HashMap<i64, (String, Option<String>)>> {
-        self.with(|c| {
+        self.read(|c| {
             let mut out = HashMap::new();
             let mut st = c.prepare_cached("SELECT value, label FROM receipt_dims WHERE id = ?1")?;
             for id in ids {

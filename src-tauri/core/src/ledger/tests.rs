@@ -101,3 +101,24 @@ fn files_are_private() {
         assert_eq!(e.metadata().unwrap().permissions().mode() & 0o777, 0o600, "{:?}", e.path());
     }
 }
+
+#[test]
+fn a_long_read_neither_blocks_the_writer_nor_sees_its_later_commits() {
+    let (_d, l, gid) = ledger_with_grant("1.00");
+    let now = Utc::now();
+    let count = |c: &Connection| -> Result<i64> { Ok(c.query_row("SELECT count(*) FROM reservations", [], |r| r.get(0))?) };
+    let seen = l
+        .read(|c| {
+            let tx = c.transaction()?;
+            let before = count(&tx)?;
+            // The writer commits while this read transaction is open (with one shared connection,
+            // this call would wait on the read forever).
+            assert!(l.reserve("w1", &gid, 10, 0, now).unwrap().is_ok());
+            let during = count(&tx)?;
+            Ok((before, during))
+        })
+        .unwrap();
+    assert_eq!(seen.0, seen.1, "a read transaction keeps its snapshot");
+    assert_eq!(l.read(|c| count(c)).unwrap(), seen.0 + 1, "the next read sees the commit");
+    assert!(l.read(|c| Ok(c.execute("DELETE FROM grants", [])?)).is_err(), "pool connections are read-only");
+}
