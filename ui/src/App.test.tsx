@@ -4,7 +4,7 @@ import { beforeEach, describe, expect, it, vi } from "vitest";
 import { listen } from "@tauri-apps/api/event";
 import * as api from "./api";
 import { App, parseHash } from "./App";
-import { approval, grant, wallet } from "./test/fixtures";
+import { approval, funds, grant, wallet } from "./test/fixtures";
 
 vi.mock("@tauri-apps/api/event", () => ({ listen: vi.fn() }));
 vi.mock("./api", async (orig) => {
@@ -37,7 +37,7 @@ describe("App", () => {
     m.walletStatus.mockResolvedValue(wallet({ locked: true }));
     m.grantsList.mockResolvedValue([grant()]);
     m.approvalsList.mockResolvedValue([approval({ id: "a-1" }), approval({ id: "a-2" })]);
-    m.walletFunds.mockResolvedValue(null);
+    m.walletFunds.mockResolvedValue(funds([]));
     window.location.hash = "";
   });
 

@@ -10,10 +10,10 @@ import type {
   CreatedGrant,
   Decided,
   ExportResult,
+  Funds,
   GrantPatch,
   GrantSpecInput,
   GrantView,
-  JsonValue,
   PendingApproval,
   QueryHelp,
   ReceiptDetail,
@@ -87,5 +87,5 @@ export const walletStatus = () => call<WalletStatus>("wallet_status");
 export const walletUnlock = (passphrase: string, remember: boolean) =>
   call<WalletStatus>("wallet_unlock", { passphrase, remember });
 export const walletLock = () => call<WalletStatus>("wallet_lock");
-/** Balances and funding data; its type is not in the bindings yet, so screens read it defensively. */
-export const walletFunds = (refresh: boolean) => call<JsonValue>("wallet_funds", { refresh });
+/** Balances per network (cached; `refresh` reads them again over RPC) and funding URIs. */
+export const walletFunds = (refresh: boolean) => call<Funds>("wallet_funds", { refresh });

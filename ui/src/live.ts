@@ -32,6 +32,9 @@ export function staleKeys(kind: string): QueryKey[] | "all" {
       return [keys.wallet, keys.funds, keys.app];
     case "funds_changed":
       return [keys.funds];
+    case "reconciled":
+      // a settlement checked on chain: reservations may be released, balances move
+      return [["receipt"], keys.grants, keys.funds];
     default:
       return "all";
   }

@@ -2,9 +2,9 @@ import { screen, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import * as api from "../api";
-import { wallet } from "../test/fixtures";
+import { funds, networkFunds, wallet } from "../test/fixtures";
 import { renderScreen } from "../test/util";
-import { Wallet, readFunds } from "./Wallet";
+import { Wallet } from "./Wallet";
 
 vi.mock("../api", async (orig) => {
   const real = await orig<typeof import("../api")>();
@@ -12,16 +12,10 @@ vi.mock("../api", async (orig) => {
 });
 const m = vi.mocked(api);
 
-const funds = {
-  address: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
-  balances: [{ network: "base-sepolia", asset: "USDC", balance: "12.5", read_at: "2026-11-25T10:00:00Z" }],
-  fund_uri: "ethereum:0x036CbD53842c5426634e7929541eC2318f3dCF7e@84532/transfer?address=0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
-};
-
 describe("Wallet", () => {
   beforeEach(() => {
     m.walletStatus.mockResolvedValue(wallet());
-    m.walletFunds.mockResolvedValue(funds);
+    m.walletFunds.mockResolvedValue(funds());
   });
 
   it("shows address, network, balance and a locally drawn QR code of the funding URI", async () => {
@@ -29,7 +23,9 @@ describe("Wallet", () => {
     expect(await screen.findByTestId("wallet-address")).toHaveTextContent("0x70997970C51812dc3A010C7d01b50e0d17dc79C8");
     await waitFor(() => expect(screen.getByTestId("wallet-balance")).toHaveTextContent("12.5 USDC"));
     expect(screen.getByTestId("wallet-network")).toHaveTextContent("base-sepolia");
-    expect(screen.getByTestId("fund-uri")).toHaveTextContent(funds.fund_uri);
+    expect(screen.getByTestId("fund-uri")).toHaveTextContent(networkFunds().fund_uri);
+    expect(screen.getByTestId("wallet-allocated")).toHaveTextContent("3.75 USDC");
+    expect(screen.getByTestId("fund-instructions")).toHaveTextContent("Send USDC on Base Sepolia");
     const qr = await screen.findByTestId("fund-qr");
     expect(qr.getAttribute("src")).toMatch(/^data:image\/png;base64,/);
     expect(m.walletFunds).toHaveBeenCalledWith(false);
@@ -88,14 +84,36 @@ describe("Wallet", () => {
   });
 });
 
-describe("readFunds", () => {
-  it("reads the first balance and the URI, and tolerates missing parts", () => {
-    expect(readFunds(funds)).toMatchObject({ network: "base-sepolia", asset: "USDC", balance: "12.5", uri: funds.fund_uri });
-    expect(readFunds(null)).toEqual({ network: null, asset: null, balance: null, readAt: null, uri: null, instructions: null, warning: null });
-    expect(readFunds({ network: "base", balance: 3, warnings: ["grants could spend $9 more than the wallet holds"] })).toMatchObject({
-      network: "base",
-      balance: "3",
-      warning: "grants could spend $9 more than the wallet holds",
-    });
+describe("Wallet funds", () => {
+  beforeEach(() => {
+    m.walletStatus.mockResolvedValue(wallet({ locked: false }));
+  });
+
+  it("warns when grants could spend more than the wallet holds, and says why a refresh failed", async () => {
+    m.walletFunds.mockResolvedValue(
+      funds([
+        networkFunds({
+          over_allocated: true,
+          warning: "grants could spend 20 USDC; the wallet holds 12.5",
+          refresh_error: { code: "rpc_unreachable", message: "https://sepolia.base.org did not answer" },
+        }),
+      ]),
+    );
+    renderScreen(<Wallet />);
+    expect(await screen.findByTestId("wallet-warning")).toHaveTextContent("grants could spend 20 USDC; the wallet holds 12.5");
+    expect(screen.getByTestId("wallet-refresh-error")).toHaveTextContent("Could not read the balance: https://sepolia.base.org did not answer");
+  });
+
+  it("refresh asks for a fresh read; a network switch changes the QR's URI", async () => {
+    const user = userEvent.setup();
+    const base = networkFunds({ network: "eip155:8453", network_name: "base", testnet: false, fund_uri: "ethereum:0xusdc@8453/transfer?address=0x7099", balance: null, read_at: null });
+    m.walletFunds.mockResolvedValue(funds([networkFunds(), base]));
+    renderScreen(<Wallet />);
+    await waitFor(() => expect(screen.getByTestId("wallet-network")).toHaveTextContent("base-sepolia (testnet)"));
+    await user.click(screen.getByTestId("wallet-net-base"));
+    expect(screen.getByTestId("fund-uri")).toHaveTextContent("ethereum:0xusdc@8453/transfer?address=0x7099");
+    expect(screen.getByTestId("wallet-balance")).toHaveTextContent("not read yet");
+    await user.click(screen.getByTestId("wallet-refresh"));
+    expect(m.walletFunds).toHaveBeenLastCalledWith(true);
   });
 });

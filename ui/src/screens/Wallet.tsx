@@ -1,5 +1,6 @@
 /**
- * Owns the Wallet screen: address, balance and network, funding instructions with a QR code of
+ * Owns the Wallet screen: address, balance per network (with what grants could spend there and
+ * a warning when that is more than the wallet holds), funding instructions with a QR code of
  * the funding URI (drawn locally by `qrcode` into a data URL: no remote content), and
  * lock/unlock (passphrase + "remember on this computer").
  */
@@ -7,54 +8,11 @@ import { useEffect, useState, type FormEvent } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import QRCode from "qrcode";
 import * as api from "../api";
-import type { JsonValue } from "../bindings";
+import type { NetworkFunds } from "../bindings";
 import { InlineError, Skeleton } from "../components/bits";
 import { useToast } from "../components/toasts";
 import { keys, useWallet } from "../queries";
 import { whenFull } from "../format";
-
-type Obj = { [k: string]: JsonValue };
-
-function obj(v: JsonValue | undefined): Obj | null {
-  return typeof v === "object" && v !== null && !Array.isArray(v) ? v : null;
-}
-
-function pick(o: Obj | null, names: string[]): string | null {
-  for (const n of names) {
-    const v = o?.[n];
-    if (typeof v === "string" && v !== "") return v;
-    if (typeof v === "number") return String(v);
-  }
-  return null;
-}
-
-/** The facts the screen shows, read from `wallet_funds` (a shape still settling in the core). */
-export interface FundsView {
-  network: string | null;
-  asset: string | null;
-  balance: string | null;
-  readAt: string | null;
-  uri: string | null;
-  instructions: string | null;
-  warning: string | null;
-}
-
-export function readFunds(v: JsonValue | undefined): FundsView {
-  const top = obj(v);
-  const list = top?.balances ?? top?.networks;
-  const first = Array.isArray(list) ? obj(list[0]) : null;
-  const at = (names: string[]) => pick(first, names) ?? pick(top, names);
-  const warnings = top?.warnings;
-  return {
-    network: at(["network_name", "network"]),
-    asset: at(["asset_symbol", "symbol", "asset"]),
-    balance: at(["balance", "balance_decimal", "balance_usd"]),
-    readAt: at(["read_at", "readAt"]),
-    uri: at(["fund_uri", "uri", "funding_uri", "eip681"]),
-    instructions: at(["instructions"]),
-    warning: pick(top, ["warning", "over_allocated_warning"]) ?? (Array.isArray(warnings) && typeof warnings[0] === "string" ? warnings[0] : null),
-  };
-}
 
 function Qr({ text }: { text: string }) {
   const [src, setSrc] = useState<string | null>(null);
@@ -89,7 +47,9 @@ export function Wallet() {
     onSuccess: (f) => qc.setQueryData(keys.funds, f),
     onError: (e) => toast.error(e, "Could not read the balance"),
   });
-  const f = readFunds(funds.data);
+  const nets = funds.data?.networks ?? [];
+  const [netName, setNetName] = useState<string | null>(null);
+  const net: NetworkFunds | null = nets.find((n) => n.network === netName) ?? nets[0] ?? null;
 
   const [pass, setPass] = useState("");
   const [remember, setRemember] = useState(false);
@@ -150,18 +110,48 @@ export function Wallet() {
             <code className="addr big-addr" data-testid="wallet-address">
               {w.address}
             </code>
+            {nets.length > 1 && (
+              <div className="chips" role="group" aria-label="Network">
+                {nets.map((n) => (
+                  <button
+                    key={n.network}
+                    className={`chip small ${n.network === net?.network ? "on" : ""}`}
+                    aria-pressed={n.network === net?.network}
+                    onClick={() => setNetName(n.network)}
+                    data-testid={`wallet-net-${n.network_name}`}
+                  >
+                    {n.network_name}
+                  </button>
+                ))}
+              </div>
+            )}
             <dl className="facts">
               <dt>Network</dt>
-              <dd data-testid="wallet-network">{f.network ?? "—"}</dd>
+              <dd data-testid="wallet-network">
+                {net ? `${net.network_name}${net.testnet ? " (testnet)" : ""}` : "—"}
+              </dd>
               <dt>Balance</dt>
               <dd data-testid="wallet-balance">
-                {funds.isPending ? <span className="muted">reading…</span> : f.balance ? `${f.balance} ${f.asset ?? ""}` : "unknown"}
-                {f.readAt && <span className="muted"> · read {whenFull(f.readAt)}</span>}
+                {funds.isPending ? (
+                  <span className="muted">reading…</span>
+                ) : net?.balance ? (
+                  `${net.balance} ${net.symbol}`
+                ) : (
+                  "not read yet"
+                )}
+                {net?.read_at && <span className="muted"> · read {whenFull(net.read_at)}</span>}
               </dd>
+              <dt>Grants could spend</dt>
+              <dd data-testid="wallet-allocated">{net ? `${net.allocated} ${net.symbol}` : "—"}</dd>
             </dl>
-            {f.warning && (
+            {net?.over_allocated && (
               <p className="warning" data-testid="wallet-warning">
-                {f.warning}
+                {net.warning ?? "Your grants could spend more than the wallet holds."}
+              </p>
+            )}
+            {net?.refresh_error && (
+              <p className="inline-error" data-testid="wallet-refresh-error" data-code={net.refresh_error.code}>
+                Could not read the balance: {net.refresh_error.message}
               </p>
             )}
             <InlineError error={funds.error} testid="funds-error" />
@@ -172,15 +162,14 @@ export function Wallet() {
 
           <article className="panel">
             <h2>Add funds</h2>
-            <p>
-              {f.instructions ??
-                `Send USDC on ${f.network ?? "the grant's network"} to the address above — from an exchange or another wallet. Scan the code with a mobile wallet:`}
+            <p data-testid="fund-instructions">
+              {net?.instructions ?? "Send USDC to the address above — from an exchange or another wallet."}
             </p>
-            {f.uri ? (
+            {net ? (
               <>
-                <Qr text={f.uri} />
+                <Qr text={net.fund_uri} />
                 <code className="uri" data-testid="fund-uri">
-                  {f.uri}
+                  {net.fund_uri}
                 </code>
               </>
             ) : (

@@ -1,5 +1,5 @@
 // Test data shaped exactly like the generated bindings (the types make drift a compile error).
-import type { GrantView, PendingApproval, SearchItem, WalletStatus } from "../bindings";
+import type { Funds, GrantView, NetworkFunds, PendingApproval, SearchItem, WalletStatus } from "../bindings";
 
 export function grant(over: Partial<GrantView> = {}): GrantView {
   return {
@@ -107,4 +107,32 @@ export function wallet(over: Partial<WalletStatus> = {}): WalletStatus {
     keychain_message: null,
     ...over,
   };
+}
+
+export function networkFunds(over: Partial<NetworkFunds> = {}): NetworkFunds {
+  return {
+    network: "eip155:84532",
+    network_name: "base-sepolia",
+    chain_id: 84532,
+    testnet: true,
+    asset: "0x036CbD53842c5426634e7929541eC2318f3dCF7e",
+    symbol: "USDC",
+    decimals: 6,
+    rpc: "https://sepolia.base.org",
+    balance_atomic: "12500000",
+    balance: "12.5",
+    read_at: "2026-11-25T10:00:00Z",
+    refresh_error: null,
+    allocated_atomic: "3750000",
+    allocated: "3.75",
+    over_allocated: false,
+    warning: null,
+    fund_uri: "ethereum:0x036CbD53842c5426634e7929541eC2318f3dCF7e@84532/transfer?address=0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+    instructions: "Send USDC on Base Sepolia to 0x70997970C51812dc3A010C7d01b50e0d17dc79C8.",
+    ...over,
+  };
+}
+
+export function funds(networks: NetworkFunds[] = [networkFunds()]): Funds {
+  return { address: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", networks };
 }
