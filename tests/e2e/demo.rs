@@ -323,3 +323,57 @@ fn demo_refuses_a_dir_that_is_not_a_demo_and_names_missing_peers() {
     let _ = std::io::Cursor::new(out.stdout).read_to_string(&mut s);
     assert!(!s.contains("paid "), "nothing ran: {s}");
 }
+
+/// Without `--auto-answer` the prompt waits for a person: the printed `purser approvals approve`
+/// command (through the demo dir's control API) answers it, and the run goes on to the end.
+#[test]
+fn demo_prompt_is_answered_by_the_printed_command() {
+    let work = tempfile::Builder::new().prefix("purser-demo-").tempdir().unwrap();
+    let data_dir = work.path().join("data");
+    let demo_dir = data_dir.join("demo");
+    let mut d = spawn(&data_dir, &["--no-notify"], work.path());
+    let found = d.read_until(|l| l.contains(" approvals approve "), Duration::from_secs(300));
+    assert!(found, "no approve command printed:\n{}", d.out.join("\n"));
+    let line = d.out.last().unwrap().clone();
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(&words[..3], &["purser", "--data-dir", demo_dir.to_str().unwrap()], "{line}");
+    let mut cmd = Command::new(BIN);
+    cmd.args(&words[1..]);
+    let out = proc::run_with_timeout(cmd, Duration::from_secs(60));
+    assert!(out.status.success(), "{line}: {}", String::from_utf8_lossy(&out.stderr));
+    let st = d.finish();
+    assert!(st.success(), "exit {st}; output:\n{}\nstderr:\n{}", d.out.join("\n"), proc::tail(&d.stderr, 40));
+    d.assert_nothing_left(&demo_dir);
+    assert!(d.decisions().contains(&"asked $0.050000 GET /mid → approved, paid".to_string()), "{}", d.out.join("\n"));
+    assert_eq!(d.line("summary"), "summary 24 decisions: 22 paid, 2 refused, 0 failed");
+    assert_demo_data(&data_dir, &demo_dir, 24);
+}
+
+/// Ctrl-C while a prompt waits: the held request is refused with a receipt, everything started
+/// is stopped, and the demo says it was interrupted.
+#[test]
+fn demo_ctrl_c_mid_run_stops_everything() {
+    let work = tempfile::Builder::new().prefix("purser-demo-").tempdir().unwrap();
+    let data_dir = work.path().join("data");
+    let demo_dir = data_dir.join("demo");
+    let mut d = spawn(&data_dir, &["--no-notify"], work.path());
+    let found = d.read_until(|l| l.contains(" approvals deny "), Duration::from_secs(300));
+    assert!(found, "no prompt:\n{}", d.out.join("\n"));
+    proc::signal(d.child.id(), libc::SIGINT);
+    let st = d.finish();
+    assert_eq!(st.code(), Some(1), "interrupted: {st}");
+    assert!(std::fs::read_to_string(&d.stderr).unwrap().contains("demo_interrupted"));
+    d.assert_nothing_left(&demo_dir);
+    let cheap = "paid $0.001000 GET /cheap (auto: below $0.01)";
+    assert_eq!(
+        d.decisions(),
+        vec![cheap, cheap, cheap, "refused $0.050000 GET /mid (shutting_down: Purser is shutting down)"],
+        "the held /mid was refused, never paid, and the agent made no further call; whole output:\n{}",
+        d.out.join("\n")
+    );
+    assert!(d.out.last().unwrap().starts_with("stopped "));
+    let (counts, _) = receipt_counts(&demo_dir);
+    assert_eq!(counts.get(&key("paid", "paid", "auto", "1000")), Some(&3));
+    assert_eq!(counts.values().sum::<usize>(), 4, "3 paid and the held one refused at shutdown: {counts:?}");
+    assert_eq!(counts.get(&key("refused", "shutting_down", "policy", "50000")), Some(&1), "{counts:?}");
+}

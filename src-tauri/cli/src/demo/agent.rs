@@ -12,6 +12,7 @@
 //!    until the budget cannot cover one more: refused, `over_budget`.
 
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// Calls in step 4 at most (the $1.00 budget runs out after 19 at $0.05; this only bounds a
 /// misconfigured paywall).
@@ -65,17 +66,23 @@ impl Agent {
         }
     }
 
-    /// Runs the script above.
-    pub async fn run(&self) -> AgentRun {
+    /// Runs the script above; once `stop` turns true it makes no further call (the one in
+    /// flight finishes, so Purser records its decision).
+    pub async fn run(&self, stop: watch::Receiver<bool>) -> AgentRun {
         let mut run = AgentRun::default();
+        let go = || !*stop.borrow();
         for i in 1..=3 {
-            self.get("/cheap", &format!("demo: cheap lookup {i} of 3"), &mut run).await;
+            if go() {
+                self.get("/cheap", &format!("demo: cheap lookup {i} of 3"), &mut run).await;
+            }
         }
-        let mid_paid = self.get("/mid", "demo: one mid-priced report", &mut run).await;
-        self.get("/pricey", "demo: the premium dataset", &mut run).await;
+        let mid_paid = go() && self.get("/mid", "demo: one mid-priced report", &mut run).await;
+        if go() {
+            self.get("/pricey", "demo: the premium dataset", &mut run).await;
+        }
         if mid_paid {
             for i in 1..=MAX_EXHAUST_CALLS {
-                if !self.get("/mid", &format!("demo: more reports until the budget runs out ({i})"), &mut run).await {
+                if !go() || !self.get("/mid", &format!("demo: more reports until the budget runs out ({i})"), &mut run).await {
                     break;
                 }
             }

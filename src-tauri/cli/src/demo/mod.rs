@@ -39,6 +39,8 @@ pub const GRANT_LABEL: &str = "demo agent";
 pub const FUND_ATOMIC: u128 = 10_000_000;
 /// How long an approval in the demo waits for an answer.
 const APPROVAL_TIMEOUT: &str = "2m";
+/// How long the agent's call in flight may take to be decided after Ctrl-C.
+const STOP_GRACE: Duration = Duration::from_secs(20);
 /// What `--auto-answer approve` adds to its approval: the rest of the run pays this host
 /// without asking, within the grant (so the budget runs out on a single prompt).
 const ALLOW_FOR: &str = "10m";
@@ -273,10 +275,10 @@ async fn session(engine: &Arc<Engine>, opts: &Options, ep: &peers::Endpoints, wa
     let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().map_err(|e| DemoError::Io(e.to_string()))?;
     let payee_before = peers::usdc_balance(&http, ep, &ep.pay_to).await?;
     let agent = agent::Agent::new(proxy_url, &grant.token, &ep.paywall).map_err(|e| DemoError::Io(e.to_string()))?;
-    let requests = tokio::select! {
-        r = drive(engine, opts, &agent, on_line) => r?,
-        _ = stopped(stop.clone()) => return Err(DemoError::Interrupted),
-    };
+    let (requests, interrupted) = drive(engine, opts, &agent, on_line, stop.clone()).await?;
+    if interrupted {
+        return Err(DemoError::Interrupted);
+    }
     let payee_after = peers::usdc_balance(&http, ep, &ep.pay_to).await?;
     let summary = summarize(engine, opts, &grant.grant.id, wallet, ep, payee_after.saturating_sub(payee_before), requests).await?;
     for l in summary_lines(&summary) {
@@ -290,16 +292,30 @@ async fn session(engine: &Arc<Engine>, opts: &Options, ep: &peers::Endpoints, wa
 }
 
 /// Runs the agent while printing each decision from the ledger as it is recorded, and answering
-/// prompts when asked to. Returns how many requests the agent made.
-async fn drive(engine: &Arc<Engine>, opts: &Options, agent: &agent::Agent, on_line: &mut (impl FnMut(&str) + Send)) -> Result<usize, DemoError> {
+/// prompts when asked to. Returns how many requests the agent made, and whether `stop` cut the
+/// run short: then held prompts are refused (`shutting_down`, with receipts), the agent makes no
+/// new call, and its call in flight gets up to [`STOP_GRACE`] to be decided and recorded.
+async fn drive(engine: &Arc<Engine>, opts: &Options, agent: &agent::Agent, on_line: &mut (impl FnMut(&str) + Send), stop: watch::Receiver<bool>) -> Result<(usize, bool), DemoError> {
     let mut events = engine.events.subscribe();
     let mut printed = HashSet::new();
     let mut answers = tokio::task::JoinSet::new();
-    let run = agent.run();
+    let run = agent.run(stop.clone());
     tokio::pin!(run);
+    let stop_signal = stopped(stop.clone());
+    tokio::pin!(stop_signal);
+    let grace = tokio::time::sleep(Duration::from_secs(365 * 86_400));
+    tokio::pin!(grace);
+    let mut interrupted = false;
     let agent_run = loop {
         tokio::select! {
             r = &mut run => break r,
+            _ = &mut stop_signal, if !interrupted => {
+                interrupted = true;
+                answers.abort_all();
+                engine.approvals.close();
+                grace.as_mut().reset(tokio::time::Instant::now() + STOP_GRACE);
+            }
+            _ = &mut grace, if interrupted => break agent::AgentRun::default(),
             ev = events.recv() => match ev {
                 Ok(Event::ReceiptAdded { .. }) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => print_new(engine, &mut printed, on_line).await?,
                 Ok(Event::ApprovalPending { id }) => {
@@ -341,7 +357,7 @@ async fn drive(engine: &Arc<Engine>, opts: &Options, agent: &agent::Agent, on_li
     answers.abort_all();
     // Decisions recorded after the agent's last answer arrived.
     print_new(engine, &mut printed, on_line).await?;
-    Ok(agent_run.requests)
+    Ok((agent_run.requests, interrupted))
 }
 
 /// Prints the receipts not printed yet, in chain order.
