@@ -94,6 +94,12 @@ impl Ui {
         el.click().await.unwrap_or_else(|e| panic!("click on {id}: {e}"));
     }
 
+    /// Clicks the first element matching the CSS selector (waiting for it to exist).
+    pub async fn click_css(&self, css: &str) {
+        let el = self.wait_css(css, Duration::from_secs(20)).await.unwrap_or_else(|e| panic!("{e}"));
+        el.click().await.unwrap_or_else(|e| panic!("click on {css}: {e}"));
+    }
+
     /// Replaces the text of the input with this testid by `text` (real key events).
     pub async fn type_into(&self, id: &str, text: &str) {
         let el = self.testid(id).await;
