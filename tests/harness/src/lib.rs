@@ -4,6 +4,7 @@
 //! * [`purser`]: one `purser serve` daemon in a fresh data dir, plus its CLI.
 //! * [`agent`]: the agent side (reqwest) and raw-TCP requests for Host/Origin tests.
 //! * [`chain`]: JSON-RPC helpers (USDC balances, transfers of a tx) and facilitator stats.
+//! * [`onchain`]: anvil time travel, submitting a captured authorization, a paywall whose paid answer a test picks.
 //! * [`hostile`]: a 402 server answering configured raw responses, counting paid retries.
 //! * [`challenge`]: good x402 v1/v2 challenge templates to mutate.
 //! * [`proc`]: child-process plumbing (timeouts, SIGTERM, log tails).
@@ -16,6 +17,7 @@ pub mod challenge;
 pub mod desktop;
 pub mod hostile;
 pub mod keyring;
+pub mod onchain;
 pub mod peers;
 pub mod proc;
 pub mod purser;

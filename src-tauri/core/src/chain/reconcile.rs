@@ -204,16 +204,7 @@ pub async fn reconcile_once(ledger: &Ledger, dir: &Path, clock: &dyn crate::cloc
         };
         let (l, id, res, state, detail) = (ledger.clone(), r.id.clone(), r.reservation_id.clone(), finding.state(), finding.detail().to_string());
         let now = clock.now();
-        let ended = l
-            .blocking(move |l| {
-                let open = match (how, &res) {
-                    (Some(h), Some(rid)) => l.open_reservation(rid)?.filter(|(_, s)| s == "unknown").map(|(r, _)| (r, h)),
-                    _ => None,
-                };
-                l.set_reconciliation(&id, state, &detail, open.as_ref().map(|(r, h)| (r, *h)), now)?;
-                Ok::<_, crate::ledger::LedgerError>(open.map(|(r, h)| (r.amount, h)))
-            })
-            .await??;
+        let ended = l.blocking(move |l| l.set_reconciliation(&id, state, &detail, how.zip(res.as_deref()).map(|(h, r)| (r, h)), now)).await??.zip(how);
         if matches!(finding, Finding::Mismatch(_) | Finding::Missing(_)) {
             report.flagged += 1;
         }

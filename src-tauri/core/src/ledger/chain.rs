@@ -172,24 +172,23 @@ impl Ledger {
         })
     }
 
-    /// An open reservation (reserved or unknown) by id, with its state.
-    pub fn open_reservation(&self, id: &str) -> Result<Option<(Reservation, String)>> {
-        self.with(|c| {
-            Ok(c.query_row("SELECT id, grant_id, amount, valid_before, state FROM reservations WHERE id = ?1 AND state IN ('reserved', 'unknown')", [id], |r| {
-                let (amount, vb): (i64, i64) = (r.get(2)?, r.get(3)?);
-                Ok((Reservation { id: r.get(0)?, grant_id: r.get(1)?, amount: amount as u64, valid_before: vb as u64 }, r.get::<_, String>(4)?))
-            })
-            .optional()?)
-        })
-    }
-
     /// Records what the chain said of a receipt and, in the same transaction, ends its
-    /// reservation when the chain settled the question (spent if used, released if expired unused).
-    pub fn set_reconciliation(&self, receipt_id: &str, state: &str, detail: &str, reservation: Option<(&Reservation, Settle)>, now: DateTime<Utc>) -> Result<()> {
+    /// reservation when the chain settled the question (spent if used, released if expired
+    /// unused) and it is still `unknown` then. Returns the micro-USD it moved, if it ended one.
+    pub fn set_reconciliation(&self, receipt_id: &str, state: &str, detail: &str, end: Option<(&str, Settle)>, now: DateTime<Utc>) -> Result<Option<u64>> {
         self.with(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if let Some((r, how)) = reservation {
-                apply(&tx, r, how, now)?;
+            let mut moved = None;
+            if let Some((rid, how)) = end {
+                let open = tx
+                    .query_row("SELECT grant_id, amount, valid_before FROM reservations WHERE id = ?1 AND state = 'unknown'", [rid], |r| {
+                        Ok(Reservation { id: rid.to_string(), grant_id: r.get(0)?, amount: r.get::<_, i64>(1)? as u64, valid_before: r.get::<_, i64>(2)? as u64 })
+                    })
+                    .optional()?;
+                if let Some(r) = open {
+                    apply(&tx, &r, how, now)?;
+                    moved = Some(r.amount);
+                }
             }
             tx.execute(
                 "INSERT INTO reconciliation (receipt_id, state, checked_at, detail, attempts) VALUES (?1, ?2, ?3, ?4, 1)
@@ -197,7 +196,7 @@ impl Ledger {
                 params![receipt_id, state, ts(now), detail],
             )?;
             tx.commit()?;
-            Ok(())
+            Ok(moved)
         })
     }
 
