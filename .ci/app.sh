@@ -7,7 +7,9 @@
 #   PURSER_ARTIFACTS=dir .ci/app.sh # where the screenshot and app log go (default /tmp/purser-app)
 #   CARGO_TARGET_DIR=dir .ci/app.sh # honoured (keep it under $HOME in CI to stay warm)
 #
-# Exit 0 only if the built binary showed a window titled "Purser" within 60 s.
+# Exit 0 only if the built binary showed a window titled "Purser" within 60 s and its desktop
+# end-to-end tests (tests/desktop: tauri-driver + WebKitWebDriver, screenshots in
+# $PURSER_ARTIFACTS/desktop) passed.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -79,6 +81,7 @@ APT_PACKAGES=(
   build-essential pkg-config file
   libwebkit2gtk-4.1-dev libjavascriptcoregtk-4.1-dev libsoup-3.0-dev libgtk-3-dev librsvg2-dev
   xvfb xauth x11-utils imagemagick dbus
+  webkit2gtk-driver # WebKitWebDriver, which tauri-driver drives (desktop e2e)
 )
 
 step "1/5 system packages (${#APT_PACKAGES[@]} checked with dpkg-query)"
@@ -161,3 +164,20 @@ if xvfb-run -a -s "-screen 0 1280x800x24 -nolisten tcp" \
 else
   fail "the app window did not appear (app log $LOG)"
 fi
+
+# ---------------------------------------------------------------------------------------------
+# 6. Desktop end-to-end tests in the real webview (tests/desktop): each test starts its own Xvfb,
+#    session bus, reference peers and tauri-driver (pinned to 2.x: crates.io's newest is a 3.0
+#    alpha) on free ports, and drives the binary built above.
+# ---------------------------------------------------------------------------------------------
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+if ! command -v tauri-driver >/dev/null; then
+  step "6/6 installing tauri-driver (cargo install tauri-driver --version '^2' --locked)"
+  cargo install tauri-driver --version '^2' --locked
+fi
+step "6/6 desktop end-to-end tests: cargo test -p purser-desktop-e2e (screenshots in $ARTIFACTS/desktop)"
+bash "$ROOT/tests/peers/setup.sh"
+PURSER_ARTIFACTS="$ARTIFACTS" PURSER_APP_BIN="$BIN" NO_AT_BRIDGE=1 \
+  cargo test --manifest-path "$ROOT/Cargo.toml" -p purser-desktop-e2e --locked -- --test-threads 1 ||
+  fail "desktop end-to-end tests failed (screenshots and logs in $ARTIFACTS/desktop)"
+step "PASS: desktop end-to-end tests (total ${SECONDS} s)"
