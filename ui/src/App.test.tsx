@@ -84,6 +84,11 @@ describe("App", () => {
     await waitFor(() => expect(screen.getByTestId("nav-approvals-count")).toHaveTextContent("3"));
     await act(async () => handlers.get("purser://open")!({ payload: { screen: "approvals", id: "a-3" } }));
     expect(await screen.findByTestId("approval-detail")).toHaveAttribute("data-approval-id", "a-3");
+    // the user moves on; the same notification's Open again lands on it again
+    await userEvent.setup().keyboard("{ArrowUp}");
+    expect(screen.getByTestId("approval-detail")).toHaveAttribute("data-approval-id", "a-2");
+    await act(async () => handlers.get("purser://open")!({ payload: { screen: "approvals", id: "a-3" } }));
+    expect(screen.getByTestId("approval-detail")).toHaveAttribute("data-approval-id", "a-3");
   });
 
   it("reads #/approvals/<id> links", () => {

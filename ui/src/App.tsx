@@ -49,13 +49,17 @@ function Frame() {
   const qc = useQueryClient();
   const initial = parseHash(window.location.hash);
   const [screen, setScreen] = useState<Screen>(initial?.screen ?? "grants");
-  const [focusApproval, setFocusApproval] = useState<string | null>(initial?.screen === "approvals" ? initial.id : null);
+  // Each Open is a new request to show (even the same id again after the user moved on).
+  const [focusApproval, setFocusApproval] = useState<{ id: string | null; n: number }>({
+    id: initial?.screen === "approvals" ? initial.id : null,
+    n: 0,
+  });
   const navRefs = useRef<Array<HTMLButtonElement | null>>([]);
 
   const go = useCallback((s: string, id: string | null) => {
     if (!isScreen(s)) return;
     setScreen(s);
-    if (s === "approvals") setFocusApproval(id);
+    if (s === "approvals") setFocusApproval((f) => ({ id, n: f.n + 1 }));
   }, []);
   useLiveUpdates(qc, go);
 
@@ -126,7 +130,7 @@ function Frame() {
         </nav>
         <main className="content">
           {screen === "grants" && <Grants />}
-          {screen === "approvals" && <Approvals focusId={focusApproval} />}
+          {screen === "approvals" && <Approvals focusId={focusApproval.id} focusNonce={focusApproval.n} />}
           {screen === "timeline" && <Timeline />}
           {screen === "wallet" && <Wallet />}
         </main>

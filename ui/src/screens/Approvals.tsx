@@ -20,8 +20,8 @@ function typing(target: EventTarget | null): boolean {
   return el.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(el.tagName);
 }
 
-/** `focusId`: a notification's Open action asked for this request. */
-export function Approvals({ focusId }: { focusId: string | null }) {
+/** `focusId`: a notification's Open action asked for this request (`focusNonce` counts Opens). */
+export function Approvals({ focusId, focusNonce = 0 }: { focusId: string | null; focusNonce?: number }) {
   const approvals = useApprovals();
   const qc = useQueryClient();
   const toast = useToast();
@@ -33,7 +33,7 @@ export function Approvals({ focusId }: { focusId: string | null }) {
 
   useEffect(() => {
     if (focusId) setSelected(focusId);
-  }, [focusId]);
+  }, [focusId, focusNonce]);
   // Keep a valid selection as the queue changes.
   const current = list.find((a) => a.id === selected) ?? list[0] ?? null;
   const index = current ? list.indexOf(current) : -1;

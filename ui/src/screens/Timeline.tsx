@@ -101,6 +101,8 @@ export function Timeline() {
   // …and once typing has paused, so an aggregate does not queue in front of the next keystroke.
   const chartQuery = useDebounced(chartFor, CHART_DELAY_MS);
 
+  useEffect(() => setFresh(0), [query]);
+
   // Only the first page is refetched on news: trim, then invalidate.
   const refreshTop = useCallback(() => {
     const key = keys.search(query);
