@@ -1,11 +1,13 @@
 //! Owns what the demo prints: one line per decision, made from the receipt the ledger recorded
-//! (the truth, not the agent's view), and the tally the summary is made of. Amounts are exact
+//! (the truth, not the agent's view), the tally of those receipts, and the summary. Amounts are exact
 //! micro-USD integers, shown with six decimals.
 
 use purser_core::money;
 use purser_core::receipt::{DecidedBy, Outcome, Receipt};
+use super::AutoAnswer;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 /// `$0.001000`: micro-USD with all six decimals (integer arithmetic, exact).
 pub fn usd6(micros: u64) -> String {
@@ -102,6 +104,45 @@ impl Tally {
     }
 }
 
+/// How the demo went (everything from the ledger and the chain).
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub dir: PathBuf,
+    pub auto_answer: Option<AutoAnswer>,
+    pub grant_id: String,
+    pub tally: Tally,
+    pub budget_micros: u64,
+    pub spent_micros: u64,
+    pub remaining_micros: u64,
+    pub wallet: String,
+    pub pay_to: String,
+    /// What the payee's test USDC balance grew by while the agent ran (atomic units).
+    pub payee_received_atomic: u128,
+    /// The hash chain checked out, with this many receipts.
+    pub receipts_verified: Option<u64>,
+    pub agent_requests: usize,
+}
+
+/// The summary, in lines.
+pub fn summary_lines(s: &Summary) -> Vec<String> {
+    let t = &s.tally;
+    let chain = match s.receipts_verified {
+        Some(n) => format!("{n} receipts, hash chain verified intact"),
+        None => "hash chain BROKEN (see `receipts verify`)".into(),
+    };
+    let onchain = if s.payee_received_atomic == t.paid_atomic { "equal to the paid receipts" } else { "NOT equal to the paid receipts" };
+    let d = s.dir.display();
+    vec![
+        format!("summary   {} decisions: {} paid, {} refused, {} failed", t.decisions, t.count("paid"), t.count("refused"), t.count("failed")),
+        format!("          paid: {}; refused: {}", t.breakdown("paid"), t.breakdown("refused")),
+        format!("spent     {} of the {} budget, {} left", usd6(s.spent_micros), usd6(s.budget_micros), usd6(s.remaining_micros)),
+        format!("onchain   payee {} received {} test USDC atomic units ({onchain})", s.pay_to, s.payee_received_atomic),
+        format!("receipts  {chain}"),
+        format!("data      {d} (demo data only; your real wallet and ledger were not touched)"),
+        format!("browse    purser --data-dir {d} receipts list   (also: receipts search, receipts verify)"),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +153,57 @@ mod tests {
         assert_eq!(usd6(1_000), "$0.001000");
         assert_eq!(usd6(2_000_000), "$2.000000");
         assert_eq!(usd6(953_000), "$0.953000");
+    }
+
+    fn receipt(path: &str, usd: &str, outcome: Outcome, by: DecidedBy, reason: &str) -> Receipt {
+        let mut r = Receipt::new("r".into(), chrono::Utc::now(), "GET", &format!("http://127.0.0.1:9{path}"), "127.0.0.1");
+        r.decide(outcome, by, reason, None, "the message");
+        r.amount_usd = Some(usd.into());
+        r.amount_atomic = Some((money::parse_usd(usd).unwrap()).to_string());
+        r.grant = Some(purser_core::receipt::GrantSnapshot {
+            label: "demo agent".into(),
+            budget_atomic: "1000000".into(),
+            spent_atomic: "0".into(),
+            reserved_atomic: "0".into(),
+            per_request_max_atomic: None,
+            auto_below_atomic: "10000".into(),
+            ask_below_atomic: Some("250000".into()),
+            hosts: vec![],
+            expires_at: chrono::Utc::now(),
+        });
+        r.ledger_after = Some(purser_core::receipt::LedgerAfter { spent_atomic: "953000".into(), reserved_atomic: "0".into(), remaining_atomic: "47000".into() });
+        r
+    }
+
+    #[test]
+    fn one_line_per_kind_of_decision() {
+        let norm = |l: String| l.split_whitespace().collect::<Vec<_>>().join(" ");
+        let cases = [
+            (receipt("/cheap", "0.001", Outcome::Paid, DecidedBy::Auto, "paid"), "paid $0.001000 GET /cheap (auto: below $0.01)"),
+            (receipt("/mid", "0.05", Outcome::Paid, DecidedBy::User, "paid"), "asked $0.050000 GET /mid → approved, paid"),
+            (receipt("/mid", "0.05", Outcome::Refused, DecidedBy::User, "user_denied"), "asked $0.050000 GET /mid → denied, not paid"),
+            (receipt("/mid", "0.05", Outcome::Refused, DecidedBy::Timeout, "approval_timed_out"), "asked $0.050000 GET /mid → no answer in time, not paid"),
+            (receipt("/pricey", "2", Outcome::Refused, DecidedBy::Policy, "above_ask_tier"), "refused $2.000000 GET /pricey (above the grant's ask ceiling $0.25)"),
+            (receipt("/mid", "0.05", Outcome::Refused, DecidedBy::Policy, "over_budget"), "refused $0.050000 GET /mid (budget exhausted: $0.047000 left of $1.00)"),
+            (receipt("/mid", "0.05", Outcome::Failed, DecidedBy::Rule, "settlement_failed"), "failed $0.050000 GET /mid (settlement_failed: the message)"),
+        ];
+        for (r, want) in cases {
+            assert_eq!(norm(decision_line(&r)), want);
+        }
+    }
+
+    #[test]
+    fn the_tally_counts_outcomes_and_adds_only_what_was_paid() {
+        let mut t = Tally::default();
+        t.add(&receipt("/cheap", "0.001", Outcome::Paid, DecidedBy::Auto, "paid"));
+        t.add(&receipt("/cheap", "0.001", Outcome::Paid, DecidedBy::Auto, "paid"));
+        t.add(&receipt("/mid", "0.05", Outcome::Paid, DecidedBy::Rule, "paid"));
+        t.add(&receipt("/pricey", "2", Outcome::Refused, DecidedBy::Policy, "above_ask_tier"));
+        assert_eq!((t.decisions, t.count("paid"), t.count("refused"), t.count("failed")), (4, 3, 1, 0));
+        assert_eq!((t.paid_micros, t.paid_atomic), (52_000, 52_000));
+        assert_eq!(t.breakdown("paid"), "2 auto, 1 rule");
+        assert_eq!(t.breakdown("refused"), "1 above_ask_tier");
+        assert_eq!(t.breakdown("failed"), "none");
     }
 
     #[test]

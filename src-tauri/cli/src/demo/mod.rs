@@ -12,7 +12,7 @@ pub mod agent;
 pub mod lines;
 pub mod peers;
 
-use crate::demo::lines::{usd6, Tally};
+use crate::demo::lines::{summary_lines, usd6, Summary, Tally};
 use purser_core::approvals::Via;
 use purser_core::control::ControlFile;
 use purser_core::datadir::{self, DirLock, LockError, Owner};
@@ -140,25 +140,6 @@ impl DemoError {
 
 fn io(what: &Path) -> impl Fn(std::io::Error) -> DemoError + '_ {
     move |e| DemoError::Io(format!("{}: {e}", what.display()))
-}
-
-/// How the demo went (everything from the ledger and the chain).
-#[derive(Debug, Clone, Serialize)]
-pub struct Summary {
-    pub dir: PathBuf,
-    pub auto_answer: Option<AutoAnswer>,
-    pub grant_id: String,
-    pub tally: Tally,
-    pub budget_micros: u64,
-    pub spent_micros: u64,
-    pub remaining_micros: u64,
-    pub wallet: String,
-    pub pay_to: String,
-    /// What the payee's test USDC balance grew by while the agent ran (atomic units).
-    pub payee_received_atomic: u128,
-    /// The hash chain checked out, with this many receipts.
-    pub receipts_verified: Option<u64>,
-    pub agent_requests: usize,
 }
 
 /// Empties `dir` for a new demo (refusing a dir that is not a demo's) and takes it.
@@ -396,26 +377,6 @@ async fn summarize(engine: &Engine, opts: &Options, grant_id: &str, wallet: &str
     })
 }
 
-/// The summary, in lines.
-pub fn summary_lines(s: &Summary) -> Vec<String> {
-    let t = &s.tally;
-    let chain = match s.receipts_verified {
-        Some(n) => format!("{n} receipts, hash chain verified intact"),
-        None => "hash chain BROKEN (see `receipts verify`)".into(),
-    };
-    let onchain = if s.payee_received_atomic == t.paid_atomic { "equal to the paid receipts" } else { "NOT equal to the paid receipts" };
-    let d = s.dir.display();
-    vec![
-        format!("summary   {} decisions: {} paid, {} refused, {} failed", t.decisions, t.count("paid"), t.count("refused"), t.count("failed")),
-        format!("          paid: {}; refused: {}", t.breakdown("paid"), t.breakdown("refused")),
-        format!("spent     {} of the {} budget, {} left", usd6(s.spent_micros), usd6(s.budget_micros), usd6(s.remaining_micros)),
-        format!("onchain   payee {} received {} test USDC atomic units ({onchain})", s.pay_to, s.payee_received_atomic),
-        format!("receipts  {chain}"),
-        format!("data      {d} (demo data only; your real wallet and ledger were not touched)"),
-        format!("browse    purser --data-dir {d} receipts list   (also: receipts search, receipts verify)"),
-    ]
-}
-
 /// `purser demo`: runs [`run`] with the lines on stdout and Ctrl-C/SIGTERM as the stop signal.
 pub async fn command(data_dir: &Path, a: DemoArgs) -> anyhow::Result<()> {
     let opts = Options {
@@ -446,5 +407,36 @@ pub async fn command(data_dir: &Path, a: DemoArgs) -> anyhow::Result<()> {
             Ok(())
         }
         Err(e) => Err(anyhow::anyhow!("{e} ({})", e.code())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_dir_is_wiped_only_when_it_is_a_demo_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let real = tmp.path().join("data");
+        std::fs::create_dir_all(&real).unwrap();
+        assert_eq!(prepare_dir(&real, &real).unwrap_err().code(), "demo_dir_not_demo");
+
+        let other = tmp.path().join("notes");
+        std::fs::create_dir_all(&other).unwrap();
+        std::fs::write(other.join("keep.txt"), "mine").unwrap();
+        assert_eq!(prepare_dir(&other, &real).unwrap_err().code(), "demo_dir_not_demo");
+        assert_eq!(std::fs::read_to_string(other.join("keep.txt")).unwrap(), "mine");
+
+        let demo = real.join("demo");
+        let lock = prepare_dir(&demo, &real).unwrap();
+        assert!(demo.join(MARKER).is_file());
+        assert_eq!(prepare_dir(&demo, &real).unwrap_err().code(), "already_running", "one demo per dir at a time");
+        drop(lock);
+        std::fs::create_dir_all(demo.join("peers")).unwrap();
+        std::fs::write(demo.join("purser.db"), "old").unwrap();
+        let _lock = prepare_dir(&demo, &real).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(&demo).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        left.sort();
+        assert_eq!(left, [MARKER, datadir::LOCK_FILE], "a previous demo's data is wiped");
     }
 }
