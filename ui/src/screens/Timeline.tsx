@@ -93,11 +93,11 @@ export function Timeline() {
   // so a slow aggregate must never sit in front of the search the user is waiting for.
   const [chartFor, setChartFor] = useState(query);
   useEffect(() => {
-    if (showingQuery !== null && !search.isFetching) {
+    if (showingQuery !== null && !search.isFetching && !search.error) {
       searchRendered(showingQuery);
       setChartFor(showingQuery);
     }
-  }, [showingQuery, search.isFetching, search.dataUpdatedAt]);
+  }, [showingQuery, search.isFetching, search.error, search.dataUpdatedAt]);
   // …and once typing has paused, so an aggregate does not queue in front of the next keystroke.
   const chartQuery = useDebounced(chartFor, CHART_DELAY_MS);
 
