@@ -190,6 +190,9 @@ fn assert_demo_data(data_dir: &Path, demo_dir: &Path, count: u64) {
         assert!(!data_dir.join(f).exists(), "the real data dir must not get {f}");
     }
     assert!(!demo_dir.join("control.json").exists(), "control.json is removed at the end");
+    let nets: Value = serde_json::from_slice(&std::fs::read(demo_dir.join("networks.json")).expect("networks.json in the demo dir")).unwrap();
+    let rpc = nets["rpc"]["eip155:84532"].as_str().unwrap_or_default();
+    assert!(rpc.starts_with("http://127.0.0.1:"), "the demo dir reads the demo chain, never a public RPC: {nets}");
 }
 
 #[test]
@@ -214,6 +217,7 @@ fn demo_auto_approve_pays_asks_refuses_and_exhausts_the_budget() {
     assert_eq!(d.line("spent"), "spent $0.953000 of the $1.000000 budget, $0.047000 left");
     assert!(d.line("onchain").ends_with("received 953000 test USDC atomic units (equal to the paid receipts)"), "{}", d.line("onchain"));
     assert_eq!(d.line("receipts"), "receipts 24 receipts, hash chain verified intact");
+    assert_eq!(d.line("reconcile"), "reconcile 22 confirmed (receipts checked against the chain)");
     assert!(d.line("browse").contains(&format!("purser --data-dir {} receipts list", demo_dir.display())));
     assert!(d.out.last().unwrap().starts_with("stopped "), "the last line says everything stopped");
 
@@ -252,6 +256,7 @@ fn demo_auto_deny_refuses_the_prompt_and_stops_there() {
     assert_eq!(d.line("spent"), "spent $0.003000 of the $1.000000 budget, $0.997000 left");
     assert!(d.line("onchain").ends_with("received 3000 test USDC atomic units (equal to the paid receipts)"), "{}", d.line("onchain"));
     assert_eq!(d.line("receipts"), "receipts 5 receipts, hash chain verified intact");
+    assert_eq!(d.line("reconcile"), "reconcile 3 confirmed (receipts checked against the chain)");
 
     let (counts, _) = receipt_counts(&demo_dir);
     let want: BTreeMap<_, _> = [

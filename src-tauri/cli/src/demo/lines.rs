@@ -121,6 +121,8 @@ pub struct Summary {
     /// The hash chain checked out, with this many receipts.
     pub receipts_verified: Option<u64>,
     pub agent_requests: usize,
+    /// The receipts reconciliation checked against the chain, by state (`confirmed`, ...).
+    pub reconciled: BTreeMap<String, usize>,
 }
 
 /// The summary, in lines.
@@ -138,6 +140,7 @@ pub fn summary_lines(s: &Summary) -> Vec<String> {
         format!("spent     {} of the {} budget, {} left", usd6(s.spent_micros), usd6(s.budget_micros), usd6(s.remaining_micros)),
         format!("onchain   payee {} received {} test USDC atomic units ({onchain})", s.pay_to, s.payee_received_atomic),
         format!("receipts  {chain}"),
+        format!("reconcile {}", if s.reconciled.is_empty() { "nothing to check on chain".to_string() } else { s.reconciled.iter().map(|(k, n)| format!("{n} {k}")).collect::<Vec<_>>().join(", ") + " (receipts checked against the chain)" }),
         format!("data      {d} (demo data only; your real wallet and ledger were not touched)"),
         format!("browse    purser --data-dir {d} receipts list   (also: receipts search, receipts verify)"),
     ]

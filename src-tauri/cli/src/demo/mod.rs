@@ -23,7 +23,7 @@ use purser_core::grants::GrantSpec;
 use purser_core::ledger::{ChainReport, LedgerError};
 use purser_core::wallet::Wallet;
 use serde::Serialize;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -117,6 +117,8 @@ pub enum DemoError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Network(#[from] purser_core::networks::NetworkError),
     #[error("the demo was interrupted; everything it started was stopped")]
     Interrupted,
 }
@@ -133,6 +135,7 @@ impl DemoError {
             DemoError::Lock(e) => e.code(),
             DemoError::Engine(e) => e.code(),
             DemoError::Ledger(e) => e.code(),
+            DemoError::Network(e) => e.code(),
             DemoError::Interrupted => "demo_interrupted",
         }
     }
@@ -209,6 +212,8 @@ pub async fn run(opts: &Options, mut on_line: impl FnMut(&str) + Send, stop: wat
 /// Everything between the peers' start and stop.
 async fn with_peers(opts: &Options, ep: &peers::Endpoints, wallet: &str, passphrase: &str, on_line: &mut (impl FnMut(&str) + Send), stop: watch::Receiver<bool>) -> Result<Summary, DemoError> {
     let dir = &opts.dir;
+    // Balances and reconciliation in the demo dir read the demo chain, never a public RPC.
+    purser_core::networks::NetworkConfig::set_rpc(dir, "base-sepolia", Some(&ep.rpc))?;
     let ledger = purser_core::ledger::Ledger::open_in(dir)?;
     let engine = Arc::new(Engine::new(ledger, None)?);
     engine.ledger.set_setting(DEMO_SETTING, "1", engine.clock.now())?;
@@ -355,6 +360,15 @@ async fn print_new(engine: &Engine, printed: &mut HashSet<String>, on_line: &mut
 
 async fn summarize(engine: &Engine, opts: &Options, grant_id: &str, wallet: &str, ep: &peers::Endpoints, received: u128, agent_requests: usize) -> Result<Summary, DemoError> {
     let gid = grant_id.to_string();
+    // Every paid receipt checked against the chain, as the app's background task does.
+    let reconciled = match purser_core::chain::reconcile::reconcile_once(&engine.ledger, &opts.dir, engine.clock.as_ref()).await {
+        Ok(r) if r.errors.is_empty() => r.checked.iter().fold(BTreeMap::new(), |mut m, c| {
+            *m.entry(c.state.clone()).or_insert(0usize) += 1;
+            m
+        }),
+        Ok(r) => BTreeMap::from([(format!("error: {}", r.errors[0].error.message), 1)]),
+        Err(e) => BTreeMap::from([(format!("error: {e}"), 1)]),
+    };
     let (receipts, grant, report) = engine.ledger.blocking(move |l| Ok::<_, LedgerError>((l.list_receipts(1000)?, l.grant(&gid)?, l.verify_chain()?))).await??;
     let mut tally = Tally::default();
     receipts.iter().rev().for_each(|r| tally.add(r));
@@ -374,6 +388,7 @@ async fn summarize(engine: &Engine, opts: &Options, grant_id: &str, wallet: &str
             _ => None,
         },
         agent_requests,
+        reconciled,
     })
 }
 
