@@ -1,7 +1,9 @@
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 import { App } from "./App";
-import "./styles.css";
+import "./styles/base.css";
+import "./styles/components.css";
+import "./styles/screens.css";
 
 const root = document.getElementById("root");
 if (!root) throw new Error("index.html has no #root element");
