@@ -46,7 +46,7 @@ pub struct App {
     pub ui: Ui,
     pub data_dir: PathBuf,
     pub control: Control,
-    /// The wallet address imported into the data dir.
+    /// The wallet address in the data dir (empty without a wallet).
     pub address: String,
     /// Time from starting the WebDriver session to the app's root UI being found.
     pub shown_after: Duration,
@@ -63,10 +63,10 @@ pub struct App {
 /// What the app is started with.
 #[derive(Clone, Debug)]
 pub struct AppOptions {
-    /// Private key (0x hex) imported as the app's wallet.
-    pub key_hex: String,
-    /// An existing data dir to use instead of a fresh one (the wallet is imported only when
-    /// the dir has none).
+    /// Private key (0x hex) imported as the app's wallet when the data dir has none; None: no
+    /// wallet (e.g. a dir seeded with `purser dev seed-receipts`, which refuses wallets).
+    pub key_hex: Option<String>,
+    /// An existing data dir to use instead of a fresh one.
     pub data_dir: Option<PathBuf>,
     /// Pass `PURSER_PASSPHRASE` (unlock at start).
     pub unlock: bool,
@@ -74,7 +74,7 @@ pub struct AppOptions {
 
 impl AppOptions {
     pub fn with_key(key_hex: &str) -> Self {
-        AppOptions { key_hex: key_hex.to_string(), data_dir: None, unlock: true }
+        AppOptions { key_hex: Some(key_hex.to_string()), data_dir: None, unlock: true }
     }
 }
 
@@ -86,10 +86,11 @@ impl App {
         let work = tempfile::Builder::new().prefix("purser-desktop-").tempdir().expect("tempdir");
         let data_dir = opts.data_dir.clone().unwrap_or_else(|| work.path().join("data"));
         purser_core::datadir::ensure_private_dir(&data_dir).expect("create the data dir");
-        let address = if purser_core::wallet::Wallet::exists(&data_dir) {
-            purser_core::wallet::Wallet::address_of(&data_dir).expect("wallet address").to_string()
-        } else {
-            purser_core::wallet::Wallet::import(&data_dir, &opts.key_hex, PASSPHRASE).expect("import the test wallet").to_string()
+        use purser_core::wallet::Wallet;
+        let address = match &opts.key_hex {
+            _ if Wallet::exists(&data_dir) => Wallet::address_of(&data_dir).expect("wallet address").to_string(),
+            Some(key) => Wallet::import(&data_dir, key, PASSPHRASE).expect("import the test wallet").to_string(),
+            None => String::new(),
         };
         let xvfb = Xvfb::start();
         let bus = SessionBus::start();
