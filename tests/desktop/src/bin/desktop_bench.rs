@@ -1,0 +1,247 @@
+//! The desktop app's performance figures (prints them; never a test, never gates on time):
+//! start to UI shown and proxy listening (cold, then warm), idle memory of the app with its
+//! window open and closed to the tray (RSS and PSS summed over the app and its WebKit child
+//! processes), idle memory of `purser serve`, and, on a ledger of N receipts (1,000,000 by
+//! default, seeded with `purser dev seed-receipts`), timeline search latency (keystroke to
+//! results painted, from the UI's `window.__purserPerf`) and scroll frame deltas
+//! (requestAnimationFrame while scrolling the virtual list).
+//!
+//! ```sh
+//! cargo build --release -p purser          # the `purser serve` measured, and the seeder
+//! (cd src-tauri && npx --prefix ../ui tauri build --debug --no-bundle)   # the app measured
+//! cargo run -p purser-desktop-e2e --bin desktop_bench -- [--receipts N] [--seeded DIR] [--starts K]
+//! ```
+//! `--seeded DIR`: a data dir already holding the receipts (reused, not re-seeded; a 1M ledger
+//! is about 4 GB). Otherwise one is seeded in a temp dir and removed afterwards.
+//! Binaries: `PURSER_APP_BIN` (default `<target>/debug/purser-app`), `PURSER_BIN` (default
+//! `<target>/release/purser`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use purser_desktop_e2e::{App, AppOptions, PASSPHRASE};
+use purser_testkit::ANVIL_PAYER_KEY;
+use serde_json::{json, Value};
+
+struct Opts {
+    receipts: u64,
+    seeded: Option<PathBuf>,
+    starts: usize,
+}
+
+fn opts() -> Result<Opts> {
+    let mut o = Opts { receipts: 1_000_000, seeded: None, starts: 3 };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = || args.next().with_context(|| format!("{a} needs a value"));
+        match a.as_str() {
+            "--receipts" => o.receipts = val()?.parse().context("--receipts N")?,
+            "--seeded" => o.seeded = Some(PathBuf::from(val()?)),
+            "--starts" => o.starts = val()?.parse().context("--starts K")?,
+            other => bail!("unknown argument {other} (see the doc comment of tests/desktop/src/bin/desktop_bench.rs)"),
+        }
+    }
+    Ok(o)
+}
+
+/// `<target>/release/purser` (this binary lives in `<target>/<profile>/`).
+fn purser_bin() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("PURSER_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe()?;
+    let target = exe.parent().and_then(Path::parent).context("target dir")?;
+    let bin = target.join("release/purser");
+    if !bin.is_file() {
+        bail!("{} is missing: cargo build --release -p purser (or set PURSER_BIN)", bin.display());
+    }
+    Ok(bin)
+}
+
+/// (RSS, PSS) in KiB of one process, from /proc/PID/smaps_rollup.
+fn mem_kib(pid: u32) -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let field = |name: &str| text.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok());
+    Some((field("Rss:")?, field("Pss:")?))
+}
+
+fn ppid_and_name(pid: u32) -> Option<(u32, String)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (l, r) = (stat.find('(')?, stat.rfind(')')?);
+    let name = stat[l + 1..r].to_string();
+    let ppid = stat[r + 2..].split_whitespace().nth(1)?.parse().ok()?;
+    Some((ppid, name))
+}
+
+/// The process and all its descendants: (pid, name, rss KiB, pss KiB).
+fn tree_mem(root: u32) -> Vec<(u32, String, u64, u64)> {
+    let all: Vec<(u32, u32, String)> = std::fs::read_dir("/proc")
+        .map(|rd| rd.flatten().filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok()).filter_map(|p| ppid_and_name(p).map(|(pp, n)| (p, pp, n))).collect())
+        .unwrap_or_default();
+    let mut pids = vec![root];
+    let mut i = 0;
+    while i < pids.len() {
+        let p = pids[i];
+        pids.extend(all.iter().filter(|(_, pp, _)| *pp == p).map(|(c, _, _)| *c));
+        i += 1;
+    }
+    pids.into_iter()
+        .filter_map(|p| {
+            let name = all.iter().find(|(q, _, _)| *q == p).map(|(_, _, n)| n.clone()).unwrap_or_default();
+            mem_kib(p).map(|(rss, pss)| (p, name, rss, pss))
+        })
+        .collect()
+}
+
+fn print_mem(label: &str, procs: &[(u32, String, u64, u64)]) {
+    let (rss, pss): (u64, u64) = procs.iter().fold((0, 0), |(a, b), p| (a + p.2, b + p.3));
+    println!("{label}: RSS {:.1} MB, PSS {:.1} MB over {} processes", rss as f64 / 1024.0, pss as f64 / 1024.0, procs.len());
+    for (pid, name, r, p) in procs {
+        println!("    {pid:>7} {name:<18} RSS {:>7.1} MB  PSS {:>7.1} MB", *r as f64 / 1024.0, *p as f64 / 1024.0);
+    }
+}
+
+fn stats(label: &str, unit: &str, v: &[f64]) {
+    if v.is_empty() {
+        println!("{label}: no samples");
+        return;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let q = |f: f64| s[((s.len() - 1) as f64 * f).round() as usize];
+    println!("{label}: n={} p50 {:.1}{unit} p95 {:.1}{unit} max {:.1}{unit}", s.len(), q(0.5), q(0.95), s[s.len() - 1]);
+}
+
+async fn starts(n: usize) {
+    println!("\n== start: WebDriver session → UI shown; the app's own `ready in N ms` (window loaded, proxy listening)");
+    let work = tempfile::tempdir().expect("tempdir");
+    let dir = work.path().join("data");
+    for i in 0..n {
+        let app = App::start(AppOptions { key_hex: Some(ANVIL_PAYER_KEY.into()), data_dir: Some(dir.clone()), unlock: true }).await;
+        let kind = if i == 0 { "cold (fresh data dir)" } else { "warm" };
+        println!("start {} {kind}: ready in {:?} ms, UI seen by WebDriver after {} ms", i + 1, app.ready_ms, app.shown_after.as_millis());
+        app.stop().await;
+    }
+}
+
+async fn idle_memory() {
+    println!("\n== idle memory of the app (window open, then closed to the tray)");
+    let app = App::start(AppOptions::with_key(ANVIL_PAYER_KEY)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    print_mem("window open, idle 5 s", &tree_mem(app.control.pid));
+    let _ = app.ui.client().close_window().await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let alive = purser_desktop_e2e::driver::is_alive(app.control.pid);
+    print_mem(&format!("window closed (app alive: {alive}), idle 8 s"), &tree_mem(app.control.pid));
+    app.stop().await;
+}
+
+fn serve_memory(purser: &Path) -> Result<()> {
+    println!("\n== idle memory of `purser serve` ({})", purser.display());
+    let work = tempfile::tempdir()?;
+    let dir = work.path().join("data");
+    purser_core::datadir::ensure_private_dir(&dir)?;
+    purser_core::wallet::Wallet::import(&dir, ANVIL_PAYER_KEY, PASSPHRASE)?;
+    let mut child = Command::new(purser)
+        .args(["--data-dir"])
+        .arg(&dir)
+        .args(["serve", "--port", "0", "--no-notify"])
+        .env("PURSER_PASSPHRASE", PASSPHRASE)
+        .env("DBUS_SESSION_BUS_ADDRESS", "disabled:")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !dir.join("control.json").exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    print_mem("purser serve, wallet unlocked, idle 5 s", &tree_mem(child.id()));
+    purser_testkit::proc::terminate(&mut child, Duration::from_secs(10));
+    Ok(())
+}
+
+const SCROLL_JS: &str = r#"
+const done = arguments[arguments.length - 1];
+const el = document.querySelector('[data-testid=receipt-list]');
+const ms = arguments[0], speed = arguments[1];
+const deltas = []; let last = performance.now(); const end = last + ms;
+function step(t) { deltas.push(t - last); last = t; el.scrollTop += speed; if (t < end) requestAnimationFrame(step); else done({ deltas, top: el.scrollTop }); }
+requestAnimationFrame(step);
+"#;
+
+async fn timeline(purser: &Path, o: &Opts) -> Result<()> {
+    let tmp;
+    let dir = match &o.seeded {
+        Some(d) => d.clone(),
+        None => {
+            tmp = tempfile::Builder::new().prefix("purser-desktop-bench-").tempdir()?;
+            let d = tmp.path().join("data");
+            println!("\n== seeding {} receipts into {} (purser dev seed-receipts)", o.receipts, d.display());
+            let t = Instant::now();
+            let st = Command::new(purser).arg("--data-dir").arg(&d).args(["dev", "seed-receipts", &o.receipts.to_string()]).stdout(Stdio::null()).status()?;
+            if !st.success() {
+                bail!("seed-receipts failed: {st}");
+            }
+            println!("seeded in {:.0} s", t.elapsed().as_secs_f64());
+            d
+        }
+    };
+    println!("\n== timeline with the receipts in {} (app without a wallet)", dir.display());
+    let app = App::start(AppOptions { key_hex: None, data_dir: Some(dir.clone()), unlock: false }).await;
+    println!("start on this ledger: ready in {:?} ms, UI after {} ms", app.ready_ms, app.shown_after.as_millis());
+    let ui = &app.ui;
+    ui.click("nav-timeline").await;
+    let t = Instant::now();
+    ui.wait_js("the first rows", Duration::from_secs(120), "return document.querySelectorAll('[data-testid=receipt-row]').length", vec![]).await.map_err(anyhow::Error::msg)?;
+    println!("timeline first page shown {} ms after the click; total: {}", t.elapsed().as_millis(), ui.text("timeline-total").await);
+    let mut painted = Vec::new();
+    let mut committed = Vec::new();
+    for q in ["outcome:refused", "amount:>0.10", "refused", "api", "outcome:paid amount:<0.01", "search", "timeout"] {
+        let n = ui.js("return (window.__purserPerf && window.__purserPerf.searches.length) || 0", vec![]).await.as_u64().unwrap_or(0);
+        ui.type_into("search-input", q).await;
+        let r = ui
+            .wait_js(&format!("results for {q}"), Duration::from_secs(60), "const p = window.__purserPerf; return p && p.searches.length > arguments[0] && p.lastQuery === arguments[1] ? p : null", vec![json!(n), json!(q)])
+            .await;
+        match r {
+            Ok(p) => {
+                let (s, c) = (p["lastSearchMs"].as_f64().unwrap_or(f64::NAN), p["lastCommitMs"].as_f64().unwrap_or(f64::NAN));
+                println!("search {q:<28} keystroke → painted {s:>7.1} ms (committed {c:.1} ms), {}", ui.text("timeline-total").await);
+                painted.push(s);
+                committed.push(c);
+            }
+            Err(e) => println!("search {q:<28} {e}"),
+        }
+        // Clear, and wait for the full list again.
+        ui.type_into("search-input", "").await;
+        let _ = ui.wait_js("the full list", Duration::from_secs(60), "const p = window.__purserPerf; return p && p.lastQuery === ''", vec![]).await;
+    }
+    stats("search keystroke → results painted", " ms", &painted);
+    stats("search keystroke → results committed", " ms", &committed);
+    for speed in [48, 480] {
+        let v = ui.client().execute_async(SCROLL_JS, vec![json!(3000), json!(speed)]).await?;
+        let deltas: Vec<f64> = v["deltas"].as_array().map(|a| a.iter().skip(1).filter_map(Value::as_f64).collect()).unwrap_or_default();
+        let dropped = deltas.iter().filter(|d| **d > 1.5 * 1000.0 / 60.0).count();
+        stats(&format!("scroll {speed} px/frame for 3 s, rAF deltas"), " ms", &deltas);
+        println!("    frames {} ({:.1} fps), over 25 ms (dropped at 60 Hz): {dropped}, scrolled to {}", deltas.len(), deltas.len() as f64 / 3.0, v["top"]);
+        ui.js("document.querySelector('[data-testid=receipt-list]').scrollTop = 0; return true", vec![]).await;
+    }
+    ui.screenshot("bench-timeline-1m").await;
+    app.stop().await;
+    Ok(())
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<()> {
+    let o = opts()?;
+    let purser = purser_bin()?;
+    println!("desktop bench: app {}, purser {}", purser_desktop_e2e::app_binary().display(), purser.display());
+    starts(o.starts).await;
+    idle_memory().await;
+    serve_memory(&purser)?;
+    timeline(&purser, &o).await?;
+    Ok(())
+}
