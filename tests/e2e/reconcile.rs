@@ -68,6 +68,12 @@ async fn settled_payment_is_confirmed_and_a_forged_tx_is_flagged() {
     // Re-running finds nothing new to check.
     let again = p.cli_json(&["wallet", "reconcile", "--json"]);
     assert_eq!(again["checked"].as_array().unwrap().len(), 0, "{again}");
+    // ...and lists the flagged receipt (only that one).
+    let flagged: Vec<&Value> = again["flagged_receipts"].as_array().unwrap().iter().collect();
+    assert_eq!(flagged.len(), 1, "{again}");
+    assert_eq!((flagged[0]["receipt_id"].as_str(), flagged[0]["state"].as_str()), (Some(forged_id.as_str()), Some("mismatch")), "{again}");
+    let text = p.cli_ok(&["wallet", "reconcile"]);
+    assert!(text.contains(&format!("flagged: {forged_id} mismatch")), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -72,8 +72,12 @@ pub async fn wallet(dir: &Path, cmd: WalletCmd) -> Result<()> {
         }
         WalletCmd::Reconcile { json } => {
             let report = reconcile::reconcile_once(&ledger, dir, &SystemClock).await.map_err(|e| coded(e.code(), &e))?;
+            // Every receipt the chain contradicts, this pass or an earlier one.
+            let flagged = ledger.reconciliations(None, true, 1000).map_err(|e| coded(e.code(), &e))?;
             if json {
-                return crate::print_json(&report);
+                let mut v = serde_json::to_value(&report)?;
+                v["flagged_receipts"] = serde_json::to_value(&flagged)?;
+                return crate::print_json(&v);
             }
             for c in &report.checked {
                 let res = c.reservation.map(|r| format!(" [reservation {r}: {}]", purser_core::money::format_usd(c.micros))).unwrap_or_default();
@@ -81,6 +85,9 @@ pub async fn wallet(dir: &Path, cmd: WalletCmd) -> Result<()> {
             }
             for e in &report.errors {
                 println!("{}: not checked: {} ({})", e.network, e.error.message, e.error.code);
+            }
+            for f in &flagged {
+                println!("flagged: {} {} ({}): {}", f.receipt_id, f.state, f.checked_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), f.detail);
             }
             println!(
                 "{} checked ({} newly queued), {} flagged, in {} ms ({:.1} ms per receipt)",
