@@ -212,4 +212,35 @@ mod tests {
         let addr: Address = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8".parse().unwrap();
         assert_eq!(fund_uri(n, &n.assets[0], addr), "ethereum:0x036CbD53842c5426634e7929541eC2318f3dCF7e@84532/transfer?address=0x70997970C51812dc3A010C7d01b50e0d17dc79C8");
     }
+
+    #[test]
+    fn known_balance_covers_payments_in_flight_only() {
+        use crate::grants::GrantSpec;
+        let dir = tempfile::tempdir().unwrap();
+        let l = Ledger::open_in(dir.path()).unwrap();
+        let now = Utc::now();
+        let grant = |id: &str, nets: &[&str]| {
+            let spec = GrantSpec { label: id.into(), budget: "1".into(), expires: "1h".into(), hosts: vec!["x.com".into()], networks: nets.iter().map(|s| s.to_string()).collect(), ..Default::default() };
+            let (label, limits) = spec.validate(now).unwrap();
+            l.create_grant(id, &label, &limits, &format!("h{id}"), now).unwrap();
+        };
+        grant("test", &[]);
+        grant("main", &["base"]);
+        let (n, payer) = (networks::by_name("base-sepolia").unwrap(), Address::repeat_byte(7));
+        let a = &n.assets[0];
+        // Unknown balance: nothing is checked.
+        assert_eq!(insufficient(&l, n, a, payer, U256::from(5000u64), 5000).unwrap(), None);
+        l.store_balance(n.caip2, &a.address.to_checksum(None), &payer.to_checksum(None), U256::from(10_000u64), None, now).unwrap();
+        // Two reservations in flight on the testnet grant (this payment's own included), one on mainnet.
+        l.reserve("r1", "test", 6000, 9_999_999_999, now).unwrap().unwrap();
+        l.reserve("r2", "test", 4000, 9_999_999_999, now).unwrap().unwrap();
+        l.reserve("r3", "main", 900_000, 9_999_999_999, now).unwrap().unwrap();
+        assert_eq!(l.in_flight_micros(n.caip2).unwrap(), 10_000, "the mainnet grant's reservation is not counted");
+        assert_eq!(insufficient(&l, n, a, payer, U256::from(4000u64), 4000).unwrap(), None, "6000 + 4000 <= 10000");
+        l.reserve("r4", "test", 1, 9_999_999_999, now).unwrap().unwrap();
+        let msg = insufficient(&l, n, a, payer, U256::from(4000u64), 4000).unwrap().expect("10001 > 10000");
+        assert!(msg.contains("insufficient funds") && msg.contains("0.006001 USDC is already committed"), "{msg}");
+        // Allocation: remaining budgets of grants that may pay here (the testnet grant only).
+        assert_eq!(l.allocated_micros(n.caip2, now).unwrap(), 1_000_000 - 10_001);
+    }
 }
