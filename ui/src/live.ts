@@ -40,6 +40,14 @@ export function staleKeys(kind: string): QueryKey[] | "all" {
   }
 }
 
+let receiptsChanged = 0;
+
+/** When an event last told of a new or resolved receipt (ms since the epoch; 0: never). A screen
+ *  mounted after it (so its listener missed it) compares this with its data's age. */
+export function receiptsChangedAt(): number {
+  return receiptsChanged;
+}
+
 type Listener = (kind: string, id: string | null) => void;
 const listeners = new Set<Listener>();
 
@@ -106,6 +114,7 @@ export function makeDispatcher(client: QueryClient): (payload: unknown) => void 
     const kind = typeof p.kind === "string" ? p.kind : "unknown";
     const id = typeof p.id === "string" ? p.id : null;
     pending.add(kind);
+    if (kind === "receipt_added" || kind === "approval_resolved") receiptsChanged = Date.now();
     for (const l of listeners) l(kind, id);
     if (timer === null) timer = setTimeout(flush, COALESCE_MS);
   };

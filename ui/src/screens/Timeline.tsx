@@ -11,7 +11,7 @@ import * as api from "../api";
 import type { SearchItem, SearchPage } from "../bindings";
 import { Empty, Flags, InlineError, OutcomeBadge } from "../components/bits";
 import { useToast } from "../components/toasts";
-import { onChanged } from "../live";
+import { onChanged, receiptsChangedAt } from "../live";
 import { rowsRendered, searchRendered, searchStarted } from "../perf";
 import { keys, useAppInfo } from "../queries";
 import { count, usdText, when, words } from "../format";
@@ -129,6 +129,12 @@ export function Timeline() {
         }, 250);
     });
   }, [refreshTop]);
+  // News that came while this screen was not shown (the listener above was not there to hear it).
+  const atMount = useRef({ dataAt: search.dataUpdatedAt, refreshTop });
+  useEffect(() => {
+    const { dataAt, refreshTop } = atMount.current;
+    if (dataAt > 0 && receiptsChangedAt() >= dataAt) refreshTop();
+  }, []);
 
   const fetchNext = useCallback(() => void search.fetchNextPage(), [search]);
 
