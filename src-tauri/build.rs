@@ -30,6 +30,7 @@ const COMMANDS: &[&str] = &[
     "wallet_status",
     "wallet_unlock",
     "wallet_lock",
+    "wallet_funds",
 ];
 
 fn main() {

@@ -40,6 +40,7 @@ macro_rules! handlers {
             $crate::commands::wallet::wallet_status,
             $crate::commands::wallet::wallet_unlock,
             $crate::commands::wallet::wallet_lock,
+            $crate::commands::wallet::wallet_funds,
         ]
     };
 }
