@@ -70,13 +70,14 @@ pub async fn start(opener: AppOpener) -> Result<AppState, Fatal> {
         Some(purser_core::notify::spawn(engine.clone(), Arc::new(purser_core::notify::desktop::DesktopNotifier::new()), Arc::new(opener)))
     };
     unlock_in_background(engine.clone(), dir.clone());
+    let chain = purser_core::chain::background::spawn(engine.clone(), dir.clone(), purser_core::chain::background::interval_from_env());
     Ok(AppState {
         engine,
         ca_cert: purser_core::proxy::ca::LocalCa::cert_path(&dir),
         data_dir: dir,
         proxy_url,
         has_tray: Default::default(),
-        running: std::sync::Mutex::new(Some(Running { proxy, prompter })),
+        running: std::sync::Mutex::new(Some(Running { proxy, prompter, chain })),
         _lock: lock,
     })
 }

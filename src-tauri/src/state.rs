@@ -1,5 +1,5 @@
 //! Owns the running app's state: the engine (the same core `purser serve` runs), the in-process
-//! proxy and prompter it started, where it listens, the data dir and its exclusive lock, and the
+//! proxy, prompter and chain watcher it started, where it listens, the data dir and its exclusive lock, and the
 //! graceful stop (like `purser serve`'s: control file removed, held approvals denied with
 //! receipts, in-flight requests given their grace, prompts taken off the screen).
 
@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex};
 pub struct Running {
     pub proxy: ProxyHandle,
     pub prompter: Option<PrompterHandle>,
+    /// Balance refreshes and on-chain reconciliation (as in `purser serve`).
+    pub chain: tokio::task::JoinHandle<()>,
 }
 
 pub struct AppState {
@@ -51,6 +53,7 @@ impl AppState {
             let _ = std::fs::remove_file(ControlFile::path(&self.data_dir));
         }
         eprintln!("purser-app: stopping; letting in-flight requests finish");
+        running.chain.abort();
         running.proxy.shutdown().await;
         if let Some(p) = running.prompter {
             p.shutdown().await;
