@@ -1,5 +1,7 @@
 //! A private X display for one test: `Xvfb :N` on the first display number that is free (no
-//! lock file, and Xvfb did not exit), stopped on Drop. Never the user's own display.
+//! lock file, and Xvfb did not exit), stopped on Drop. Never the user's own display. Also
+//! [`close_window`]: the user's click on a window's close button, as a window manager sends it
+//! (WM_DELETE_WINDOW), for the close-to-tray figure (WebDriver's close ends the app instead).
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -56,5 +58,53 @@ impl Xvfb {
 impl Drop for Xvfb {
     fn drop(&mut self) {
         proc::terminate(&mut self.child, Duration::from_secs(3));
+    }
+}
+
+/// Sends WM_DELETE_WINDOW to every top-level window titled `title` on `display` (libX11 loaded at
+/// run time); returns how many got it.
+pub fn close_window(display: &str, title: &str) -> Result<usize, String> {
+    use std::ffi::{CStr, CString};
+    use x11_dl::xlib;
+    let x = xlib::Xlib::open().map_err(|e| format!("libX11: {e}"))?;
+    let name = CString::new(display).map_err(|e| e.to_string())?;
+    // SAFETY: plain Xlib calls on a display opened and closed here; every pointer Xlib returns
+    // is checked for null and freed with XFree.
+    unsafe {
+        let d = (x.XOpenDisplay)(name.as_ptr());
+        if d.is_null() {
+            return Err(format!("cannot open display {display}"));
+        }
+        let root = (x.XDefaultRootWindow)(d);
+        let protocols = (x.XInternAtom)(d, c"WM_PROTOCOLS".as_ptr(), 0);
+        let delete = (x.XInternAtom)(d, c"WM_DELETE_WINDOW".as_ptr(), 0);
+        let (mut r, mut p, mut kids, mut n) = (0, 0, std::ptr::null_mut(), 0u32);
+        let mut sent = 0;
+        if (x.XQueryTree)(d, root, &mut r, &mut p, &mut kids, &mut n) != 0 && !kids.is_null() {
+            for &w in std::slice::from_raw_parts(kids, n as usize) {
+                let mut wname: *mut std::os::raw::c_char = std::ptr::null_mut();
+                if (x.XFetchName)(d, w, &mut wname) == 0 || wname.is_null() {
+                    continue;
+                }
+                let matches = CStr::from_ptr(wname).to_bytes() == title.as_bytes();
+                (x.XFree)(wname.cast());
+                if !matches {
+                    continue;
+                }
+                let mut ev: xlib::XEvent = std::mem::zeroed();
+                ev.client_message.type_ = xlib::ClientMessage;
+                ev.client_message.window = w;
+                ev.client_message.message_type = protocols;
+                ev.client_message.format = 32;
+                ev.client_message.data.set_long(0, delete as std::os::raw::c_long);
+                ev.client_message.data.set_long(1, 0); // CurrentTime
+                (x.XSendEvent)(d, w, 0, xlib::NoEventMask, &mut ev);
+                sent += 1;
+            }
+            (x.XFree)(kids.cast());
+        }
+        (x.XFlush)(d);
+        (x.XCloseDisplay)(d);
+        Ok(sent)
     }
 }

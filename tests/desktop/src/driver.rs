@@ -19,11 +19,13 @@ pub fn app_binary() -> PathBuf {
     let bin = match std::env::var_os("PURSER_APP_BIN").filter(|v| !v.is_empty()) {
         Some(p) => PathBuf::from(p),
         None => {
-            // <target>/debug/deps/<test-exe> → <target>/debug/purser-app
+            // <target>/<profile>/deps/<test-exe> or <target>/<profile>/<bin> → <target>/debug/purser-app
             let exe = std::env::current_exe().expect("current exe");
-            let profile_dir = exe.parent().and_then(Path::parent).expect("target profile dir");
-            let debug = profile_dir.parent().map(|t| t.join("debug")).filter(|d| d.is_dir()).unwrap_or(profile_dir.to_path_buf());
-            debug.join("purser-app")
+            let mut dir = exe.parent().expect("exe dir");
+            if dir.file_name().is_some_and(|n| n == "deps") {
+                dir = dir.parent().expect("profile dir");
+            }
+            dir.parent().expect("target dir").join("debug/purser-app")
         }
     };
     let bin = bin.canonicalize().unwrap_or_else(|_| {

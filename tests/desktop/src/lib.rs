@@ -172,6 +172,11 @@ impl App {
         }
     }
 
+    /// The app's X display (`:N`).
+    pub fn display(&self) -> &str {
+        &self._xvfb.display
+    }
+
     /// The last lines of the app's (and the drivers') output.
     pub fn log_tail(&self, n: usize) -> String {
         purser_testkit::proc::tail(&self.log, n)

@@ -100,13 +100,17 @@ impl Ui {
         el.click().await.unwrap_or_else(|e| panic!("click on {css}: {e}"));
     }
 
-    /// Replaces the text of the input with this testid by `text` (real key events).
+    /// Replaces the text of the input with this testid by `text`, with real key events only
+    /// (Ctrl+A, Backspace, then the text): WebDriver's clear() fires no input event, so a React
+    /// input would keep its old value.
     pub async fn type_into(&self, id: &str, text: &str) {
         let el = self.testid(id).await;
-        el.clear().await.unwrap_or_else(|e| panic!("clear {id}: {e}"));
+        el.send_keys("\u{E009}a\u{E000}\u{E003}").await.unwrap_or_else(|e| panic!("clear {id}: {e}"));
         if !text.is_empty() {
             el.send_keys(text).await.unwrap_or_else(|e| panic!("type into {id}: {e}"));
         }
+        let value = el.prop("value").await.ok().flatten().unwrap_or_default();
+        assert_eq!(value, text, "the input {id} holds {value:?} after typing {text:?}");
     }
 
     /// The visible text of the element with this testid.

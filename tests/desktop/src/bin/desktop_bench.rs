@@ -10,6 +10,7 @@
 //! cargo build --release -p purser          # the `purser serve` measured, and the seeder
 //! (cd src-tauri && npx --prefix ../ui tauri build --debug --no-bundle)   # the app measured
 //! cargo run -p purser-desktop-e2e --bin desktop_bench -- [--receipts N] [--seeded DIR] [--starts K]
+//!     [--parts starts,memory,serve,timeline]
 //! ```
 //! `--seeded DIR`: a data dir already holding the receipts (reused, not re-seeded; a 1M ledger
 //! is about 4 GB). Otherwise one is seeded in a temp dir and removed afterwards.
@@ -26,19 +27,22 @@ use purser_testkit::ANVIL_PAYER_KEY;
 use serde_json::{json, Value};
 
 struct Opts {
+    /// Which measurements: starts, memory, serve, timeline (default all).
+    parts: Vec<String>,
     receipts: u64,
     seeded: Option<PathBuf>,
     starts: usize,
 }
 
 fn opts() -> Result<Opts> {
-    let mut o = Opts { receipts: 1_000_000, seeded: None, starts: 3 };
+    let mut o = Opts { parts: ["starts", "memory", "serve", "timeline"].map(String::from).to_vec(), receipts: 1_000_000, seeded: None, starts: 3 };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || args.next().with_context(|| format!("{a} needs a value"));
         match a.as_str() {
             "--receipts" => o.receipts = val()?.parse().context("--receipts N")?,
             "--seeded" => o.seeded = Some(PathBuf::from(val()?)),
+            "--parts" => o.parts = val()?.split(',').map(str::to_string).collect(),
             "--starts" => o.starts = val()?.parse().context("--starts K")?,
             other => bail!("unknown argument {other} (see the doc comment of tests/desktop/src/bin/desktop_bench.rs)"),
         }
@@ -131,7 +135,9 @@ async fn idle_memory() {
     let app = App::start(AppOptions::with_key(ANVIL_PAYER_KEY)).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     print_mem("window open, idle 5 s", &tree_mem(app.control.pid));
-    let _ = app.ui.client().close_window().await;
+    // As a window manager does on the close button (WebDriver's close would end the app).
+    let sent = purser_desktop_e2e::display::close_window(app.display(), "Purser").unwrap_or_else(|e| panic!("{e}"));
+    println!("WM_DELETE_WINDOW sent to {sent} window(s) titled Purser");
     tokio::time::sleep(Duration::from_secs(8)).await;
     let alive = purser_desktop_e2e::driver::is_alive(app.control.pid);
     print_mem(&format!("window closed (app alive: {alive}), idle 8 s"), &tree_mem(app.control.pid));
@@ -197,7 +203,8 @@ async fn timeline(purser: &Path, o: &Opts) -> Result<()> {
     ui.click("nav-timeline").await;
     let t = Instant::now();
     ui.wait_js("the first rows", Duration::from_secs(120), "return document.querySelectorAll('[data-testid=receipt-row]').length", vec![]).await.map_err(anyhow::Error::msg)?;
-    println!("timeline first page shown {} ms after the click; total: {}", t.elapsed().as_millis(), ui.text("timeline-total").await);
+    let full = ui.text("timeline-total").await;
+    println!("timeline first page shown {} ms after the click; total: {full}", t.elapsed().as_millis());
     let mut painted = Vec::new();
     let mut committed = Vec::new();
     for q in ["outcome:refused", "amount:>0.10", "refused", "api", "outcome:paid amount:<0.01", "search", "timeout"] {
@@ -217,7 +224,7 @@ async fn timeline(purser: &Path, o: &Opts) -> Result<()> {
         }
         // Clear, and wait for the full list again.
         ui.type_into("search-input", "").await;
-        let _ = ui.wait_js("the full list", Duration::from_secs(60), "const p = window.__purserPerf; return p && p.lastQuery === ''", vec![]).await;
+        let _ = ui.wait_js("the full list", Duration::from_secs(60), "return document.querySelector('[data-testid=timeline-total]').textContent === arguments[0]", vec![json!(full)]).await;
     }
     stats("search keystroke → results painted", " ms", &painted);
     stats("search keystroke → results committed", " ms", &committed);
@@ -239,9 +246,18 @@ async fn main() -> Result<()> {
     let o = opts()?;
     let purser = purser_bin()?;
     println!("desktop bench: app {}, purser {}", purser_desktop_e2e::app_binary().display(), purser.display());
-    starts(o.starts).await;
-    idle_memory().await;
-    serve_memory(&purser)?;
-    timeline(&purser, &o).await?;
+    let on = |p: &str| o.parts.iter().any(|x| x == p);
+    if on("starts") {
+        starts(o.starts).await;
+    }
+    if on("memory") {
+        idle_memory().await;
+    }
+    if on("serve") {
+        serve_memory(&purser)?;
+    }
+    if on("timeline") {
+        timeline(&purser, &o).await?;
+    }
     Ok(())
 }
