@@ -32,6 +32,11 @@ use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 /// The settings key holding the last receipt `seq` the reconciler has looked at.
 const SCAN_MARK: &str = "reconcile_scanned_seq";
+/// Receipts the reconciler's queueing scan reads and queues per transaction (smaller in unit
+/// tests, so a few thousand receipts exercise several chunks and rounds).
+pub(super) const QUEUE_CHUNK: i64 = if cfg!(test) { 300 } else { 2_000 };
+/// Receipts one queueing call looks at, at most (the rest wait for the next round).
+pub(super) const QUEUE_MAX_SCAN: i64 = if cfg!(test) { 1_200 } else { 20_000 };
 
 /// A balance as last read from the chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,49 +122,70 @@ impl Ledger {
         Ok(sum)
     }
 
-    /// Queues (state `pending`) every receipt recorded since the last scan that the chain can
+    /// Queues (state `pending`) the receipts recorded since the last scan that the chain can
     /// confirm: paid ones, and failed ones whose signed payment's outcome is unknown. Returns
     /// how many were queued.
+    ///
+    /// The scan reads on the read-only pool and writes each chunk of [`QUEUE_CHUNK`] receipts in
+    /// its own short transaction (advancing the scan mark with it), and one call looks at no
+    /// more than [`QUEUE_MAX_SCAN`] receipts: a ledger with a long history (a million imported
+    /// receipts) is worked through over several rounds and never holds up a payment's writes.
     pub fn queue_reconciliations(&self, now: DateTime<Utc>) -> Result<usize> {
-        let mark: i64 = self.setting(SCAN_MARK)?.and_then(|s| s.parse().ok()).unwrap_or(0);
-        let (queued, last) = self.with(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let mut queued = 0usize;
-            let mut last = mark;
-            {
-                let mut st = tx.prepare("SELECT seq, body FROM receipts WHERE seq > ?1 AND outcome IN ('paid', 'failed') ORDER BY seq")?;
-                let mut rows = st.query([mark])?;
+        let mut mark: i64 = self.setting(SCAN_MARK)?.and_then(|s| s.parse().ok()).unwrap_or(0);
+        let mut queued = 0usize;
+        let mut scanned = 0i64;
+        while scanned < QUEUE_MAX_SCAN {
+            let (wanted, last, n) = self.read(|c| {
+                let mut st = c.prepare_cached("SELECT seq, body FROM receipts WHERE seq > ?1 AND outcome IN ('paid', 'failed') ORDER BY seq LIMIT ?2")?;
+                let mut unknown_st = c.prepare_cached("SELECT state FROM reservations WHERE id = ?1")?;
+                let mut rows = st.query([mark, QUEUE_CHUNK])?;
+                let (mut wanted, mut last, mut n) = (Vec::new(), mark, 0i64);
                 while let Some(r) = rows.next()? {
                     last = r.get(0)?;
+                    n += 1;
                     let rec: Receipt = serde_json::from_str(&r.get::<_, String>(1)?).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
                     let unknown = match &rec.reservation_id {
-                        Some(id) => tx.query_row("SELECT state FROM reservations WHERE id = ?1", [id], |r| r.get::<_, String>(0)).optional()?.as_deref() == Some("unknown"),
+                        Some(id) => unknown_st.query_row([id], |r| r.get::<_, String>(0)).optional()?.as_deref() == Some("unknown"),
                         None => false,
                     };
-                    let wanted = match rec.outcome {
+                    let want = match rec.outcome {
                         crate::receipt::Outcome::Paid => rec.tx.is_some() || rec.authorization_nonce.is_some(),
                         _ => unknown && rec.authorization_nonce.is_some(),
                     };
-                    if wanted {
-                        queued += tx.execute(
-                            "INSERT OR IGNORE INTO reconciliation (receipt_id, state, checked_at, detail) VALUES (?1, 'pending', ?2, 'not checked yet')",
-                            params![rec.id, ts(now)],
-                        )?;
+                    if want {
+                        wanted.push(rec.id);
                     }
                 }
+                Ok((wanted, last, n))
+            })?;
+            if n == 0 {
+                break;
             }
-            tx.commit()?;
-            Ok((queued, last))
-        })?;
-        if last != mark {
-            self.set_setting(SCAN_MARK, &last.to_string(), now)?;
+            queued += self.with(|c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let mut added = 0usize;
+                {
+                    let mut ins = tx.prepare_cached("INSERT OR IGNORE INTO reconciliation (receipt_id, state, checked_at, detail) VALUES (?1, 'pending', ?2, 'not checked yet')")?;
+                    for id in &wanted {
+                        added += ins.execute(params![id, ts(now)])?;
+                    }
+                }
+                tx.execute(
+                    "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3) ON CONFLICT(key) DO UPDATE SET value = ?2, updated_at = ?3",
+                    params![SCAN_MARK, last.to_string(), ts(now)],
+                )?;
+                tx.commit()?;
+                Ok(added)
+            })?;
+            mark = last;
+            scanned += n;
         }
         Ok(queued)
     }
 
     /// Receipts waiting for a check, oldest first.
     pub fn pending_reconciliations(&self, limit: usize) -> Result<Vec<Receipt>> {
-        self.with(|c| {
+        self.read(|c| {
             let mut st = c.prepare("SELECT r.body, r.hash FROM reconciliation q JOIN receipts r ON r.id = q.receipt_id WHERE q.state = 'pending' ORDER BY r.seq LIMIT ?1")?;
             let rows = st.query_map([limit as i64], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
             rows.map(|row| {

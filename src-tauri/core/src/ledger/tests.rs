@@ -122,3 +122,26 @@ fn a_long_read_neither_blocks_the_writer_nor_sees_its_later_commits() {
     assert_eq!(l.read(|c| count(c)).unwrap(), seen.0 + 1, "the next read sees the commit");
     assert!(l.read(|c| Ok(c.execute("DELETE FROM grants", [])?)).is_err(), "pool connections are read-only");
 }
+
+#[test]
+fn a_long_history_is_queued_for_reconciliation_in_bounded_rounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let l = Ledger::open_in(&data).unwrap();
+    let now = Utc::now();
+    let opts = crate::search::seed::SeedOptions { count: 3_000, batch: 3_000, ..Default::default() };
+    crate::search::seed::seed(&l, &data, &opts, now, |_, _| {}).unwrap();
+    let (candidates, with_tx): (i64, i64) = l
+        .read(|c| Ok(c.query_row("SELECT count(*), coalesce(sum(json_extract(body, '$.tx') IS NOT NULL AND outcome = 'paid'), 0) FROM receipts WHERE outcome IN ('paid', 'failed')", [], |r| Ok((r.get(0)?, r.get(1)?)))?))
+        .unwrap();
+    let max = super::chain::QUEUE_MAX_SCAN;
+    assert!(candidates > max && candidates <= 2 * max && with_tx > 0, "the fixture needs more candidates than one round scans ({candidates})");
+    let first = l.queue_reconciliations(now).unwrap();
+    let mark: i64 = l.setting("reconcile_scanned_seq").unwrap().unwrap().parse().unwrap();
+    let scanned: i64 = l.read(|c| Ok(c.query_row("SELECT count(*) FROM receipts WHERE seq <= ?1 AND outcome IN ('paid', 'failed')", [mark], |r| r.get(0))?)).unwrap();
+    assert_eq!(scanned, max, "one round looks at QUEUE_MAX_SCAN receipts at most");
+    let second = l.queue_reconciliations(now).unwrap();
+    assert_eq!(l.queue_reconciliations(now).unwrap(), 0, "nothing is queued twice");
+    assert_eq!((first + second) as i64, with_tx, "every paid receipt with a transaction is queued once");
+    assert_eq!(l.pending_reconciliations(usize::MAX >> 1).unwrap().len() as i64, with_tx);
+}
