@@ -27,7 +27,11 @@ headless() {
   local bin="$1" shot="$2" log="$3"
   export NO_AT_BRIDGE=1 # no accessibility bus in CI
 
-  "$bin" >"$log" 2>&1 &
+  # A throwaway data dir and any free port: the check never touches (or waits on the lock of)
+  # the user's real Purser, and runs beside one.
+  local data
+  data="$(mktemp -d /tmp/purser-window-check.XXXXXX)"
+  PURSER_DATA_DIR="$data" PURSER_PORT=0 PURSER_NO_DIALOG=1 "$bin" >"$log" 2>&1 &
   local pid=$!
   local found="" tree
   for ((i = 0; i < WINDOW_TIMEOUT * 2; i++)); do
@@ -59,6 +63,7 @@ headless() {
   for ((j = 0; j < 20; j++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
   kill -9 "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
+  rm -rf "$data"
   [[ -n "$found" ]]
 }
 
