@@ -7,7 +7,8 @@ use crate::USDC_BASE_SEPOLIA;
 
 const TRANSFER_TOPIC: &str = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef";
 
-async fn rpc_call(rpc: &str, method: &str, params: Value) -> Value {
+/// One JSON-RPC call; panics on an error answer.
+pub async fn rpc_call(rpc: &str, method: &str, params: Value) -> Value {
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
     let resp = crate::agent()
         .post(rpc)

@@ -19,23 +19,7 @@ use serde_json::{json, Value};
 use crate::hostile::RawResponse;
 use crate::USDC_BASE_SEPOLIA;
 
-/// One JSON-RPC call; panics on an error answer.
-pub async fn rpc(url: &str, method: &str, params: Value) -> Value {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    let v: Value = crate::agent()
-        .post(url)
-        .json(&body)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("JSON-RPC {method}: {e}"))
-        .json()
-        .await
-        .unwrap_or_else(|e| panic!("JSON-RPC {method}: bad JSON: {e}"));
-    if v.get("error").is_some_and(|e| !e.is_null()) {
-        panic!("JSON-RPC {method} {params}: error {}", v["error"]);
-    }
-    v["result"].clone()
-}
+pub use crate::chain::rpc_call as rpc;
 
 /// Moves anvil's clock `secs` ahead and mines a block stamped with it.
 pub async fn time_travel(url: &str, secs: u64) {

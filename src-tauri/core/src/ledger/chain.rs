@@ -187,14 +187,7 @@ impl Ledger {
     pub fn pending_reconciliations(&self, limit: usize) -> Result<Vec<Receipt>> {
         self.read(|c| {
             let mut st = c.prepare("SELECT r.body, r.hash FROM reconciliation q JOIN receipts r ON r.id = q.receipt_id WHERE q.state = 'pending' ORDER BY r.seq LIMIT ?1")?;
-            let rows = st.query_map([limit as i64], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-            rows.map(|row| {
-                let (body, hash) = row?;
-                let mut rec: Receipt = serde_json::from_str(&body).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
-                rec.hash = hash;
-                Ok(rec)
-            })
-            .collect()
+            super::receipts::body_hash_rows(&mut st, [limit as i64])
         })
     }
 

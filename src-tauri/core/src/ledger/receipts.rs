@@ -50,14 +50,7 @@ impl Ledger {
     pub fn list_receipts(&self, limit: usize) -> Result<Vec<Receipt>> {
         self.with(|c| {
             let mut st = c.prepare("SELECT body, hash FROM receipts ORDER BY seq DESC LIMIT ?1")?;
-            let rows = st.query_map([limit as i64], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-            rows.map(|row| {
-                let (body, hash) = row?;
-                let mut rec: Receipt = serde_json::from_str(&body).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
-                rec.hash = hash;
-                Ok(rec)
-            })
-            .collect()
+            body_hash_rows(&mut st, [limit as i64])
         })
     }
 
@@ -139,4 +132,16 @@ pub(crate) fn verify_conn(c: &Connection) -> Result<ChainReport> {
         return Ok(ChainReport::Broken { id: format!("#{}", last_seq + 1), seq: last_seq + 1, why, checked: count });
     }
     Ok(ChainReport::Intact { count, head: expect_prev })
+}
+
+/// The receipts a `SELECT body, hash …` statement yields, each with its stored hash.
+pub(super) fn body_hash_rows(st: &mut rusqlite::Statement<'_>, params: impl rusqlite::Params) -> Result<Vec<Receipt>> {
+    let rows = st.query_map(params, |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    rows.map(|row| {
+        let (body, hash) = row?;
+        let mut rec: Receipt = serde_json::from_str(&body).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
+        rec.hash = hash;
+        Ok(rec)
+    })
+    .collect()
 }
