@@ -3,7 +3,7 @@
 //! 127.0.0.1 with the demo wallet funded, reading their one JSON line, and stopping them so that
 //! nothing survives (stdin EOF, then a kill on timeout; peers.mjs kills its own children).
 
-use super::DemoError;
+use crate::DemoError;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;

@@ -1,18 +1,20 @@
-//! Owns `purser demo`: a whole Purser on 127.0.0.1 with nothing real at stake — a local test
+//! Owns the demo (`purser demo` and the desktop app's "Try it"): a whole Purser on 127.0.0.1 with nothing real at stake — a local test
 //! chain and real x402 paywall (the reference peers, [`peers`]), a fresh demo wallet funded on
 //! that chain, the demo grant, the proxy, and a sample agent ([`agent`]) whose calls cover every
 //! kind of decision. It prints one line per decision from the ledger ([`lines`]) and a summary,
 //! and stops everything it started. Its data lives in its own dir (`<data dir>/demo`, marked
 //! `DEMO`), wiped at each start; the real wallet and ledger are never opened.
 //!
-//! The desktop app can reuse it by linking [`run`] (it takes a line callback and a stop signal)
-//! or by spawning `purser demo --auto-answer approve|deny` and reading its lines.
+//! Front ends call [`run`] (a line callback and a stop signal in, a typed [`Summary`] out), or
+//! [`run_with`] to also get the demo's engine and proxy URL once it is up ([`Ready`]): the desktop
+//! app shows the demo engine's data and answers its prompts itself (no `auto_answer`).
 
 pub mod agent;
 pub mod lines;
 pub mod peers;
 
-use crate::demo::lines::{summary_lines, usd6, Summary, Tally};
+pub use crate::lines::{Summary, Tally};
+use crate::lines::{summary_lines, usd6};
 use purser_core::approvals::Via;
 use purser_core::control::ControlFile;
 use purser_core::datadir::{self, DirLock, LockError, Owner};
@@ -46,38 +48,13 @@ const STOP_GRACE: Duration = Duration::from_secs(20);
 const ALLOW_FOR: &str = "10m";
 
 /// How `--auto-answer` answers each prompt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AutoAnswer {
     /// Approve, and let the grant pay this host up to that price for 10 minutes without asking.
     Approve,
     /// Deny.
     Deny,
-}
-
-/// `purser demo` flags.
-#[derive(Debug, Clone, clap::Args)]
-pub struct DemoArgs {
-    /// Answer every prompt without a person (after a short visible delay); without it, the
-    /// prompts are real desktop notifications and `purser approvals` commands.
-    #[arg(long, value_enum)]
-    pub auto_answer: Option<AutoAnswer>,
-    /// The demo's own data dir (default: `<data dir>/demo`). Wiped at start; it must be empty,
-    /// missing, or a previous demo's (it holds a DEMO file).
-    #[arg(long, value_name = "DIR")]
-    pub dir: Option<PathBuf>,
-    /// Where `peers.mjs` is (default: the source tree this binary was built from).
-    #[arg(long, env = "PURSER_PEERS_DIR", value_name = "DIR")]
-    pub peers_dir: Option<PathBuf>,
-    /// Keep the chain, paywall and proxy running after the agent is done, until Ctrl-C/SIGTERM.
-    #[arg(long)]
-    pub keep_running: bool,
-    /// Raise no desktop notifications (prompts still wait for `purser approvals`).
-    #[arg(long)]
-    pub no_notify: bool,
-    /// Print the summary as JSON after the lines.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// Everything `run` needs.
@@ -179,9 +156,32 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// What a front end gets once the demo is up (chain, paywall, wallet unlocked, proxy listening),
+/// before the grant is created and the agent starts.
+#[derive(Clone)]
+pub struct Ready {
+    /// The demo's engine (its own ledger and wallet in the demo dir): read it, and answer its
+    /// prompts (`Engine::decide`) when no `auto_answer` is set.
+    pub engine: Arc<Engine>,
+    /// The demo proxy, `http://127.0.0.1:PORT`.
+    pub proxy_url: String,
+    /// The demo chain's JSON-RPC URL.
+    pub rpc: String,
+    /// The demo paywall (x402 v2 reference server).
+    pub paywall: String,
+    /// The demo wallet's address (checksummed).
+    pub wallet: String,
+}
+
 /// Runs the demo: every line goes to `on_line` as it happens; `stop` turning true (Ctrl-C)
 /// ends it early, cleaning up all the same.
-pub async fn run(opts: &Options, mut on_line: impl FnMut(&str) + Send, stop: watch::Receiver<bool>) -> Result<Summary, DemoError> {
+pub async fn run(opts: &Options, on_line: impl FnMut(&str) + Send, stop: watch::Receiver<bool>) -> Result<Summary, DemoError> {
+    run_with(opts, |_| {}, on_line, stop).await
+}
+
+/// [`run`], calling `on_ready` once the demo's engine and proxy are up. Everything the demo
+/// started has stopped when this returns, whatever the outcome.
+pub async fn run_with(opts: &Options, on_ready: impl FnOnce(Ready) + Send, mut on_line: impl FnMut(&str) + Send, stop: watch::Receiver<bool>) -> Result<Summary, DemoError> {
     let peers_dir = peers::locate(opts.peers_dir.as_deref())?;
     peers::check_node().await?;
     let _lock = prepare_dir(&opts.dir, &opts.real_data_dir)?;
@@ -203,14 +203,15 @@ pub async fn run(opts: &Options, mut on_line: impl FnMut(&str) + Send, stop: wat
     on_line(&format!("chain     {} (local anvil, chain id {}, test USDC {}; logs in {})", ep.rpc, ep.chain_id, ep.token, logs.display()));
     on_line(&format!("paywall   {} (x402 v2 reference server: /cheap $0.001, /mid $0.05, /pricey $2.00)", ep.paywall));
     on_line(&format!("wallet    {wallet} (demo wallet, funded with {} test USDC)", usd6(FUND_ATOMIC as u64).trim_start_matches('$')));
-    let result = with_peers(opts, &ep, &wallet, &passphrase, &mut on_line, stop).await;
+    let result = with_peers(opts, &ep, &wallet, &passphrase, on_ready, &mut on_line, stop).await;
     peers.stop().await;
     on_line("stopped   proxy, paywall, facilitator and chain: nothing the demo started is running");
     result
 }
 
 /// Everything between the peers' start and stop.
-async fn with_peers(opts: &Options, ep: &peers::Endpoints, wallet: &str, passphrase: &str, on_line: &mut (impl FnMut(&str) + Send), stop: watch::Receiver<bool>) -> Result<Summary, DemoError> {
+#[allow(clippy::too_many_arguments)]
+async fn with_peers(opts: &Options, ep: &peers::Endpoints, wallet: &str, passphrase: &str, on_ready: impl FnOnce(Ready) + Send, on_line: &mut (impl FnMut(&str) + Send), stop: watch::Receiver<bool>) -> Result<Summary, DemoError> {
     let dir = &opts.dir;
     // Balances and reconciliation in the demo dir read the demo chain, never a public RPC.
     purser_core::networks::NetworkConfig::set_rpc(dir, "base-sepolia", Some(&ep.rpc))?;
@@ -230,6 +231,7 @@ async fn with_peers(opts: &Options, ep: &peers::Endpoints, wallet: &str, passphr
         purser_core::notify::spawn(engine.clone(), Arc::new(purser_core::notify::desktop::DesktopNotifier::new()), Arc::new(opener))
     });
     on_line(&format!("proxy     {proxy_url} (Purser, in this process)"));
+    on_ready(Ready { engine: engine.clone(), proxy_url: proxy_url.clone(), rpc: ep.rpc.clone(), paywall: ep.paywall.clone(), wallet: wallet.to_string() });
 
     let result = session(&engine, opts, ep, wallet, &proxy_url, on_line, stop).await;
     let _ = std::fs::remove_file(ControlFile::path(dir));
@@ -390,39 +392,6 @@ async fn summarize(engine: &Engine, opts: &Options, grant_id: &str, wallet: &str
         agent_requests,
         reconciled,
     })
-}
-
-/// `purser demo`: runs [`run`] with the lines on stdout and Ctrl-C/SIGTERM as the stop signal.
-pub async fn command(data_dir: &Path, a: DemoArgs) -> anyhow::Result<()> {
-    let opts = Options {
-        dir: a.dir.clone().unwrap_or_else(|| data_dir.join("demo")),
-        real_data_dir: data_dir.to_path_buf(),
-        peers_dir: a.peers_dir.clone(),
-        auto_answer: a.auto_answer,
-        answer_delay: Duration::from_millis(800),
-        notify: !a.no_notify,
-        keep_running: a.keep_running,
-    };
-    let (tx, rx) = watch::channel(false);
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let signals = tokio::spawn(async move {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        let _ = tx.send(true);
-    });
-    let out = run(&opts, |l| println!("{l}"), rx).await;
-    signals.abort();
-    match out {
-        Ok(summary) => {
-            if a.json {
-                crate::print_json(&summary)?;
-            }
-            Ok(())
-        }
-        Err(e) => Err(anyhow::anyhow!("{e} ({})", e.code())),
-    }
 }
 
 #[cfg(test)]

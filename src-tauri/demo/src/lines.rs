@@ -4,7 +4,7 @@
 
 use purser_core::money;
 use purser_core::receipt::{DecidedBy, Outcome, Receipt};
-use super::AutoAnswer;
+use crate::AutoAnswer;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
