@@ -1,6 +1,12 @@
 //! Owns the way out: one pooled HTTP client to paid APIs (no environment proxies, no automatic
 //! redirects, so a payment header never follows a redirect), the agent's request as Purser
 //! forwards it, and the conversion of upstream answers back into streamed responses.
+//!
+//! Limits on hostile or broken upstreams ([`Limits`]; each overridable by its environment
+//! variable, for tests): the answer's head must arrive within `head` (an upstream that never
+//! answers, or trickles its headers, fails with `upstream_timeout`); a body that pauses longer
+//! than `body_idle` is cut (a streamed answer ends early; a 402 body is an `upstream_timeout`);
+//! a 402's whole body must arrive within `challenge` and be at most `MAX_402_BODY` bytes.
 
 use crate::x402::PaymentHeader;
 use bytes::Bytes;
@@ -24,6 +30,12 @@ pub enum UpstreamError {
     /// The upstream's TLS certificate did not verify: nothing is sent, nothing is paid.
     #[error("the upstream's TLS certificate was rejected: {0}")]
     Certificate(String),
+    /// The upstream took longer than a [`Limits`] timeout.
+    #[error("the upstream timed out: {0}")]
+    Timeout(String),
+    /// A body Purser must read whole (a 402's) is over its size limit.
+    #[error("the upstream's body is larger than {0} bytes")]
+    TooLarge(usize),
 }
 
 impl UpstreamError {
@@ -32,6 +44,8 @@ impl UpstreamError {
             UpstreamError::Client(_) => "client_error",
             UpstreamError::Send(_) => "upstream_error",
             UpstreamError::Certificate(_) => "upstream_certificate",
+            UpstreamError::Timeout(_) => "upstream_timeout",
+            UpstreamError::TooLarge(_) => "too_large",
         }
     }
 }
@@ -64,10 +78,48 @@ fn is_private_or_hop(name: &HeaderName) -> bool {
         || n.starts_with("x-purser-")
 }
 
+/// Time limits on upstreams (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Status and headers must arrive within this (`PURSER_UPSTREAM_HEAD_TIMEOUT_SECS`).
+    pub head: Duration,
+    /// Longest pause while reading a body (`PURSER_UPSTREAM_IDLE_TIMEOUT_SECS`).
+    pub body_idle: Duration,
+    /// A whole 402 body must arrive within this (`PURSER_CHALLENGE_READ_TIMEOUT_SECS`).
+    pub challenge: Duration,
+}
+
+/// Default [`Limits::head`]: generous for slow paid APIs, finite for ones that never answer.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(120);
+/// Default [`Limits::body_idle`] (server-sent events keep-alives come far more often).
+pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Default [`Limits::challenge`]: a 402 body is at most 1 MiB.
+pub const CHALLENGE_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { head: HEAD_TIMEOUT, body_idle: BODY_IDLE_TIMEOUT, challenge: CHALLENGE_READ_TIMEOUT }
+    }
+}
+
+impl Limits {
+    /// The defaults, each replaced by its environment variable (whole seconds > 0) when set.
+    pub fn from_env() -> Self {
+        let secs = |name: &str, default: Duration| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok()).filter(|s| *s > 0).map(Duration::from_secs).unwrap_or(default);
+        let d = Limits::default();
+        Limits {
+            head: secs("PURSER_UPSTREAM_HEAD_TIMEOUT_SECS", d.head),
+            body_idle: secs("PURSER_UPSTREAM_IDLE_TIMEOUT_SECS", d.body_idle),
+            challenge: secs("PURSER_CHALLENGE_READ_TIMEOUT_SECS", d.challenge),
+        }
+    }
+}
+
 /// The pooled client.
 #[derive(Clone)]
 pub struct Upstream {
     client: reqwest::Client,
+    limits: Limits,
     /// The same trust for raw TLS (upgrade pass-through in standard proxy mode).
     tls: std::sync::Arc<rustls::ClientConfig>,
 }
@@ -93,15 +145,17 @@ impl Upstream {
             .with_root_certificates(roots)
             .with_no_client_auth();
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let limits = Limits::from_env();
         let client = builder
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
+            .read_timeout(limits.body_idle)
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(256)
             .build()
             .map_err(|e| UpstreamError::Client(e.to_string()))?;
-        Ok(Upstream { client, tls: std::sync::Arc::new(tls) })
+        Ok(Upstream { client, limits, tls: std::sync::Arc::new(tls) })
     }
 
     /// [`Upstream::with_extra_roots`] from a PEM bundle of one or more CA certificates.
@@ -133,8 +187,15 @@ impl Upstream {
         if !req.body.is_empty() || !matches!(req.method, Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS) {
             rb = rb.body(req.body.clone());
         }
-        rb.send().await.map_err(|e| {
+        let sent = match tokio::time::timeout(self.limits.head, rb.send()).await {
+            Ok(sent) => sent,
+            Err(_) => return Err(UpstreamError::Timeout(format!("no answer (status and headers) within {} s", self.limits.head.as_secs()))),
+        };
+        sent.map_err(|e| {
             let chain = error_chain(&e);
+            if e.is_timeout() {
+                return UpstreamError::Timeout(chain);
+            }
             // rustls's own wording is the fallback when a wrapper hides the typed error.
             if is_certificate_error(&e) || chain.contains("invalid peer certificate") {
                 UpstreamError::Certificate(chain)
@@ -228,13 +289,22 @@ pub fn error_response(status: StatusCode, code: &str, message: &str, receipt: Op
     json_response(status, &v, receipt)
 }
 
-/// Reads at most `limit` bytes of an upstream body; `Err` with what was read if it is longer.
+impl Upstream {
+    /// Reads a 402's whole body: at most `limit` bytes ([`UpstreamError::TooLarge`] as soon as
+    /// it is longer; the rest is never read) within [`Limits::challenge`].
+    pub async fn read_challenge(&self, resp: reqwest::Response, limit: usize) -> Result<Bytes, UpstreamError> {
+        let secs = self.limits.challenge.as_secs();
+        tokio::time::timeout(self.limits.challenge, read_limited(resp, limit)).await.unwrap_or_else(|_| Err(UpstreamError::Timeout(format!("the 402 body did not arrive within {secs} s"))))
+    }
+}
+
+/// Reads at most `limit` bytes of an upstream body; `Err` if it is longer.
 pub async fn read_limited(resp: reqwest::Response, limit: usize) -> Result<Bytes, UpstreamError> {
     let mut buf = Vec::new();
     let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.try_next().await.map_err(|e| UpstreamError::Send(error_chain(&e)))? {
+    while let Some(chunk) = stream.try_next().await.map_err(|e| if e.is_timeout() { UpstreamError::Timeout(error_chain(&e)) } else { UpstreamError::Send(error_chain(&e)) })? {
         if buf.len() + chunk.len() > limit {
-            return Err(UpstreamError::Send(format!("402 body is larger than {limit} bytes")));
+            return Err(UpstreamError::TooLarge(limit));
         }
         buf.extend_from_slice(&chunk);
     }
