@@ -51,6 +51,8 @@ pub async fn start(opener: AppOpener) -> Result<AppState, Fatal> {
     let lock = datadir::lock_exclusive(&dir, Owner::App).map_err(|e| Fatal(e.to_string()))?;
     let ledger = purser_core::ledger::Ledger::open_in(&dir).map_err(|e| fatal("opening the ledger", e))?;
     let mut engine = Engine::new(ledger, None).map_err(|e| fatal("starting the engine", e))?;
+    // Payments a killed process left in flight get their receipt; the reconciler decides them.
+    engine.ledger.recover_interrupted(&lock, engine.clock.now()).map_err(|e| fatal("recovering interrupted payments", e))?;
     if let Some(ca) = std::env::var_os("PURSER_UPSTREAM_CA") {
         let pem = std::fs::read(&ca).map_err(|e| fatal(&format!("PURSER_UPSTREAM_CA {}", PathBuf::from(&ca).display()), e))?;
         engine.upstream = purser_core::upstream::Upstream::with_extra_roots_pem(&pem).map_err(|e| fatal("PURSER_UPSTREAM_CA", e))?;

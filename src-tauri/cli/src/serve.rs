@@ -18,6 +18,11 @@ pub async fn run(dir: &Path, port: u16, grace_secs: u64, notify: bool, explicit_
     let _owner = purser_core::datadir::lock_exclusive(dir, purser_core::datadir::Owner::Daemon)?;
     let ledger = crate::ledger(dir)?;
     let mut engine = Engine::new(ledger, None)?;
+    // Payments a killed process left in flight get their receipt; the reconciler decides them.
+    let recovered = engine.ledger.recover_interrupted(&_owner, engine.clock.now()).context("recovering interrupted payments")?;
+    if !recovered.receipts.is_empty() {
+        tracing::warn!(count = recovered.receipts.len(), micros = recovered.micros, without_nonce = recovered.without_nonce, "payments interrupted by the last stop recorded (failed, interrupted); the chain decides them by nonce");
+    }
     if let Some(path) = upstream_ca {
         engine.upstream = crate::ca::upstream_with_ca(path)?;
     }

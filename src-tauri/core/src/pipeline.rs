@@ -229,7 +229,18 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
         return refuse(receipt, DecidedBy::Policy, "expired", None, "the grant expires before a payment could be settled".into(), StatusCode::FORBIDDEN);
     }
     let (ledger, gid, micros, rid) = (e.ledger.clone(), grant.id.clone(), choice.micros, new_id());
-    let reserved = ledger.blocking(move |l| l.reserve(&rid, &gid, micros, valid_before, now)).await.and_then(|r| r);
+    // The authorization's nonce is chosen now and kept with the reservation, in its durable
+    // transaction, with the receipt this payment gets if Purser dies before it ends: a restart
+    // writes that receipt and the reconciler decides the payment by this nonce on chain.
+    let nonce = B256::from(e.nonces.nonce());
+    let mut draft = receipt.clone();
+    draft.reservation_id = Some(rid.clone());
+    draft.valid_before = Some(valid_before);
+    draft.authorization_nonce = Some(nonce.to_string());
+    draft.payer = Some(wallet.address().to_checksum(None));
+    let msg = "Purser stopped while this payment was in flight (it may have been signed and sent); its budget stays reserved until the chain shows whether its authorization was used";
+    draft.decide(Outcome::Failed, decided_by, crate::ledger::INTERRUPTED, Some("outcome_unknown"), msg);
+    let reserved = ledger.blocking(move |l| l.reserve_payment(&rid, &gid, micros, valid_before, Some(&draft), now)).await.and_then(|r| r);
     let reservation = match reserved {
         Ok(Ok((r, _))) => r,
         Ok(Err(refusal)) => return refuse(receipt, DecidedBy::Policy, refusal.code(), None, refusal.to_string(), StatusCode::FORBIDDEN),
@@ -250,8 +261,7 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
         Err(err) => tracing::warn!(error = %err, "balance check skipped"),
     }
 
-    // 4. Sign exactly this requirement, once.
-    let nonce = B256::from(e.nonces.nonce());
+    // 4. Sign exactly this requirement, once, with the nonce already on disk.
     let signed = wallet.sign_transfer(requirement, now_s.saturating_sub(600), valid_before, nonce);
     let (auth, signature) = match signed {
         Ok(s) => s,

@@ -9,6 +9,7 @@ mod controls;
 mod grants;
 pub(crate) mod index;
 mod receipts;
+mod recover;
 mod reserve;
 mod rules;
 mod search;
@@ -19,6 +20,7 @@ pub use controls::{Unrevoke, PAUSED};
 pub use receipts::{ChainReport, GENESIS_HASH};
 pub use search::{Counters, Cursor, GroupBy, RawPage, RawRow, RawStats};
 pub use rules::MissedApprovals;
+pub use recover::{Recovered, INTERRUPTED};
 pub use reserve::{Reservation, Settle};
 
 use rusqlite::{Connection, OpenFlags};
@@ -191,7 +193,7 @@ const IDLE_READERS: usize = 4;
 
 /// The schema, as numbered steps. A step is never edited once released; new features append
 /// one (each with its own version number) and `migrate` applies what a file lacks, in order.
-const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_V1), (2, index::SCHEMA_V2), (3, rules::SCHEMA_V3), (4, controls::SCHEMA_V4), (5, chain::SCHEMA_V5)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_V1), (2, index::SCHEMA_V2), (3, rules::SCHEMA_V3), (4, controls::SCHEMA_V4), (5, chain::SCHEMA_V5), (6, recover::SCHEMA_V6)];
 
 fn migrate(conn: &mut Connection) -> Result<()> {
     for (version, sql) in MIGRATIONS {

@@ -5,6 +5,7 @@ use super::grants::load;
 use super::{to_i64, ts, Ledger, LedgerError, Result};
 use crate::grants::Grant;
 use crate::policy::{self, Refusal};
+use crate::receipt::Receipt;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -33,7 +34,18 @@ impl Ledger {
     /// In one `BEGIN IMMEDIATE` transaction: re-checks the grant (state, expiry, remaining
     /// budget) and reserves `micros`. The caller signs only after this returns `Ok(Ok(_))`.
     pub fn reserve(&self, id: &str, grant_id: &str, micros: u64, valid_before: u64, now: DateTime<Utc>) -> Result<std::result::Result<(Reservation, Grant), Refusal>> {
+        self.reserve_payment(id, grant_id, micros, valid_before, None, now)
+    }
+
+    /// [`Ledger::reserve`], keeping with the reservation, in the same durable transaction, the
+    /// receipt this payment gets if Purser stops before it ends (`draft`: outcome failed, reason
+    /// `interrupted`, its authorization's nonce set). So the nonce is on disk before any signature
+    /// exists, and a restart can write that receipt and reconcile the payment by its nonce on
+    /// chain (see `recover`).
+    pub fn reserve_payment(&self, id: &str, grant_id: &str, micros: u64, valid_before: u64, draft: Option<&Receipt>, now: DateTime<Utc>) -> Result<std::result::Result<(Reservation, Grant), Refusal>> {
         let (id, grant_id) = (id.to_string(), grant_id.to_string());
+        let nonce = draft.and_then(|d| d.authorization_nonce.clone());
+        let draft = draft.map(serde_json::to_string).transpose().map_err(|e| LedgerError::Corrupt(format!("draft receipt: {e}")))?;
         // A group-committed write: answered only once its COMMIT is durable.
         self.write(move |tx| {
             let mut g = load(tx, &grant_id)?;
@@ -41,8 +53,8 @@ impl Ledger {
                 return Ok(Err(refusal));
             }
             tx.execute(
-                "INSERT INTO reservations (id, grant_id, amount, state, valid_before, created_at, updated_at) VALUES (?1, ?2, ?3, 'reserved', ?4, ?5, ?5)",
-                params![id, grant_id, to_i64(micros)?, to_i64(valid_before)?, ts(now)],
+                "INSERT INTO reservations (id, grant_id, amount, state, valid_before, created_at, updated_at, nonce, draft) VALUES (?1, ?2, ?3, 'reserved', ?4, ?5, ?5, ?6, ?7)",
+                params![id, grant_id, to_i64(micros)?, to_i64(valid_before)?, ts(now), nonce, draft],
             )?;
             tx.execute("UPDATE grants SET reserved = reserved + ?2 WHERE id = ?1", params![grant_id, to_i64(micros)?])?;
             g.reserved += micros;
@@ -76,7 +88,8 @@ pub(super) fn apply(tx: &Connection, r: &Reservation, how: Settle, now: DateTime
         Settle::Release => ("released", Some("UPDATE grants SET reserved = reserved - ?2 WHERE id = ?1")),
         Settle::KeepUnknown => ("unknown", None),
     };
-    tx.execute("UPDATE reservations SET state = ?2, updated_at = ?3 WHERE id = ?1", params![r.id, new_state, ts(now)])?;
+    // Its draft receipt is no longer needed once a receipt records how it ended.
+    tx.execute("UPDATE reservations SET state = ?2, updated_at = ?3, draft = NULL WHERE id = ?1", params![r.id, new_state, ts(now)])?;
     if let Some(sql) = grant_sql {
         tx.execute(sql, params![r.grant_id, amount])?;
     }
