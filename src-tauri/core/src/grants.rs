@@ -53,6 +53,11 @@ pub struct HostPattern {
 }
 
 impl HostPattern {
+    /// (subdomains only, lower-case host without brackets, port): for checks outside this module.
+    pub fn parts(&self) -> (bool, &str, Option<u16>) {
+        (self.wildcard, &self.host, self.port)
+    }
+
     pub fn matches(&self, host: &str, port: u16) -> bool {
         if self.port.is_some_and(|p| p != port) {
             return false;

@@ -13,6 +13,9 @@ pub mod datadir;
 pub mod decisions;
 pub mod engine;
 pub mod events;
+/// Fuzz targets (the `fuzz/` crate and the corpus replay test call them); not an API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod grant_edit;
 pub mod grants;
 pub mod ipc;

@@ -6,12 +6,16 @@
 
 pub mod ca;
 pub mod forward;
+pub mod head;
+
+#[cfg(test)]
+use {head::grant_token, http::HeaderMap};
 
 use crate::control;
 use crate::engine::Engine;
 use crate::upstream::{error_response, Body, BoxError};
 use bytes::Bytes;
-use http::{header, HeaderMap, Request, Response, StatusCode};
+use http::{header, Request, Response, StatusCode};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
@@ -104,7 +108,7 @@ pub async fn start_with_ca(engine: Arc<Engine>, port: u16, control_token: Option
                     let svc = service_fn(move |req| {
                         let (engine, ctx) = (engine.clone(), ctx.clone());
                         async move {
-                            if forward::is_proxy_request(&req) {
+                            if head::is_proxy_request(req.method(), req.uri()) {
                                 return Ok::<_, Infallible>(forward::handle(engine, ctx, req).await);
                             }
                             Ok::<_, Infallible>(handle(&engine, &ctx, req).await)
@@ -138,26 +142,17 @@ where
     B: hyper::body::Body<Data = Bytes> + Send,
     B::Error: Into<BoxError>,
 {
-    if let Some(refusal) = check_origin_and_host(req.headers(), ctx.port) {
-        return refusal;
-    }
-    let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
-    if path.starts_with(control::PREFIX) {
-        return match ctx.control_token.as_deref() {
-            Some(token) => control::handle(engine, token, req).await,
-            None => error_response(StatusCode::NOT_FOUND, "not_found", "the control API is disabled", None),
-        };
-    }
-    let target = path.strip_prefix('/').unwrap_or_default();
-    if !(target.starts_with("http://") || target.starts_with("https://")) {
-        let msg = format!("send requests as http://127.0.0.1:{}/https://api.example.com/path with your grant token", ctx.port);
-        return error_response(StatusCode::NOT_FOUND, "not_found", &msg, None);
-    }
-    let url = match reqwest::Url::parse(target) {
-        Ok(u) if u.host_str().is_some() => u,
-        _ => return error_response(StatusCode::BAD_REQUEST, "bad_target", "the target URL after the proxy's address is not a valid http(s) URL", None),
+    let (url, token) = match head::gateway(req.uri(), req.headers(), ctx.port) {
+        Err(refusal) => return refusal.response(),
+        Ok(head::GatewayHead::Control) => {
+            return match ctx.control_token.as_deref() {
+                Some(token) => control::handle(engine, token, req).await,
+                None => error_response(StatusCode::NOT_FOUND, "not_found", "the control API is disabled", None),
+            }
+        }
+        Ok(head::GatewayHead::Target { url, token }) => (url, token),
     };
-    let grant = match grant_token(req.headers()) {
+    let grant = match token {
         None => return proxy_auth_required("missing_token", "send your grant token as Proxy-Authorization: Bearer <token> or X-Purser-Grant"),
         Some(token) => match engine.authenticate(&token) {
             Ok(Some(g)) => g,
@@ -166,35 +161,6 @@ where
         },
     };
     forward::govern(engine, grant, url, req).await
-}
-
-/// Browsers (any `Origin`) and DNS rebinding (a Host other than our loopback address) are refused.
-fn check_origin_and_host(headers: &HeaderMap, port: u16) -> Option<Response<Body>> {
-    if headers.contains_key(header::ORIGIN) {
-        return Some(error_response(StatusCode::FORBIDDEN, "origin_forbidden", "requests from web pages (with an Origin header) are refused", None));
-    }
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("").to_ascii_lowercase();
-    let ok = [format!("127.0.0.1:{port}"), format!("localhost:{port}")].contains(&host);
-    (!ok).then(|| error_response(StatusCode::FORBIDDEN, "host_forbidden", "the Host header must be this proxy's own loopback address", None))
-}
-
-/// The grant token from `Proxy-Authorization` (Bearer, or Basic with the token as password)
-/// or `X-Purser-Grant`.
-pub(crate) fn grant_token(headers: &HeaderMap) -> Option<String> {
-    if let Some(v) = headers.get(header::PROXY_AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        let (scheme, rest) = v.trim().split_once(' ')?;
-        if scheme.eq_ignore_ascii_case("bearer") {
-            return Some(rest.trim().to_string()).filter(|t| !t.is_empty());
-        }
-        if scheme.eq_ignore_ascii_case("basic") {
-            use base64::Engine as _;
-            let decoded = base64::engine::general_purpose::STANDARD.decode(rest.trim()).ok()?;
-            let text = String::from_utf8(decoded).ok()?;
-            return text.split_once(':').map(|(_, p)| p.to_string()).filter(|t| !t.is_empty());
-        }
-        return None;
-    }
-    headers.get("x-purser-grant").and_then(|v| v.to_str().ok()).map(|t| t.trim().to_string()).filter(|t| !t.is_empty())
 }
 
 fn proxy_auth_required(code: &str, message: &str) -> Response<Body> {

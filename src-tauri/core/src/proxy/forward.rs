@@ -11,13 +11,14 @@
 //! requests are recognised by their request line, still refused with any `Origin` header, and
 //! never served without a grant token.
 
+use super::head::ForwardHead;
 use super::{ProxyContext, MAX_REQUEST_BODY};
 use crate::engine::Engine;
 use crate::grants::Grant;
 use crate::pipeline;
 use crate::upstream::{error_response, AgentRequest, Body, BoxError};
 use bytes::Bytes;
-use http::{header, HeaderMap, Method, Request, Response, StatusCode};
+use http::{header, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -67,7 +68,7 @@ impl InFlight {
 
 /// Is this a standard proxy request (CONNECT, or an absolute-form request line)?
 pub fn is_proxy_request<B>(req: &Request<B>) -> bool {
-    req.method() == Method::CONNECT || req.uri().scheme().is_some()
+    super::head::is_proxy_request(req.method(), req.uri())
 }
 
 /// Handles a CONNECT or an absolute-form request.
@@ -76,20 +77,17 @@ where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    if req.headers().contains_key(header::ORIGIN) {
-        return error_response(StatusCode::FORBIDDEN, "origin_forbidden", "requests from web pages (with an Origin header) are refused", None);
-    }
-    if req.method() == Method::CONNECT {
-        connect(engine, &ctx, req).await
-    } else {
-        absolute(&engine, &ctx, req).await
+    match super::head::forward(req.method(), req.uri(), req.headers(), ctx.port) {
+        Err(refusal) => refusal.response(),
+        Ok(ForwardHead::Connect { host, port, token }) => connect(engine, &ctx, (host, port), token, req).await,
+        Ok(ForwardHead::Absolute { url, host, port, token }) => absolute(&engine, (url, host, port), token, req).await,
     }
 }
 
 /// The grant the proxy credentials open, and the token (kept to re-check the grant on every
 /// request inside an intercepted tunnel), or a 407.
-fn authenticate(engine: &Engine, headers: &HeaderMap) -> Result<(Grant, String), Response<Body>> {
-    let Some(token) = super::grant_token(headers) else {
+fn authenticate(engine: &Engine, token: Option<String>) -> Result<(Grant, String), Response<Body>> {
+    let Some(token) = token else {
         return Err(auth_required("missing_token", "send your grant token as the proxy password: HTTPS_PROXY=http://grant:<token>@127.0.0.1:PORT"));
     };
     match engine.authenticate(&token) {
@@ -107,29 +105,17 @@ pub fn auth_required(code: &str, message: &str) -> Response<Body> {
     r
 }
 
-/// Is `host:port` this proxy itself (a request loop)?
-fn is_self(host: &str, port: u16, ctx: &ProxyContext) -> bool {
-    port == ctx.port && matches!(host.to_ascii_lowercase().as_str(), "127.0.0.1" | "localhost" | "::1" | "0.0.0.0")
-}
-
-/// `GET http://host/path HTTP/1.1`: governed like gateway mode.
-async fn absolute<B>(engine: &Engine, ctx: &ProxyContext, req: Request<B>) -> Response<Body>
+/// `GET http://host/path HTTP/1.1` (target read by [`super::head::forward`]): governed like
+/// gateway mode.
+async fn absolute<B>(engine: &Engine, (url, host, port): (reqwest::Url, String, u16), token: Option<String>, req: Request<B>) -> Response<Body>
 where
     B: hyper::body::Body<Data = Bytes> + Send,
     B::Error: Into<BoxError>,
 {
-    let url = match reqwest::Url::parse(&req.uri().to_string()) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => u,
-        _ => return error_response(StatusCode::BAD_REQUEST, "bad_target", "the request target is not a valid http(s) URL", None),
-    };
-    if is_self(url.host_str().unwrap_or_default().trim_matches(['[', ']']), url.port_or_known_default().unwrap_or(0), ctx) {
-        return error_response(StatusCode::BAD_REQUEST, "proxy_loop", "the target is this proxy itself", None);
-    }
-    let grant = match authenticate(engine, req.headers()) {
+    let grant = match authenticate(engine, token) {
         Ok((g, _)) => g,
         Err(r) => return r,
     };
-    let (host, port) = (url.host_str().unwrap_or_default().trim_matches(['[', ']']).to_string(), url.port_or_known_default().unwrap_or(0));
     if grant.limits.only_listed_hosts && !grant.limits.hosts.iter().any(|p| p.matches(&host, port)) {
         return not_listed(&host, port);
     }
@@ -152,24 +138,14 @@ where
     pipeline::run(engine, grant, agent, intent).await
 }
 
-/// `CONNECT host:port`: intercept for a host the grant covers, else a blind tunnel.
-async fn connect<B>(engine: Arc<Engine>, ctx: &ProxyContext, req: Request<B>) -> Response<Body>
+/// `CONNECT host:port` (authority read by [`super::head::forward`]): intercept for a host the
+/// grant covers, else a blind tunnel.
+async fn connect<B>(engine: Arc<Engine>, ctx: &ProxyContext, (host, port): (String, u16), token: Option<String>, req: Request<B>) -> Response<Body>
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    let Some(authority) = req.uri().authority().cloned() else {
-        return error_response(StatusCode::BAD_REQUEST, "bad_target", "CONNECT needs host:port", None);
-    };
-    let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
-    let port = authority.port_u16().unwrap_or(443);
-    if host.is_empty() || port == 0 {
-        return error_response(StatusCode::BAD_REQUEST, "bad_target", "CONNECT needs host:port", None);
-    }
-    if is_self(&host, port, ctx) {
-        return error_response(StatusCode::BAD_REQUEST, "proxy_loop", "the target is this proxy itself", None);
-    }
-    let (grant, token) = match authenticate(&engine, req.headers()) {
+    let (grant, token) = match authenticate(&engine, token) {
         Ok(pair) => pair,
         Err(r) => return r,
     };
