@@ -7,6 +7,7 @@ mod ca;
 mod chain;
 mod commands;
 mod demo;
+mod limits;
 mod remote;
 mod rules;
 mod serve;
@@ -30,6 +31,10 @@ fn main() {
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }
     init_tracing(cli.verbose);
+    if matches!(cli.command, Command::Serve { .. }) {
+        // A thousand concurrent agents need about two thousand sockets.
+        limits::raise_and_log();
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => fail(anyhow::anyhow!("could not start the runtime: {e}")),
