@@ -26,6 +26,8 @@ fn export_all(cfg: &Config) -> Result<(), ts_rs::ExportError> {
     ipc::ReceiptDetail::export_all(cfg)?;
     ipc::QueryHelp::export_all(cfg)?;
     wallet::custody::WalletStatus::export_all(cfg)?;
+    first_run::WelcomeState::export_all(cfg)?;
+    first_run::DemoStatus::export_all(cfg)?;
     chain::funds::Funds::export_all(cfg)?;
     ledger::Reconciliation::export_all(cfg)?;
     Ok(())

@@ -13,6 +13,7 @@ pub mod datadir;
 pub mod decisions;
 pub mod engine;
 pub mod events;
+pub mod first_run;
 /// Fuzz targets (the `fuzz/` crate and the corpus replay test call them); not an API.
 #[doc(hidden)]
 pub mod fuzzing;

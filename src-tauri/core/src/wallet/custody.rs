@@ -88,7 +88,7 @@ impl Engine {
         self.custody.update(|s| s.data_dir = Some(dir.to_path_buf()));
     }
 
-    fn data_dir(&self) -> Result<PathBuf, EngineError> {
+    pub(crate) fn data_dir(&self) -> Result<PathBuf, EngineError> {
         self.custody.get().data_dir.ok_or_else(|| EngineError::Wallet(WalletError::Io("the engine has no data dir".into())))
     }
 
