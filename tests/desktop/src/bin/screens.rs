@@ -118,9 +118,11 @@ async fn shot(ui: &Ui, out: &Path, name: &str) -> Result<()> {
     std::fs::write(&path, &png).with_context(|| format!("write {}", path.display()))?;
     let quant = Command::new("pngquant").args(["--force", "--skip-if-larger", "--strip", "--quality", "70-95", "--ext", ".png"]).arg(&path).status();
     let size = std::fs::metadata(&path)?.len();
-    let how = match quant {
-        Ok(s) if s.success() || s.code() == Some(98) || s.code() == Some(99) => "pngquant",
-        Ok(s) => bail!("pngquant failed on {} ({s})", path.display()),
+    let how = match quant.map(|s| (s.code(), s)) {
+        Ok((Some(0), _)) => "pngquant",
+        // 98: the result was not smaller, 99: below the quality floor; the capture is kept.
+        Ok((Some(98 | 99), _)) => "as captured (pngquant kept it)",
+        Ok((_, s)) => bail!("pngquant failed on {} ({s})", path.display()),
         Err(_) => "as captured (no pngquant)",
     };
     println!("{}: {} KB ({how})", path.display(), size.div_ceil(1024));
