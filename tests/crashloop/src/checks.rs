@@ -203,3 +203,74 @@ pub fn judge(l: &Ledger, chain: &Chain, logs: &PeerLogs, answers: &[Answer], set
     }
     f
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::{GrantRow, ReceiptRow, ReservationRow};
+    use crate::traffic::Route;
+
+    fn res(id: &str, state: &str, nonce: &str) -> ReservationRow {
+        ReservationRow { id: id.into(), grant: "g".into(), amount: 1000, state: state.into(), nonce: Some(nonce.into()) }
+    }
+    fn rec(id: &str, outcome: &str, reason: &str, res: &str, req: u64, nonce: &str) -> ReceiptRow {
+        ReceiptRow { id: id.into(), outcome: outcome.into(), reason: reason.into(), detail: None, reservation: Some(res.into()), req: Some(req), nonce: Some(nonce.into()), amount: 1000 }
+    }
+    /// A consistent world: one paid request, one interrupted one the chain used (spent late).
+    fn world() -> (Ledger, Chain, PeerLogs, Vec<Answer>) {
+        let l = Ledger {
+            grants: vec![GrantRow { id: "g".into(), budget: 10_000, spent: 2000, reserved: 0 }],
+            reservations: [res("r1", "settled", "0x1"), res("r2", "settled", "0x2")].into_iter().map(|r| (r.id.clone(), r)).collect(),
+            receipts: vec![rec("a", "paid", "paid", "r1", 1, "0x1"), rec("b", "failed", "interrupted", "r2", 2, "0x2")],
+        };
+        let chain = Chain { transfers: vec![1000, 1000], used: ["0x1".to_string(), "0x2".to_string()].into() };
+        let logs = PeerLogs { facilitator_nonces: ["0x1".to_string(), "0x2".to_string()].into(), paid_retries: [(1, 1), (2, 1)].into() };
+        let answers = vec![Answer { req: 1, route: Route::Cheap, grant: 0, status: Some(200), receipt: Some("a".into()), body_cut: false, refused_connect: false }];
+        (l, chain, logs, answers)
+    }
+
+    #[test]
+    fn a_consistent_world_passes() {
+        let (l, c, g, a) = world();
+        let f = judge(&l, &c, &g, &a, true);
+        assert!(f.violations.is_empty(), "{:?}", f.violations);
+        assert_eq!((f.interrupted, f.interrupted_spent, f.settled_late, f.paid_receipts), (1, 1, 1, 1));
+    }
+
+    #[test]
+    fn each_broken_promise_is_caught() {
+        let caught = |tweak: &dyn Fn(&mut Ledger, &mut Chain, &mut PeerLogs, &mut Vec<Answer>), want: &str| {
+            let (mut l, mut c, mut g, mut a) = world();
+            tweak(&mut l, &mut c, &mut g, &mut a);
+            let f = judge(&l, &c, &g, &a, true);
+            assert!(f.violations.iter().any(|v| v.contains(want)), "want a violation containing {want:?}, got {:?}", f.violations);
+        };
+        caught(&|_, _, _, a| a[0].receipt = Some("zz".into()), "does not have");
+        caught(&|l, _, _, _| l.grants[0].spent = 1000, "reservations sum to");
+        caught(&|l, _, _, _| l.reservations.get_mut("r2").unwrap().state = "reserved".into(), "recovery missed it");
+        caught(&|l, _, _, _| l.receipts.push(rec("c", "failed", "interrupted", "r2", 2, "0x2")), "has 2 receipts");
+        caught(&|l, _, _, _| {
+            l.reservations.insert("r3".into(), res("r3", "released", "0x3"));
+            l.receipts.push(rec("c", "refused", "insufficient_funds", "r3", 1, "0x3"));
+        }, "authorizations");
+        caught(&|_, _, g, _| {
+            g.paid_retries.insert(1, 2);
+        }, "paid retries for request 1");
+        caught(&|_, _, g, _| {
+            g.facilitator_nonces.insert("0x9".into());
+        }, "no reservation recorded before it was sent");
+        caught(&|_, c, _, _| {
+            c.used.insert("0x9".into());
+        }, "no reservation recorded it");
+        caught(&|l, _, _, _| l.reservations.get_mut("r2").unwrap().state = "released".into(), "was used on chain but its reservation");
+        caught(&|_, c, _, _| {
+            c.used.remove("0x2");
+            c.transfers.pop();
+        }, "never used on chain");
+        caught(&|_, c, _, _| c.transfers.clear(), "only 0 transfers");
+        caught(&|l, _, _, _| {
+            l.reservations.get_mut("r2").unwrap().state = "unknown".into();
+            l.grants[0] = GrantRow { id: "g".into(), budget: 10_000, spent: 1000, reserved: 1000 };
+        }, "still unknown");
+    }
+}
