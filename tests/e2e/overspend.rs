@@ -131,7 +131,7 @@ async fn one_run(peers: &Peers, run: usize, n: usize) {
     let (spent, reserved, remaining, budget) = (atomic("spent_atomic"), atomic("reserved_atomic"), atomic("remaining_atomic"), atomic("budget_atomic"));
     let verify = p.cli(&["receipts", "verify"]);
     println!(
-        "run {run}: requests {n}, paid {}, refused {by_code:?}, spent {spent} of budget {budget} (reserved {reserved}, remaining {remaining}), chain delta {chain_delta}, settlements {settles}, peak daemon fds {peak_fds} (limit {soft}), wall {:.1} s",
+        "run {run}: requests {n}, paid {}, answers {by_code:?}, spent {spent} of budget {budget} (reserved {reserved}, remaining {remaining}), chain delta {chain_delta}, settlements {settles}, peak daemon fds {peak_fds} (limit {soft}), wall {:.1} s",
         paid.len(),
         wall.as_secs_f64()
     );
