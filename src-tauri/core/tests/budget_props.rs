@@ -18,7 +18,6 @@ use alloy_primitives::{Address, U256};
 use model::{ok, MState, World, R};
 use proptest::prelude::*;
 use purser_core::clock::new_id;
-use purser_core::ipc::GrantPatch;
 use purser_core::ledger::Settle;
 use purser_core::policy::{self, Refusal, Tier};
 use purser_core::receipt::Outcome;
@@ -35,8 +34,8 @@ enum Op {
     /// Reserve exactly what is left (`over: false`) or one unit more (`over: true`).
     ReserveEdge { g: u8, over: bool },
     /// One thread per amount reserves on grant `g` while one thread per `settles` entry ends a
-    /// distinct open reservation (of any grant), all at once.
-    Concurrent { g: u8, amounts: Vec<u64>, settles: Vec<(u8, Settle)> },
+    /// distinct open reservation (of any grant), and others top `g` up or revoke it, all at once.
+    Concurrent { g: u8, amounts: Vec<u64>, settles: Vec<(u8, Settle)>, top_up: Option<u64>, revoke: bool },
     Settle { r: u8, how: Settle },
     /// Tries to end an already ended reservation again.
     SettleAgain { r: u8 },
@@ -73,8 +72,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => g().prop_map(|g| Op::Unrevoke { g }),
         6 => (g(), amount(), 1..=300u16).prop_map(|(g, micros, valid_secs)| Op::Reserve { g, micros, valid_secs }),
         2 => (g(), any::<bool>()).prop_map(|(g, over)| Op::ReserveEdge { g, over }),
-        2 => (g(), prop::collection::vec(0..=700u64, 2..=12), prop::collection::vec((any::<u8>(), how()), 0..=4))
-            .prop_map(|(g, amounts, settles)| Op::Concurrent { g, amounts, settles }),
+        2 => (g(), prop::collection::vec(0..=700u64, 2..=12), prop::collection::vec((any::<u8>(), how()), 0..=4), proptest::option::weighted(0.3, 0..=1_000u64), prop::bool::weighted(0.15))
+            .prop_map(|(g, amounts, settles, top_up, revoke)| Op::Concurrent { g, amounts, settles, top_up, revoke }),
         4 => (any::<u8>(), how()).prop_map(|(r, how)| Op::Settle { r, how }),
         1 => any::<u8>().prop_map(|r| Op::SettleAgain { r }),
         2 => (any::<u8>(), any::<bool>()).prop_map(|(r, used)| Op::Reconcile { r, used }),
@@ -126,11 +125,11 @@ fn apply(w: &mut World, op: &Op) -> R<()> {
             w.create(*budget, *per_request_max, *auto_below, ask_extra.map(|x| auto_below + x), *expires_secs)
         }
         Op::TopUp { g, micros } => match gi(g) {
-            Some(gi) => top_up(w, gi, *micros),
+            Some(gi) => w.top_up(gi, *micros),
             None => Ok(()),
         },
         Op::Edit { g, per_request_max, auto_below, ask_extra } => match gi(g) {
-            Some(gi) => edit(w, gi, *per_request_max, *auto_below, ask_extra.map(|x| auto_below + x)),
+            Some(gi) => w.edit(gi, *per_request_max, *auto_below, ask_extra.map(|x| auto_below + x)),
             None => Ok(()),
         },
         Op::Revoke { g } => match gi(g) {
@@ -143,7 +142,7 @@ fn apply(w: &mut World, op: &Op) -> R<()> {
             None => Ok(()),
         },
         Op::Unrevoke { g } => match gi(g) {
-            Some(gi) => unrevoke(w, gi),
+            Some(gi) => w.unrevoke(gi),
             None => Ok(()),
         },
         Op::Reserve { g, micros, valid_secs } => match gi(g) {
@@ -154,8 +153,8 @@ fn apply(w: &mut World, op: &Op) -> R<()> {
             Some(gi) => reserve(w, gi, w.grants[gi].remaining() + *over as u64, 120),
             None => Ok(()),
         },
-        Op::Concurrent { g, amounts, settles } => match gi(g) {
-            Some(gi) => concurrent(w, gi, amounts, settles),
+        Op::Concurrent { g, amounts, settles, top_up, revoke } => match gi(g) {
+            Some(gi) => concurrent(w, gi, amounts, settles, *top_up, *revoke),
             None => Ok(()),
         },
         Op::Settle { r, how } => match pick(w, *r, |m| m.state == MState::Reserved) {
@@ -181,51 +180,6 @@ fn apply(w: &mut World, op: &Op) -> R<()> {
     }
 }
 
-fn top_up(w: &mut World, gi: usize, micros: u64) -> R<()> {
-    let m = &w.grants[gi];
-    let want = match m.budget.checked_add(micros).filter(|b| *b <= i64::MAX as u64) {
-        _ if m.revoked_at.is_some() => Err("revoked"),
-        None => Err("amount_overflow"),
-        Some(b) => Ok(b),
-    };
-    let got = w.engine.top_up(&m.id, &model::usd(micros));
-    prop_assert_eq!(got.as_ref().map(|_| ()).map_err(|e| e.code()), want.map(|_| ()), "top-up {} by {}", m.id, micros);
-    if let Ok(b) = want {
-        w.grants[gi].budget = b;
-    }
-    Ok(())
-}
-
-fn edit(w: &mut World, gi: usize, per_request_max: Option<u64>, auto_below: u64, ask_below: Option<u64>) -> R<()> {
-    let opt = |v: Option<u64>| Some(v.map(model::usd).unwrap_or_default());
-    let patch = GrantPatch { per_request_max: opt(per_request_max), auto_below: Some(model::usd(auto_below)), ask_below: opt(ask_below), ..Default::default() };
-    let got = w.engine.update_grant(&w.grants[gi].id, &patch).map(|_| ()).map_err(|e| e.code());
-    let revoked = w.grants[gi].revoked_at.is_some();
-    prop_assert_eq!(got, if revoked { Err("revoked") } else { Ok(()) });
-    if !revoked {
-        let m = &mut w.grants[gi];
-        (m.per_request_max, m.auto_below, m.ask_below) = (per_request_max, auto_below, ask_below);
-    }
-    Ok(())
-}
-
-fn unrevoke(w: &mut World, gi: usize) -> R<()> {
-    let (m, now) = (&w.grants[gi], w.now());
-    let want = match m.revoked_at {
-        None => Err("not_revoked"),
-        Some(t) if !(0..=10_000).contains(&(now - t).num_milliseconds()) => Err("undo_too_late"),
-        // A receipt at or after the revocation's time: someone saw the revocation (or might have).
-        Some(t) if m.last_receipt.is_some_and(|r| r >= t) => Err("undo_after_decision"),
-        Some(_) => Ok(()),
-    };
-    let got = w.engine.unrevoke_grant(&m.id).map(|_| ()).map_err(|e| e.code());
-    prop_assert_eq!(got, want, "undo revocation of {}", m.id);
-    if want.is_ok() {
-        w.grants[gi].revoked_at = None;
-    }
-    Ok(())
-}
-
 fn reserve(w: &mut World, gi: usize, micros: u64, valid_secs: u64) -> R<()> {
     let now = w.now();
     let want = w.grants[gi].budget_verdict(micros, now);
@@ -242,7 +196,7 @@ fn reserve(w: &mut World, gi: usize, micros: u64, valid_secs: u64) -> R<()> {
     }
 }
 
-fn concurrent(w: &mut World, gi: usize, amounts: &[u64], settles: &[(u8, Settle)]) -> R<()> {
+fn concurrent(w: &mut World, gi: usize, amounts: &[u64], settles: &[(u8, Settle)], top_up: Option<u64>, revoke: bool) -> R<()> {
     let (now, before) = (w.now(), w.grants[gi].clone());
     let mut ends: Vec<(usize, Settle, purser_core::receipt::Receipt)> = Vec::new();
     for (i, how) in settles {
@@ -253,7 +207,10 @@ fn concurrent(w: &mut World, gi: usize, amounts: &[u64], settles: &[(u8, Settle)
     let refusal_rec = w.receipt(gi, Outcome::Refused, "over_budget")?;
     let ledger = w.ledger().clone();
     let vb = now.timestamp() as u64 + 300;
-    let (reserved, settled) = std::thread::scope(|s| {
+    let (engine, gid) = (&w.engine, before.id.as_str());
+    let (reserved, settled, topped, revoked) = std::thread::scope(|s| {
+        let topped = top_up.map(|t| s.spawn(move || engine.top_up(gid, &model::usd(t)).map(|_| t).map_err(|e| e.code())));
+        let revoked = revoke.then(|| s.spawn(move || engine.revoke_grant(gid).map(|_| ()).map_err(|e| e.code())));
         let reserves: Vec<_> = amounts
             .iter()
             .map(|&a| {
@@ -276,8 +233,29 @@ fn concurrent(w: &mut World, gi: usize, amounts: &[u64], settles: &[(u8, Settle)
                 s.spawn(move || ledger.finish(Some((&r, how)), &mut rec, now).map(|()| rec.id))
             })
             .collect();
-        (reserves.into_iter().map(|t| t.join().expect("reserve thread")).collect::<Vec<_>>(), ends.into_iter().map(|t| t.join().expect("settle thread")).collect::<Vec<_>>())
+        (
+            reserves.into_iter().map(|t| t.join().expect("reserve thread")).collect::<Vec<_>>(),
+            ends.into_iter().map(|t| t.join().expect("settle thread")).collect::<Vec<_>>(),
+            topped.map(|t| t.join().expect("top-up thread")),
+            revoked.map(|t| t.join().expect("revoke thread")),
+        )
     });
+    if let Some(r) = revoked {
+        prop_assert_eq!(r, Ok(()), "concurrent revoke");
+        w.grants[gi].revoked_at.get_or_insert(now);
+    }
+    // A top-up racing a revocation may find it revoked; otherwise it lands (or overflows).
+    let mut added = 0;
+    if let (Some(t), Some(got)) = (top_up, topped) {
+        let fits = before.budget.checked_add(t).is_some_and(|b| b <= i64::MAX as u64);
+        match got {
+            Ok(_) if before.revoked_at.is_none() && fits => added = t,
+            Err("revoked") if before.revoked_at.is_some() || revoke => {}
+            Err("amount_overflow") if !fits => {}
+            other => return Err(TestCaseError::fail(format!("concurrent top-up of {t}: {other:?}"))),
+        }
+        w.grants[gi].budget += added;
+    }
     let released: u64 = ends.iter().filter(|(ri, how, _)| *how == Settle::Release && w.res[*ri].r.grant_id == before.id).map(|(ri, ..)| w.res[*ri].r.amount).sum();
     for ((ri, how, _), got) in ends.iter().zip(settled) {
         let id = ok("concurrent finish", got)?;
@@ -300,12 +278,14 @@ fn concurrent(w: &mut World, gi: usize, amounts: &[u64], settles: &[(u8, Settle)
     }
     let floor = before.remaining().saturating_sub(accepted);
     match before.budget_verdict(0, now) {
-        Err(why) => prop_assert!(accepted == 0 && refused.iter().all(|(_, r)| *r == why), "a {:?} grant reserved: {:?}", why, refused),
+        // Already out of play: nothing reserves (a racing revocation may be the reason given).
+        Err(why) => prop_assert!(accepted == 0 && refused.iter().all(|(_, r)| *r == why || (revoke && *r == Refusal::Revoked)), "a {:?} grant reserved: {:?}", why, refused),
         Ok(()) => {
-            prop_assert!(accepted <= before.remaining() + released, "{} reserved concurrently, {} was left (+{} released)", accepted, before.remaining(), released);
+            prop_assert!(accepted <= before.remaining() + released + added, "{} reserved concurrently, {} was left (+{} released, +{} topped up)", accepted, before.remaining(), released, added);
             for (a, refusal) in &refused {
                 // Remaining never fell below `floor` during the race, so a refused amount exceeds it.
-                prop_assert!(*refusal == Refusal::OverBudget && *a > floor, "{} refused ({:?}) with at least {} left", a, refusal, floor);
+                let ok = (*refusal == Refusal::OverBudget && *a > floor) || (*refusal == Refusal::Revoked && revoke);
+                prop_assert!(ok, "{} refused ({:?}) with at least {} left", a, refusal, floor);
             }
         }
     }
@@ -348,7 +328,7 @@ fn one_unit_over_the_remaining_budget_is_refused() {
         Op::Reserve { g: 0, micros: 999, valid_secs: 60 },
         Op::ReserveEdge { g: 0, over: true },
         Op::ReserveEdge { g: 0, over: false },
-        Op::Concurrent { g: 0, amounts: vec![1, 1, 0], settles: vec![(0, Settle::Release), (1, Settle::Spend)] },
+        Op::Concurrent { g: 0, amounts: vec![1, 1, 0], settles: vec![(0, Settle::Release), (1, Settle::Spend)], top_up: Some(1), revoke: false },
     ];
     run(&ops).unwrap();
 }
@@ -375,7 +355,7 @@ fn revoked_and_expired_grants_never_reserve() {
     let ops = [
         Op::Create { budget: 1_000, per_request_max: None, auto_below: 0, ask_extra: None, expires_secs: 30 },
         Op::Revoke { g: 0 },
-        Op::Concurrent { g: 0, amounts: vec![1, 0], settles: vec![] },
+        Op::Concurrent { g: 0, amounts: vec![1, 0], settles: vec![], top_up: Some(5), revoke: true },
         Op::Unrevoke { g: 0 },
         Op::Advance { secs: 30 },
         Op::Reserve { g: 0, micros: 0, valid_secs: 60 },

@@ -8,6 +8,7 @@ use proptest::test_runner::TestCaseError;
 use purser_core::clock::{new_id, Clock, ManualClock, OsNonces};
 use purser_core::engine::Engine;
 use purser_core::grants::GrantSpec;
+use purser_core::ipc::GrantPatch;
 use purser_core::ledger::{ChainReport, Ledger, Reservation, Settle};
 use purser_core::policy::Refusal;
 use purser_core::receipt::{DecidedBy, Outcome, Receipt};
@@ -134,6 +135,54 @@ impl World {
             ask_below,
             last_receipt: None,
         });
+        Ok(())
+    }
+
+    /// A top-up through the engine: refused on a revoked grant and past `i64::MAX` micro-USD.
+    pub fn top_up(&mut self, gi: usize, micros: u64) -> R<()> {
+        let m = &self.grants[gi];
+        let want = match m.budget.checked_add(micros).filter(|b| *b <= i64::MAX as u64) {
+            _ if m.revoked_at.is_some() => Err("revoked"),
+            None => Err("amount_overflow"),
+            Some(b) => Ok(b),
+        };
+        let got = self.engine.top_up(&m.id, &usd(micros));
+        proptest::prop_assert_eq!(got.as_ref().map(|_| ()).map_err(|e| e.code()), want.map(|_| ()), "top-up {} by {}", m.id, micros);
+        if let Ok(b) = want {
+            self.grants[gi].budget = b;
+        }
+        Ok(())
+    }
+
+    /// A tier edit through the engine (grant_edit): refused on a revoked grant.
+    pub fn edit(&mut self, gi: usize, per_request_max: Option<u64>, auto_below: u64, ask_below: Option<u64>) -> R<()> {
+        let opt = |v: Option<u64>| Some(v.map(usd).unwrap_or_default());
+        let patch = GrantPatch { per_request_max: opt(per_request_max), auto_below: Some(usd(auto_below)), ask_below: opt(ask_below), ..Default::default() };
+        let got = self.engine.update_grant(&self.grants[gi].id, &patch).map(|_| ()).map_err(|e| e.code());
+        let revoked = self.grants[gi].revoked_at.is_some();
+        proptest::prop_assert_eq!(got, if revoked { Err("revoked") } else { Ok(()) });
+        if !revoked {
+            let m = &mut self.grants[gi];
+            (m.per_request_max, m.auto_below, m.ask_below) = (per_request_max, auto_below, ask_below);
+        }
+        Ok(())
+    }
+
+    /// The undo of a revocation: only within 10 s and before any receipt under the grant.
+    pub fn unrevoke(&mut self, gi: usize) -> R<()> {
+        let (m, now) = (&self.grants[gi], self.now());
+        let want = match m.revoked_at {
+            None => Err("not_revoked"),
+            Some(t) if !(0..=10_000).contains(&(now - t).num_milliseconds()) => Err("undo_too_late"),
+            // A receipt at or after the revocation's time: someone saw the revocation (or might have).
+            Some(t) if m.last_receipt.is_some_and(|r| r >= t) => Err("undo_after_decision"),
+            Some(_) => Ok(()),
+        };
+        let got = self.engine.unrevoke_grant(&m.id).map(|_| ()).map_err(|e| e.code());
+        proptest::prop_assert_eq!(got, want, "undo revocation of {}", m.id);
+        if want.is_ok() {
+            self.grants[gi].revoked_at = None;
+        }
         Ok(())
     }
 
