@@ -31,6 +31,13 @@ const COMMANDS: &[&str] = &[
     "wallet_unlock",
     "wallet_lock",
     "wallet_funds",
+    "welcome_state",
+    "welcome_dismiss",
+    "wallet_create",
+    "wallet_import_key",
+    "demo_status",
+    "demo_start",
+    "demo_stop",
 ];
 
 fn main() {

@@ -1,4 +1,5 @@
-//! Owns the live link from the core to the UI and the tray: every core event is forwarded to
+//! Owns the live link from the core to the UI and the tray: every core event (the real engine's
+//! here; a demo session's engine is forwarded the same way by `demo.rs`) is forwarded to
 //! the webview as one Tauri event, `purser://changed`, whose payload is the core `Event`
 //! ({kind, id} or {kind, paused}...; the UI refetches, the ledger stays the truth), and the
 //! tray is brought up to date. If the UI fell behind a burst, `{kind: "resync"}` tells it to
@@ -12,7 +13,7 @@ pub const CHANGED_EVENT: &str = "purser://changed";
 
 /// Forwards events until the engine's publisher goes away.
 pub fn spawn_forwarder(app: AppHandle) {
-    let mut rx = app.state::<AppState>().engine.events.subscribe();
+    let mut rx = app.state::<AppState>().real.events.subscribe();
     tauri::async_runtime::spawn(async move {
         loop {
             match rx.recv().await {

@@ -74,7 +74,8 @@ pub async fn start(opener: AppOpener) -> Result<AppState, Fatal> {
     unlock_in_background(engine.clone(), dir.clone());
     let chain = purser_core::chain::background::spawn(engine.clone(), dir.clone(), purser_core::chain::background::interval_from_env());
     Ok(AppState {
-        engine,
+        real: engine,
+        demo: Default::default(),
         ca_cert: purser_core::proxy::ca::LocalCa::cert_path(&dir),
         data_dir: dir,
         proxy_url,

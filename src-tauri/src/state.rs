@@ -1,4 +1,5 @@
-//! Owns the running app's state: the engine (the same core `purser serve` runs), the in-process
+//! Owns the running app's state: the engine (the same core `purser serve` runs; while a demo
+//! session is up, [`AppState::engine`] is the demo's, see `demo.rs`), the in-process
 //! proxy, prompter and chain watcher it started, where it listens, the data dir and its exclusive lock, and the
 //! graceful stop (like `purser serve`'s: control file removed, held approvals denied with
 //! receipts, in-flight requests given their grace, prompts taken off the screen).
@@ -21,7 +22,10 @@ pub struct Running {
 }
 
 pub struct AppState {
-    pub engine: Arc<Engine>,
+    /// The real engine (the user's ledger and wallet). Commands use [`AppState::engine`].
+    pub real: Arc<Engine>,
+    /// The demo session ("Try it"): while it shows its data, commands go to its engine.
+    pub demo: crate::demo::DemoSession,
     pub data_dir: PathBuf,
     /// `http://127.0.0.1:PORT`.
     pub proxy_url: String,
@@ -35,18 +39,32 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The engine every screen shows: the demo's while a demo session shows its data, else the
+    /// real one.
+    pub fn engine(&self) -> Arc<Engine> {
+        self.demo.engine().unwrap_or_else(|| self.real.clone())
+    }
+
+    /// The proxy of [`AppState::engine`] (the demo's own while it is shown).
+    pub fn active_proxy_url(&self) -> String {
+        self.demo.proxy_url().unwrap_or_else(|| self.proxy_url.clone())
+    }
+
     pub fn info(&self) -> AppInfo {
+        let proxy_url = self.active_proxy_url();
         AppInfo {
             version: purser_core::VERSION.to_string(),
             data_dir: self.data_dir.display().to_string(),
-            proxy_url: self.proxy_url.clone(),
-            paused: self.engine.paused(),
-            setup_hint: format!("Agents send their requests through {} with a grant's token: create a grant and paste its set-up lines into the agent's shell.", self.proxy_url),
+            setup_hint: format!("Agents send their requests through {proxy_url} with a grant's token: create a grant and paste its set-up lines into the agent's shell."),
+            proxy_url,
+            paused: self.engine().paused(),
         }
     }
 
     /// Stops the proxy and the prompter once (later calls do nothing).
     pub async fn shutdown(&self) {
+        // The demo first: everything it started stops with the app.
+        self.demo.stop(None).await;
         let running = self.running.lock().unwrap_or_else(|p| p.into_inner()).take();
         let Some(running) = running else { return };
         if ControlFile::read(&self.data_dir).is_some_and(|c| c.pid == std::process::id()) {
@@ -58,7 +76,7 @@ impl AppState {
         if let Some(p) = running.prompter {
             p.shutdown().await;
         }
-        self.engine.lock_wallet(false);
+        self.real.lock_wallet(false);
         eprintln!("purser-app: stopped");
     }
 }

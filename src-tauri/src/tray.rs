@@ -89,7 +89,7 @@ fn on_menu(app: &AppHandle, event: MenuEvent) {
     match event.id.as_ref() {
         "open" => crate::opener::show_window(app, None),
         "pause" => {
-            let engine = app.state::<AppState>().engine.clone();
+            let engine = app.state::<AppState>().engine();
             let paused = !engine.paused();
             tauri::async_runtime::spawn_blocking(move || {
                 if let Err(e) = engine.set_paused(paused) {
@@ -105,7 +105,7 @@ fn on_menu(app: &AppHandle, event: MenuEvent) {
 /// Brings the tray up to date (icon, tooltip, pause label) when its state changed.
 pub fn refresh(app: &AppHandle) {
     let Some(tray) = app.try_state::<Tray>() else { return };
-    let engine = &app.state::<AppState>().engine;
+    let engine = app.state::<AppState>().engine();
     let state = TrayState::of(engine.pending_approvals().len(), engine.paused());
     let mut shown = tray.shown.lock().unwrap_or_else(|p| p.into_inner());
     if *shown == Some(state) {

@@ -19,11 +19,14 @@ vi.mock("./api", async (orig) => {
     approvalsList: vi.fn(),
     queryHelp: vi.fn(),
     walletFunds: vi.fn(),
+    welcomeState: vi.fn(),
+    demoStatus: vi.fn(),
   };
 });
 const m = vi.mocked(api);
 const handlers = new Map<string, (e: { payload: unknown }) => void>();
 
+const idle = { phase: "idle" as const, showingDemo: false, dir: "/d/demo", progress: "", lines: [], error: null, outcome: null };
 const info = { version: "0.1.0", dataDir: "/d", proxyUrl: "http://127.0.0.1:4020", paused: false, setupHint: "" };
 
 describe("App", () => {
@@ -38,7 +41,26 @@ describe("App", () => {
     m.grantsList.mockResolvedValue([grant()]);
     m.approvalsList.mockResolvedValue([approval({ id: "a-1" }), approval({ id: "a-2" })]);
     m.walletFunds.mockResolvedValue(funds([]));
+    m.welcomeState.mockResolvedValue({ show: false, hasWallet: true, hasGrants: true, hasReceipts: false, dismissed: false });
+    m.demoStatus.mockResolvedValue(idle);
     window.location.hash = "";
+  });
+
+  it("a first run shows the welcome in place of the screen until a screen is picked", async () => {
+    m.welcomeState.mockResolvedValue({ show: true, hasWallet: false, hasGrants: false, hasReceipts: false, dismissed: false });
+    render(<App />);
+    expect(await screen.findByTestId("welcome")).toBeInTheDocument();
+    expect(screen.queryByTestId("screen-grants")).toBeNull();
+    await userEvent.setup().click(screen.getByTestId("nav-timeline"));
+    expect(screen.queryByTestId("welcome")).toBeNull();
+  });
+
+  it("while a demo runs the banner is shown, not the welcome", async () => {
+    m.welcomeState.mockResolvedValue({ show: true, hasWallet: false, hasGrants: false, hasReceipts: false, dismissed: false });
+    m.demoStatus.mockResolvedValue({ ...idle, phase: "running", showingDemo: true, progress: "agent     3x /cheap" });
+    render(<App />);
+    expect(await screen.findByTestId("demo-banner")).toHaveTextContent("Demo — local test network");
+    expect(screen.queryByTestId("welcome")).toBeNull();
   });
 
   it("header shows the proxy URL and the wallet's lock state; the sidebar counts approvals", async () => {

@@ -2,18 +2,21 @@
  * Owns the app's frame: header (proxy URL, wallet lock state, pause switch), the "All spending
  * paused" banner, the keyboard-accessible sidebar of the four screens (↑/↓ in the sidebar,
  * Alt+1…4 anywhere), navigation from a notification's Open action (`purser://open` or
- * `#/approvals/<id>`), and live updates.
+ * `#/approvals/<id>`), live updates, the first-run welcome (in place of the screen until the
+ * user sets something up, starts the demo, dismisses it or picks a screen) and the demo banner.
  */
 import { useCallback, useEffect, useRef, useState, type KeyboardEvent } from "react";
 import { QueryClientProvider, useMutation, useQueryClient, type QueryClient } from "@tanstack/react-query";
 import * as api from "./api";
+import { DemoBanner } from "./components/DemoBanner";
 import { ToastProvider, useToast } from "./components/toasts";
 import { useLiveUpdates } from "./live";
-import { keys, newQueryClient, useAppInfo, useApprovals, useWallet } from "./queries";
+import { keys, newQueryClient, useAppInfo, useApprovals, useDemo, useWallet, useWelcome } from "./queries";
 import { Approvals } from "./screens/Approvals";
 import { Grants } from "./screens/Grants";
 import { Timeline } from "./screens/Timeline";
 import { Wallet } from "./screens/Wallet";
+import { Welcome } from "./screens/Welcome";
 
 export const SCREENS = [
   { id: "grants", label: "Grants" },
@@ -99,11 +102,22 @@ function Frame() {
 
   const approvals = useApprovals();
   const waiting = approvals.data?.length ?? 0;
+  const welcome = useWelcome();
+  const demo = useDemo();
+  const demoOn = demo.data !== undefined && demo.data.phase !== "idle";
+  // Picking a screen hides the welcome for this session; "Not now" hides it for good.
+  const [welcomeHidden, setWelcomeHidden] = useState(false);
+  const showWelcome = welcome.data?.show === true && !welcomeHidden && !demoOn;
+  const pick = (s: Screen) => {
+    setWelcomeHidden(true);
+    setScreen(s);
+  };
 
   return (
-    <div className="app">
-      <Header onWallet={() => setScreen("wallet")} />
+    <div className={`app ${demo.data?.showingDemo ? "demo-on" : ""}`}>
+      <Header onWallet={() => pick("wallet")} />
       <PausedBanner />
+      <DemoBanner />
       <div className="body">
         <nav className="sidebar" aria-label="Screens" onKeyDown={onNavKey}>
           {SCREENS.map((s, i) => (
@@ -115,7 +129,7 @@ function Frame() {
               className={`nav ${screen === s.id ? "current" : ""}`}
               aria-current={screen === s.id ? "page" : undefined}
               tabIndex={screen === s.id ? 0 : -1}
-              onClick={() => setScreen(s.id)}
+              onClick={() => pick(s.id)}
               title={`${s.label} (Alt+${i + 1})`}
               data-testid={`nav-${s.id}`}
             >
@@ -129,10 +143,16 @@ function Frame() {
           ))}
         </nav>
         <main className="content">
-          {screen === "grants" && <Grants />}
+          {showWelcome ? (
+            <Welcome onWalletReady={() => pick("wallet")} onDemoStarted={() => setScreen("timeline")} />
+          ) : (
+            <>
+              {screen === "grants" && <Grants />}
           {screen === "approvals" && <Approvals focusId={focusApproval.id} focusNonce={focusApproval.n} />}
           {screen === "timeline" && <Timeline />}
-          {screen === "wallet" && <Wallet />}
+              {screen === "wallet" && <Wallet />}
+            </>
+          )}
         </main>
       </div>
     </div>

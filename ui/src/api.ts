@@ -9,6 +9,7 @@ import type {
   AppInfo,
   CreatedGrant,
   Decided,
+  DemoStatus,
   ExportResult,
   Funds,
   GrantPatch,
@@ -21,6 +22,7 @@ import type {
   SearchPage,
   Stats,
   WalletStatus,
+  WelcomeState,
 } from "./bindings";
 
 /** Turns anything a rejected command (or a JS failure) produced into `{code, message}`. */
@@ -89,3 +91,20 @@ export const walletUnlock = (passphrase: string, remember: boolean) =>
 export const walletLock = () => call<WalletStatus>("wallet_lock");
 /** Balances per network (cached; `refresh` reads them again over RPC) and funding URIs. */
 export const walletFunds = (refresh: boolean) => call<Funds>("wallet_funds", { refresh });
+
+// First run: the welcome, setting up the wallet, the demo session
+/** Whether to show the welcome (a first run, not dismissed). */
+export const welcomeState = () => call<WelcomeState>("welcome_state");
+/** "Not now": the welcome is not shown again. */
+export const welcomeDismiss = () => call<WelcomeState>("welcome_dismiss");
+/** A new wallet sealed with the passphrase (typed twice), unlocked at once. */
+export const walletCreate = (passphrase: string, confirm: string, remember: boolean) =>
+  call<WalletStatus>("wallet_create", { passphrase, confirm, remember });
+/** Imports a 0x-hex private key sealed with the passphrase (typed twice), unlocked at once. */
+export const walletImportKey = (key: string, passphrase: string, confirm: string, remember: boolean) =>
+  call<WalletStatus>("wallet_import_key", { key, passphrase, confirm, remember });
+export const demoStatus = () => call<DemoStatus>("demo_status");
+/** Starts the demo on a local test network; every screen shows its data while it runs. */
+export const demoStart = () => call<DemoStatus>("demo_start");
+/** Stops the demo and everything it started; back to the real data. */
+export const demoStop = () => call<DemoStatus>("demo_stop");

@@ -19,17 +19,21 @@ export function staleKeys(kind: string): QueryKey[] | "all" {
   switch (kind) {
     case "receipt_added":
       // The chart's aggregate (["stats"]) follows at most every STATS_EVERY_MS (see below).
-      return [keys.grants, keys.funds];
+      return [keys.grants, keys.funds, keys.welcome];
     case "approval_pending":
       return [keys.approvals, keys.grants];
     case "approval_resolved":
       return [keys.approvals, keys.grants, keys.rules];
     case "grant_changed":
-      return [keys.grants, keys.rules, keys.help, keys.funds];
+      return [keys.grants, keys.rules, keys.help, keys.funds, keys.welcome];
     case "pause_changed":
       return [keys.app];
     case "wallet_changed":
-      return [keys.wallet, keys.funds, keys.app];
+      return [keys.wallet, keys.funds, keys.app, keys.welcome];
+    case "demo_line":
+      // the demo's progress text
+      return [keys.demo];
+    // "demo_changed" (the screens switch to or from the demo's data) refreshes everything.
     case "funds_changed":
       return [keys.funds];
     case "reconciled":

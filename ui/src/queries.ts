@@ -18,6 +18,8 @@ export const keys = {
   help: ["query_help"] as const,
   wallet: ["wallet"] as const,
   funds: ["funds"] as const,
+  welcome: ["welcome"] as const,
+  demo: ["demo"] as const,
 };
 
 export function newQueryClient(): QueryClient {
@@ -41,3 +43,5 @@ export const useRules = () => useQuery({ queryKey: keys.rules, queryFn: api.rule
 export const useQueryHelp = () =>
   useQuery({ queryKey: keys.help, queryFn: api.queryHelp, staleTime: 60_000 });
 export const useWallet = () => useQuery({ queryKey: keys.wallet, queryFn: api.walletStatus });
+export const useWelcome = () => useQuery({ queryKey: keys.welcome, queryFn: api.welcomeState });
+export const useDemo = () => useQuery({ queryKey: keys.demo, queryFn: api.demoStatus });

@@ -179,9 +179,18 @@ pub async fn run(opts: &Options, on_line: impl FnMut(&str) + Send, stop: watch::
     run_with(opts, |_| {}, on_line, stop).await
 }
 
-/// [`run`], calling `on_ready` once the demo's engine and proxy are up. Everything the demo
-/// started has stopped when this returns, whatever the outcome.
-pub async fn run_with(opts: &Options, on_ready: impl FnOnce(Ready) + Send, mut on_line: impl FnMut(&str) + Send, stop: watch::Receiver<bool>) -> Result<Summary, DemoError> {
+/// The milestones [`run_with`] reports besides the lines.
+pub enum Progress<'a> {
+    /// The demo's engine and proxy are up.
+    Ready(Ready),
+    /// The agent is done; with `keep_running` the demo stays up until `stop`.
+    Summary(&'a Summary),
+}
+
+/// [`run`], also reporting [`Progress`]: the demo's engine and proxy once they are up, the
+/// summary as soon as the agent is done. Everything the demo started has stopped when this
+/// returns, whatever the outcome.
+pub async fn run_with(opts: &Options, mut on_progress: impl FnMut(Progress<'_>) + Send, mut on_line: impl FnMut(&str) + Send, stop: watch::Receiver<bool>) -> Result<Summary, DemoError> {
     let peers_dir = peers::locate(opts.peers_dir.as_deref())?;
     peers::check_node().await?;
     let _lock = prepare_dir(&opts.dir, &opts.real_data_dir)?;
@@ -203,7 +212,7 @@ pub async fn run_with(opts: &Options, on_ready: impl FnOnce(Ready) + Send, mut o
     on_line(&format!("chain     {} (local anvil, chain id {}, test USDC {}; logs in {})", ep.rpc, ep.chain_id, ep.token, logs.display()));
     on_line(&format!("paywall   {} (x402 v2 reference server: /cheap $0.001, /mid $0.05, /pricey $2.00)", ep.paywall));
     on_line(&format!("wallet    {wallet} (demo wallet, funded with {} test USDC)", usd6(FUND_ATOMIC as u64).trim_start_matches('$')));
-    let result = with_peers(opts, &ep, &wallet, &passphrase, on_ready, &mut on_line, stop).await;
+    let result = with_peers(opts, &ep, &wallet, &passphrase, &mut on_progress, &mut on_line, stop).await;
     peers.stop().await;
     on_line("stopped   proxy, paywall, facilitator and chain: nothing the demo started is running");
     result
@@ -211,7 +220,7 @@ pub async fn run_with(opts: &Options, on_ready: impl FnOnce(Ready) + Send, mut o
 
 /// Everything between the peers' start and stop.
 #[allow(clippy::too_many_arguments)]
-async fn with_peers(opts: &Options, ep: &peers::Endpoints, wallet: &str, passphrase: &str, on_ready: impl FnOnce(Ready) + Send, on_line: &mut (impl FnMut(&str) + Send), stop: watch::Receiver<bool>) -> Result<Summary, DemoError> {
+async fn with_peers(opts: &Options, ep: &peers::Endpoints, wallet: &str, passphrase: &str, on_progress: &mut (impl FnMut(Progress<'_>) + Send), on_line: &mut (impl FnMut(&str) + Send), stop: watch::Receiver<bool>) -> Result<Summary, DemoError> {
     let dir = &opts.dir;
     // Balances and reconciliation in the demo dir read the demo chain, never a public RPC.
     purser_core::networks::NetworkConfig::set_rpc(dir, "base-sepolia", Some(&ep.rpc))?;
@@ -231,9 +240,9 @@ async fn with_peers(opts: &Options, ep: &peers::Endpoints, wallet: &str, passphr
         purser_core::notify::spawn(engine.clone(), Arc::new(purser_core::notify::desktop::DesktopNotifier::new()), Arc::new(opener))
     });
     on_line(&format!("proxy     {proxy_url} (Purser, in this process)"));
-    on_ready(Ready { engine: engine.clone(), proxy_url: proxy_url.clone(), rpc: ep.rpc.clone(), paywall: ep.paywall.clone(), wallet: wallet.to_string() });
+    on_progress(Progress::Ready(Ready { engine: engine.clone(), proxy_url: proxy_url.clone(), rpc: ep.rpc.clone(), paywall: ep.paywall.clone(), wallet: wallet.to_string() }));
 
-    let result = session(&engine, opts, ep, wallet, &proxy_url, on_line, stop).await;
+    let result = session(&engine, opts, ep, wallet, &proxy_url, on_progress, on_line, stop).await;
     let _ = std::fs::remove_file(ControlFile::path(dir));
     proxy.shutdown().await;
     if let Some(p) = prompter {
@@ -244,7 +253,8 @@ async fn with_peers(opts: &Options, ep: &peers::Endpoints, wallet: &str, passphr
 }
 
 /// The demo grant, the agent's run with its lines, and the summary.
-async fn session(engine: &Arc<Engine>, opts: &Options, ep: &peers::Endpoints, wallet: &str, proxy_url: &str, on_line: &mut (impl FnMut(&str) + Send), stop: watch::Receiver<bool>) -> Result<Summary, DemoError> {
+#[allow(clippy::too_many_arguments)]
+async fn session(engine: &Arc<Engine>, opts: &Options, ep: &peers::Endpoints, wallet: &str, proxy_url: &str, on_progress: &mut (impl FnMut(Progress<'_>) + Send), on_line: &mut (impl FnMut(&str) + Send), stop: watch::Receiver<bool>) -> Result<Summary, DemoError> {
     let host = reqwest::Url::parse(&ep.paywall).ok().and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?))).ok_or_else(|| DemoError::PeersFailed(format!("paywall URL {}", ep.paywall)))?;
     let spec = GrantSpec {
         label: GRANT_LABEL.into(),
@@ -272,6 +282,7 @@ async fn session(engine: &Arc<Engine>, opts: &Options, ep: &peers::Endpoints, wa
     for l in summary_lines(&summary) {
         on_line(&l);
     }
+    on_progress(Progress::Summary(&summary));
     if opts.keep_running {
         on_line("running   the chain, paywall and proxy stay up until Ctrl-C (or SIGTERM)");
         stopped(stop.clone()).await;

@@ -11,7 +11,7 @@ pub fn app_info(state: State<'_, AppState>) -> AppInfo {
 }
 
 async fn set_paused(state: State<'_, AppState>, paused: bool) -> CmdResult<AppInfo> {
-    let e = state.engine.clone();
+    let e = state.engine();
     blocking(move || Ok(e.set_paused(paused)?)).await?;
     Ok(state.info())
 }

@@ -11,12 +11,12 @@ use tauri::State;
 
 #[tauri::command]
 pub fn approvals_list(state: State<'_, AppState>) -> Vec<PendingApproval> {
-    state.engine.pending_approvals()
+    state.engine().pending_approvals()
 }
 
 async fn decide(state: State<'_, AppState>, id: String, d: Decision) -> CmdResult<Decided> {
     let id = ipc::id("id", &id)?;
-    let e = state.engine.clone();
+    let e = state.engine();
     blocking(move || Ok(e.decide(&id, &d, Via::Window)?)).await
 }
 
@@ -41,14 +41,14 @@ pub async fn approval_rule(state: State<'_, AppState>, id: String, max_usd: Stri
 
 #[tauri::command]
 pub async fn rules_list(state: State<'_, AppState>) -> CmdResult<Vec<RuleView>> {
-    let e = state.engine.clone();
+    let e = state.engine();
     blocking(move || Ok(e.rules(None, false)?)).await
 }
 
 #[tauri::command]
 pub async fn rule_delete(state: State<'_, AppState>, id: String) -> CmdResult<RuleView> {
     let id = ipc::id("id", &id)?;
-    let e = state.engine.clone();
+    let e = state.engine();
     blocking(move || Ok(e.remove_rule(&id)?)).await
 }
 
@@ -57,12 +57,12 @@ pub async fn rule_delete(state: State<'_, AppState>, id: String) -> CmdResult<Ru
 #[tauri::command]
 pub async fn approval_view(state: State<'_, AppState>, id: String) -> CmdResult<PendingApproval> {
     let id = ipc::id("id", &id)?;
-    Ok(state.engine.view_approval(&id)?)
+    Ok(state.engine().view_approval(&id)?)
 }
 
 /// The window no longer shows this request: its countdown runs on.
 #[tauri::command]
 pub async fn approval_unview(state: State<'_, AppState>, id: String) -> CmdResult<PendingApproval> {
     let id = ipc::id("id", &id)?;
-    Ok(state.engine.unview_approval(&id)?)
+    Ok(state.engine().unview_approval(&id)?)
 }

@@ -9,21 +9,21 @@ use tauri::State;
 
 #[tauri::command]
 pub async fn grants_list(state: State<'_, AppState>) -> CmdResult<Vec<GrantView>> {
-    let e = state.engine.clone();
+    let e = state.engine();
     blocking(move || Ok(e.list_grants()?)).await
 }
 
 #[tauri::command]
 pub async fn grant_get(state: State<'_, AppState>, id: String) -> CmdResult<GrantView> {
     let id = ipc::id("id", &id)?;
-    let e = state.engine.clone();
+    let e = state.engine();
     blocking(move || Ok(e.grant(&id)?)).await
 }
 
 #[tauri::command]
 pub async fn grant_create(state: State<'_, AppState>, spec: GrantSpecInput) -> CmdResult<GrantCreated> {
     ipc::grant_input(&spec)?;
-    let (e, url, ca) = (state.engine.clone(), state.proxy_url.clone(), state.ca_cert.clone());
+    let (e, url, ca) = (state.engine(), state.active_proxy_url(), state.ca_cert.clone());
     blocking(move || e.create_grant_for_app(&GrantSpec::from(spec), &url, &ca)).await
 }
 
@@ -31,21 +31,21 @@ pub async fn grant_create(state: State<'_, AppState>, spec: GrantSpecInput) -> C
 pub async fn grant_update(state: State<'_, AppState>, id: String, spec: GrantPatch) -> CmdResult<GrantView> {
     let id = ipc::id("id", &id)?;
     ipc::grant_patch(&spec)?;
-    let e = state.engine.clone();
+    let e = state.engine();
     blocking(move || Ok(e.update_grant(&id, &spec)?)).await
 }
 
 #[tauri::command]
 pub async fn grant_top_up(state: State<'_, AppState>, id: String, usd: String) -> CmdResult<GrantView> {
     let (id, usd) = (ipc::id("id", &id)?, ipc::positive_usd("usd", &usd)?);
-    let e = state.engine.clone();
+    let e = state.engine();
     blocking(move || Ok(e.top_up(&id, &usd)?)).await
 }
 
 #[tauri::command]
 pub async fn grant_revoke(state: State<'_, AppState>, id: String) -> CmdResult<GrantView> {
     let id = ipc::id("id", &id)?;
-    let e = state.engine.clone();
+    let e = state.engine();
     blocking(move || Ok(e.revoke_grant(&id)?)).await
 }
 
@@ -53,12 +53,12 @@ pub async fn grant_revoke(state: State<'_, AppState>, id: String) -> CmdResult<G
 #[tauri::command]
 pub async fn grant_unrevoke(state: State<'_, AppState>, id: String) -> CmdResult<GrantView> {
     let id = ipc::id("id", &id)?;
-    let e = state.engine.clone();
+    let e = state.engine();
     blocking(move || Ok(e.unrevoke_grant(&id)?)).await
 }
 
 #[tauri::command]
 pub async fn grants_revoke_all(state: State<'_, AppState>) -> CmdResult<Vec<GrantView>> {
-    let e = state.engine.clone();
+    let e = state.engine();
     blocking(move || Ok(e.revoke_all()?)).await
 }

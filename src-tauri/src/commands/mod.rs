@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod approvals;
+pub mod first_run;
 pub mod grants;
 pub mod timeline;
 pub mod wallet;
@@ -41,6 +42,13 @@ macro_rules! handlers {
             $crate::commands::wallet::wallet_unlock,
             $crate::commands::wallet::wallet_lock,
             $crate::commands::wallet::wallet_funds,
+            $crate::commands::first_run::welcome_state,
+            $crate::commands::first_run::welcome_dismiss,
+            $crate::commands::first_run::wallet_create,
+            $crate::commands::first_run::wallet_import_key,
+            $crate::commands::first_run::demo_status,
+            $crate::commands::first_run::demo_start,
+            $crate::commands::first_run::demo_stop,
         ]
     };
 }

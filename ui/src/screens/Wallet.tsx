@@ -2,7 +2,7 @@
  * Owns the Wallet screen: address, balance per network (with what grants could spend there and
  * a warning when that is more than the wallet holds), funding instructions with a QR code of
  * the funding URI (drawn locally by `qrcode` into a data URL: no remote content), and
- * lock/unlock (passphrase + "remember on this computer").
+ * lock/unlock (passphrase + "remember on this computer"); without a wallet, the set-up form.
  */
 import { useEffect, useState, type FormEvent } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
@@ -13,6 +13,7 @@ import { InlineError, Skeleton } from "../components/bits";
 import { useToast } from "../components/toasts";
 import { keys, useWallet } from "../queries";
 import { whenFull } from "../format";
+import { WalletSetup } from "./WalletSetup";
 
 function Qr({ text }: { text: string }) {
   const [src, setSrc] = useState<string | null>(null);
@@ -100,8 +101,11 @@ export function Wallet() {
       ) : w && w.address === null ? (
         <div className="empty" data-testid="wallet-none">
           <h2>No wallet yet</h2>
-          <p>Purser pays from a wallet it keeps encrypted on this computer. Create or import one in a terminal:</p>
-          <pre className="setup">{"purser wallet new\n# or: purser wallet import --key-file key.hex"}</pre>
+          <p>Purser pays from a wallet it keeps encrypted on this computer. Create or import one here:</p>
+          <WalletSetup />
+          <p className="muted">
+            Or in a terminal: <code>purser wallet new</code> / <code>purser wallet import --key-file key.hex</code>
+          </p>
         </div>
       ) : w ? (
         <div className="wallet-grid">
