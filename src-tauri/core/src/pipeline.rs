@@ -82,8 +82,13 @@ pub async fn run(e: &Engine, grant: Grant, req: AgentRequest, intent: Option<Str
         Err(err) => {
             // An upstream whose certificate does not verify is refused outright (never ignored).
             let outcome = if matches!(err, upstream::UpstreamError::Certificate(_)) { Outcome::Refused } else { Outcome::Failed };
-            receipt.decide(outcome, DecidedBy::Policy, "upstream_error", Some(err.code()), err.to_string());
-            return answer(e, None, receipt, Answer::Refuse(StatusCode::BAD_GATEWAY), timer).await;
+            // A timeout is named as such (`upstream_timeout`, 504); see `upstream::Limits`.
+            let (reason, status) = match err {
+                upstream::UpstreamError::Timeout(_) => ("upstream_timeout", StatusCode::GATEWAY_TIMEOUT),
+                _ => ("upstream_error", StatusCode::BAD_GATEWAY),
+            };
+            receipt.decide(outcome, DecidedBy::Policy, reason, Some(err.code()), err.to_string());
+            return answer(e, None, receipt, Answer::Refuse(status), timer).await;
         }
     };
     if first.status() != StatusCode::PAYMENT_REQUIRED {
@@ -100,7 +105,8 @@ async fn answer(e: &Engine, reservation: Option<(Reservation, Settle)>, mut rece
     let (receipt, recorded) = match e
         .ledger
         .blocking(move |l| {
-            let r = l.finish(reservation.as_ref().map(|(r, s)| (r, *s)), &mut receipt, now);
+            // A receipt the ledger cannot write (disk full, read-only file) is parked, not lost.
+            let r = l.finish_or_park(reservation.as_ref().map(|(r, s)| (r, *s)), &mut receipt, now);
             (receipt, r)
         })
         .await
@@ -116,7 +122,8 @@ async fn answer(e: &Engine, reservation: Option<(Reservation, Settle)>, mut rece
         if let Answer::Upstream(resp) = ans {
             return upstream::stream_back(resp, None);
         }
-        return upstream::error_response(StatusCode::SERVICE_UNAVAILABLE, "ledger_unavailable", "Purser could not record this decision, so it did not pay", None);
+        let msg = format!("Purser cannot write its ledger ({}); its receipt will be written when the ledger takes writes again. Decision: {} ({})", err.code(), receipt.reason, receipt.message);
+        return upstream::error_response(StatusCode::SERVICE_UNAVAILABLE, "ledger_unavailable", &msg, None);
     }
     e.events.publish(crate::events::Event::ReceiptAdded { id: receipt.id.clone() });
     tracing::info!(receipt = %receipt.id, outcome = receipt.outcome.as_str(), reason = %receipt.reason, url = %receipt.url, "decision");
@@ -143,9 +150,17 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
     receipt.upstream_status = Some(402);
     let status = first.status();
     let headers = first.headers().clone();
-    let body = match timer.wait(upstream::read_limited(first, MAX_402_BODY)).await {
+    let body = match timer.wait(e.upstream.read_challenge(first, MAX_402_BODY)).await {
         Ok(b) => b,
-        Err(err) => return refuse(receipt, DecidedBy::Policy, "malformed_challenge", Some("too_large"), err.to_string(), StatusCode::FORBIDDEN),
+        Err(err @ upstream::UpstreamError::TooLarge(_)) => return refuse(receipt, DecidedBy::Policy, "malformed_challenge", Some("too_large"), err.to_string(), StatusCode::FORBIDDEN),
+        Err(err @ upstream::UpstreamError::Timeout(_)) => {
+            receipt.decide(Outcome::Failed, DecidedBy::Policy, "upstream_timeout", Some(err.code()), err.to_string());
+            return (Answer::Refuse(StatusCode::GATEWAY_TIMEOUT), None);
+        }
+        Err(err) => {
+            receipt.decide(Outcome::Failed, DecidedBy::Policy, "upstream_error", Some(err.code()), err.to_string());
+            return (Answer::Refuse(StatusCode::BAD_GATEWAY), None);
+        }
     };
 
     // 1. Parse: a typed challenge, or a named reason.
@@ -365,7 +380,7 @@ async fn still_offered(e: &Engine, req: &AgentRequest, approved: &Requirement, t
         return Err(("no_longer_402", format!("after the approval the server answered {} instead of asking for the approved payment; {nothing}", resp.status())));
     }
     let headers = resp.headers().clone();
-    let body = match timer.wait(upstream::read_limited(resp, MAX_402_BODY)).await {
+    let body = match timer.wait(e.upstream.read_challenge(resp, MAX_402_BODY)).await {
         Ok(b) => b,
         Err(err) => return Err(("malformed_challenge", format!("after the approval the server's payment request was unreadable ({err}); {nothing}"))),
     };

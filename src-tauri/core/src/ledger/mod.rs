@@ -2,6 +2,7 @@
 //! schema migrations and its durability settings (WAL, `synchronous=FULL`). It records; it
 //! does not decide (the one re-check it runs inside a reservation is the policy's function).
 
+mod backlog;
 mod bulk;
 mod batch;
 mod chain;
@@ -15,6 +16,7 @@ mod rules;
 mod search;
 
 pub use chain::{Reconciliation, StoredBalance};
+pub use backlog::{MAX_PARKED, RETRY_EVERY};
 pub use bulk::{verify_archive_file, ArchiveRecord, ArchiveReport};
 pub use controls::{Unrevoke, PAUSED};
 pub use receipts::{ChainReport, GENESIS_HASH};
@@ -120,6 +122,8 @@ pub struct Ledger {
     readers: Arc<Mutex<Vec<Connection>>>,
     /// Writes waiting for the next group commit (see `batch`).
     queue: Arc<Mutex<Vec<batch::Job>>>,
+    /// Receipts that could not be written yet (see `backlog`).
+    backlog: Arc<backlog::Backlog>,
     path: PathBuf,
 }
 
@@ -144,7 +148,7 @@ impl Ledger {
             p.push(suffix);
             crate::datadir::make_private(Path::new(&p))?;
         }
-        Ok(Ledger { conn: Arc::new(Mutex::new(conn)), readers: Arc::default(), queue: Arc::default(), path: path.to_path_buf() })
+        Ok(Ledger { conn: Arc::new(Mutex::new(conn)), readers: Arc::default(), queue: Arc::default(), backlog: Arc::default(), path: path.to_path_buf() })
     }
 
     pub fn path(&self) -> &Path {
