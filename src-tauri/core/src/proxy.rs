@@ -7,6 +7,7 @@
 pub mod ca;
 pub mod forward;
 pub mod head;
+pub mod limits;
 
 #[cfg(test)]
 use {head::grant_token, http::HeaderMap};
@@ -97,12 +98,22 @@ pub async fn start_with_ca(engine: Arc<Engine>, port: u16, control_token: Option
     let inflight = Arc::new(forward::InFlight::default());
     let ctx = Arc::new(ProxyContext { port: addr.port(), control_token, ca, inflight: inflight.clone() });
     let (stop, mut stopped) = watch::channel(false);
+    let conn_limits = limits::ConnLimits::from_env();
     let task = tokio::spawn(async move {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         loop {
             tokio::select! {
                 accepted = listener.accept() => {
-                    let Ok((stream, _)) = accepted else { continue };
+                    let stream = match accepted {
+                        Ok((stream, _)) => stream,
+                        Err(e) => {
+                            // e.g. EMFILE: every accept fails until a connection closes; never spin.
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(limits::ACCEPT_BACKOFF).await;
+                            continue;
+                        }
+                    };
+                    let Some(slot) = conn_limits.admit() else { continue };
                     let _ = stream.set_nodelay(true);
                     let (engine, ctx) = (engine.clone(), ctx.clone());
                     let svc = service_fn(move |req| {
@@ -115,11 +126,14 @@ pub async fn start_with_ca(engine: Arc<Engine>, port: u16, control_token: Option
                         }
                     });
                     // HTTP/1.1 with upgrades (CONNECT hands the connection to `forward`).
-                    let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new()).http1_only();
-                    builder.http1().keep_alive(true);
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
+                    // With the head timeout and size limit of `limits`.
+                    let builder = conn_limits.http1_builder();
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(limits::FirstByte::new(stream, conn_limits.header_read)), svc).into_owned();
                     let watched = graceful.watch(conn);
-                    tokio::spawn(async move { let _ = watched.await; });
+                    tokio::spawn(async move {
+                        let _ = watched.await;
+                        drop(slot);
+                    });
                 }
                 _ = stopped.changed() => break,
             }

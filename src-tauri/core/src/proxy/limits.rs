@@ -1,0 +1,159 @@
+//! Owns the limits on agent connections to the listener, so that hostile or broken clients
+//! (slowloris heads, thousands of idle sockets, a full file-descriptor table) cost bounded memory
+//! and never stop other agents from being served:
+//!
+//! | limit | default | override |
+//! |---|---|---|
+//! | a new connection's first byte, then each request head (line and headers), must arrive within it; an idle keep-alive connection is closed after it too | [`HEADER_READ_TIMEOUT`] 30 s | `PURSER_HEADER_READ_TIMEOUT_SECS` |
+//! | agent connections open at once; beyond it a new one is closed at once | [`MAX_CONNECTIONS`] 8,192 | `PURSER_MAX_CONNECTIONS` |
+//! | request head size (hyper answers 431 beyond it) | [`MAX_HEADER_BYTES`] 64 KiB | — |
+//! | pause after a failed `accept` (e.g. `EMFILE`) instead of spinning | [`ACCEPT_BACKOFF`] 50 ms | — |
+//!
+//! Agent request bodies are capped by `proxy::MAX_REQUEST_BODY`; upstream limits live in
+//! `upstream::Limits`.
+
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use hyper_util::server::conn::auto::Builder;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Default time a client has to send a whole request head (also the keep-alive idle timeout).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default most agent connections served at once.
+pub const MAX_CONNECTIONS: usize = 8192;
+/// Largest request head read.
+pub const MAX_HEADER_BYTES: usize = 64 << 10;
+/// Pause after a failed accept (a full descriptor table fails every accept until one closes).
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// The connection limits of one listener.
+#[derive(Clone, Debug)]
+pub struct ConnLimits {
+    pub header_read: Duration,
+    pub max_connections: usize,
+    slots: Arc<Semaphore>,
+}
+
+impl ConnLimits {
+    pub fn new(header_read: Duration, max_connections: usize) -> Self {
+        let max_connections = max_connections.max(1);
+        ConnLimits { header_read, max_connections, slots: Arc::new(Semaphore::new(max_connections)) }
+    }
+
+    /// The defaults, each replaced by its environment variable (an integer > 0) when set.
+    pub fn from_env() -> Self {
+        let num = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok()).filter(|n| *n > 0);
+        let header = num("PURSER_HEADER_READ_TIMEOUT_SECS").map(Duration::from_secs).unwrap_or(HEADER_READ_TIMEOUT);
+        let max = num("PURSER_MAX_CONNECTIONS").and_then(|n| usize::try_from(n).ok()).unwrap_or(MAX_CONNECTIONS);
+        Self::new(header, max)
+    }
+
+    /// A slot for one more connection (held for its life), or `None` when all are taken.
+    pub fn admit(&self) -> Option<OwnedSemaphorePermit> {
+        let permit = self.slots.clone().try_acquire_owned().ok();
+        if permit.is_none() {
+            tracing::warn!(max = self.max_connections, "too many agent connections; closing a new one");
+        }
+        permit
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.max_connections - self.slots.available_permits()
+    }
+
+    /// An HTTP/1.1 server builder with these limits (and keep-alive).
+    pub fn http1_builder(&self) -> Builder<TokioExecutor> {
+        let mut builder = Builder::new(TokioExecutor::new()).http1_only();
+        builder.http1().keep_alive(true).timer(TokioTimer::new()).header_read_timeout(self.header_read).max_buf_size(MAX_HEADER_BYTES.max(8192));
+        builder
+    }
+}
+
+/// A connection that must send its first byte within a deadline, or reads fail with
+/// `TimedOut` (hyper then drops it). hyper's own head timeout starts only once a first byte has
+/// arrived (the server first sniffs the HTTP version without a timeout), so a socket that never
+/// says anything would otherwise be held forever.
+pub struct FirstByte<T> {
+    inner: T,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> FirstByte<T> {
+    pub fn new(inner: T, within: Duration) -> Self {
+        FirstByte { inner, deadline: Some(Box::pin(tokio::time::sleep(within))) }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for FirstByte<T> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(r) => {
+                this.deadline = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => match this.deadline.as_mut().map(|d| d.as_mut().poll(cx)) {
+                Some(Poll::Ready(())) => Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no request from this connection in time"))),
+                _ => Poll::Pending,
+            },
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for FirstByte<T> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[std::io::IoSlice<'_>]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_bounded_and_returned() {
+        let l = ConnLimits::new(Duration::from_secs(1), 2);
+        let a = l.admit().expect("first");
+        let _b = l.admit().expect("second");
+        assert!(l.admit().is_none(), "a third connection is refused");
+        assert_eq!(l.open(), 2);
+        drop(a);
+        assert!(l.admit().is_some(), "a closed connection frees its slot");
+    }
+
+    #[tokio::test]
+    async fn a_silent_connection_times_out_and_a_talking_one_does_not() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (client, server) = tokio::io::duplex(64);
+        let mut silent = FirstByte::new(server, Duration::from_millis(50));
+        let err = silent.read(&mut [0u8; 8]).await.expect_err("no byte within the deadline");
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        drop(client);
+
+        let (mut client, server) = tokio::io::duplex(64);
+        let mut talking = FirstByte::new(server, Duration::from_millis(50));
+        client.write_all(b"G").await.unwrap();
+        assert_eq!(talking.read(&mut [0u8; 8]).await.unwrap(), 1);
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        client.write_all(b"ET").await.unwrap();
+        assert_eq!(talking.read(&mut [0u8; 8]).await.unwrap(), 2, "after the first byte the deadline is gone");
+    }
+}
