@@ -17,7 +17,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_purser");
 const FLOOD_THRESHOLD: usize = 5;
 
 fn on_bus(bus: &SessionBus) -> ServeOptions {
-    ServeOptions { session_bus: Some(bus.address.clone()) }
+    ServeOptions { session_bus: Some(bus.address.clone()), ..Default::default() }
 }
 
 fn spawn_get(p: &Purser, token: &str, url: &str, headers: &[(&str, &str)]) -> tokio::task::JoinHandle<Reply> {

@@ -414,7 +414,7 @@ async fn a_prompt_while_locked_says_so_and_approving_refuses() {
     let peers = Peers::start(Mode::Real);
     let bus = SessionBus::start();
     let server = NotifyServer::start(&bus, &["actions", "body", "persistence"]).await;
-    let p = Purser::start_with(BIN, &peers.payer_key, ServeOptions { session_bus: Some(bus.address.clone()) });
+    let p = Purser::start_with(BIN, &peers.payer_key, ServeOptions { session_bus: Some(bus.address.clone()), ..Default::default() });
     let (_, token) = p.grant(&["--label", "held", "--budget", "1.00", "--auto-below", "0.01", "--ask-below", "0.50", "--approval-timeout", "60s"]);
     assert_eq!(p.cli_json(&["wallet", "lock", "--json"])["locked"], true);
     let payee = usdc_balance(&peers.rpc, &peers.pay_to).await;

@@ -1,6 +1,7 @@
 //! `Hostile402`: a tiny hyper server on 127.0.0.1:0 whose routes answer configured raw responses
 //! (any status, headers, body), recording every request and counting paid retries (requests
-//! carrying `X-PAYMENT` or `PAYMENT-SIGNATURE`).
+//! carrying `X-PAYMENT` or `PAYMENT-SIGNATURE`). `RawServer`: a raw-TCP upstream that misbehaves
+//! below HTTP (stalls a body, floods a 100 MB body, trickles a byte a second, never answers).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -217,4 +218,131 @@ async fn handle(
         );
     }
     Ok(b.body(Full::new(Bytes::from(resp.body))).expect("response"))
+}
+
+/// What a [`RawServer`] does on each connection, after reading the request head.
+#[derive(Clone, Debug)]
+pub enum Misbehave {
+    /// Sends `head` (a whole response head, ending in CRLF CRLF) and `body_start`, then never
+    /// sends another byte nor closes (an upstream that never finishes its body).
+    StallBody { head: String, body_start: Vec<u8> },
+    /// Sends `head` and then zeros, as fast as the peer reads them, up to `len` bytes
+    /// (a 402 with a 100 MB body).
+    HugeBody { head: String, len: u64 },
+    /// Sends `response` one byte every `every` (a server that trickles its answer).
+    Trickle { response: Vec<u8>, every: std::time::Duration },
+    /// Reads the request and never answers.
+    Silent,
+}
+
+/// A raw-TCP upstream on 127.0.0.1:0 that misbehaves as told, counting connections and the
+/// bytes it managed to send. Every connection is dropped with it.
+pub struct RawServer {
+    pub port: u16,
+    pub url: String,
+    connections: Arc<std::sync::atomic::AtomicU64>,
+    sent: Arc<std::sync::atomic::AtomicU64>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl RawServer {
+    pub async fn start(how: Misbehave) -> RawServer {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind raw server");
+        let port = listener.local_addr().unwrap().port();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let (connections, sent) = (Arc::new(std::sync::atomic::AtomicU64::new(0)), Arc::new(std::sync::atomic::AtomicU64::new(0)));
+        let (conns, bytes) = (connections.clone(), sent.clone());
+        let mut stopped_accept = stopped.clone();
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    a = listener.accept() => a,
+                    _ = stopped_accept.changed() => return,
+                };
+                let Ok((mut s, _)) = accepted else { continue };
+                conns.fetch_add(1, Ordering::SeqCst);
+                let (how, bytes, mut stopped) = (how.clone(), bytes.clone(), stopped.clone());
+                tokio::spawn(async move {
+                    let work = async {
+                        let mut head = Vec::new();
+                        let mut buf = [0u8; 4096];
+                        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match s.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => head.extend_from_slice(&buf[..n]),
+                            }
+                        }
+                        let count = |n: usize| {
+                            bytes.fetch_add(n as u64, Ordering::SeqCst);
+                        };
+                        match how {
+                            Misbehave::StallBody { head, body_start } => {
+                                if s.write_all(head.as_bytes()).await.is_err() || s.write_all(&body_start).await.is_err() {
+                                    return;
+                                }
+                                count(head.len() + body_start.len());
+                                std::future::pending::<()>().await;
+                            }
+                            Misbehave::HugeBody { head, len } => {
+                                if s.write_all(head.as_bytes()).await.is_err() {
+                                    return;
+                                }
+                                count(head.len());
+                                let zeros = vec![0u8; 64 << 10];
+                                let mut left = len;
+                                while left > 0 {
+                                    let n = left.min(zeros.len() as u64) as usize;
+                                    if s.write_all(&zeros[..n]).await.is_err() {
+                                        return;
+                                    }
+                                    count(n);
+                                    left -= n as u64;
+                                }
+                                std::future::pending::<()>().await;
+                            }
+                            Misbehave::Trickle { response, every } => {
+                                for b in response {
+                                    if s.write_all(&[b]).await.is_err() {
+                                        return;
+                                    }
+                                    count(1);
+                                    tokio::time::sleep(every).await;
+                                }
+                                std::future::pending::<()>().await;
+                            }
+                            Misbehave::Silent => std::future::pending::<()>().await,
+                        }
+                    };
+                    tokio::select! {
+                        _ = work => {}
+                        _ = stopped.changed() => {}
+                    }
+                });
+            }
+        });
+        RawServer { port, url: format!("http://127.0.0.1:{port}"), connections, sent, stop }
+    }
+
+    /// `http://127.0.0.1:PORT<path>`
+    pub fn url_of(&self, path: &str) -> String {
+        format!("{}{}", self.url, path)
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Bytes written to peers so far.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for RawServer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
 }

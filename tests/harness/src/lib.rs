@@ -5,7 +5,7 @@
 //! * [`agent`]: the agent side (reqwest) and raw-TCP requests for Host/Origin tests.
 //! * [`chain`]: JSON-RPC helpers (USDC balances, transfers of a tx) and facilitator stats.
 //! * [`onchain`]: anvil time travel, submitting a captured authorization, a paywall whose paid answer a test picks.
-//! * [`hostile`]: a 402 server answering configured raw responses, counting paid retries.
+//! * [`hostile`]: a 402 server answering configured raw responses, counting paid retries; raw-TCP upstreams that stall, trickle or flood.
 //! * [`challenge`]: good x402 v1/v2 challenge templates to mutate.
 //! * [`proc`]: child-process plumbing (timeouts, SIGTERM, log tails).
 //! * [`desktop`]: a private D-Bus session bus and a test notification server on it.
@@ -28,7 +28,7 @@ pub use chain::{facilitator_count, facilitator_stats, tx_transfer, usdc_balance}
 pub use challenge::{
     good_v1_body, good_v2_required, v1_response, v1_response_raw, v2_response, v2_response_header,
 };
-pub use hostile::{Hostile402, RawResponse};
+pub use hostile::{Hostile402, Misbehave, RawResponse, RawServer};
 pub use desktop::{NotifyServer, SessionBus};
 pub use keyring::Keyring;
 pub use peers::{Mode, Peers};

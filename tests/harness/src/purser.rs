@@ -19,6 +19,11 @@ pub const PASSPHRASE: &str = "e2e-correct-horse-battery-staple";
 pub struct ServeOptions {
     /// Raise desktop prompts (no `--no-notify`) on this session bus address.
     pub session_bus: Option<String>,
+    /// Extra environment for `serve` (e.g. the limits' `PURSER_*_SECS` overrides).
+    pub env: Vec<(String, String)>,
+    /// Use this data dir (e.g. on a small filesystem the test mounted) instead of a fresh one
+    /// inside the private tempdir. It must exist and be empty (or hold a Purser data dir).
+    pub data_dir: Option<PathBuf>,
 }
 
 pub struct Purser {
@@ -68,7 +73,7 @@ impl Purser {
             .prefix("purser-e2e-")
             .tempdir()
             .expect("tempdir");
-        let data_dir = work.path().join("data");
+        let data_dir = opts.data_dir.clone().unwrap_or_else(|| work.path().join("data"));
         let mut p = Purser {
             bin: PathBuf::from(bin),
             proxy_url: String::new(),
@@ -132,6 +137,7 @@ impl Purser {
             Some(address) => cmd.env("DBUS_SESSION_BUS_ADDRESS", address),
             None => cmd.arg("--no-notify"),
         };
+        cmd.envs(self.opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(proc::log_stdio(&self.stderr_log()));
