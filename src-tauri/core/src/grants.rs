@@ -238,7 +238,8 @@ pub fn networks_rule(names: &[String], allow_mixed: bool) -> Result<Vec<String>,
 pub fn parse_duration(s: &str) -> Result<Duration, GrantError> {
     let bad = || GrantError::Duration(s.chars().take(40).collect());
     let s = s.trim();
-    let split = s.len().checked_sub(1).ok_or_else(bad)?;
+    // The unit is the last character, which need not be one byte (`1é`, found by fuzzing).
+    let split = s.char_indices().last().map(|(i, _)| i).ok_or_else(bad)?;
     let (num, unit) = s.split_at(split);
     if num.is_empty() || !num.bytes().all(|c| c.is_ascii_digit()) || (num.len() > 1 && num.starts_with('0')) {
         return Err(bad());
@@ -284,6 +285,14 @@ mod tests {
         }
         for bad in ["", "*.", "a b", "host:99999", "host:", "*.[::1]", ".x", "x/y", "*"] {
             assert!(bad.parse::<HostPattern>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn duration_with_a_multibyte_unit_is_an_error_not_a_panic() {
+        // fuzz/regressions/timeline_query/since-multibyte-unit: `since:2026-11��` panicked in split_at.
+        for s in ["1é", "2026-11\u{fffd}\u{fffd}", "\u{fffd}", "7日"] {
+            assert_eq!(parse_duration(s).unwrap_err().code(), "invalid_duration", "{s:?}");
         }
     }
 
