@@ -109,7 +109,15 @@ fn range(v: impl Iterator<Item = u64> + Clone, first: Option<u64>, last: Option<
 /// the blocking parts). `progress` gets a line now and then.
 pub async fn run(cfg: &Config, progress: &(dyn Fn(String) + Sync)) -> anyhow::Result<Report> {
     let peers = tokio::task::block_in_place(|| Peers::start(Mode::Real));
-    let p = Arc::new(tokio::task::block_in_place(|| Purser::start(&cfg.purser_bin.to_string_lossy(), &peers)));
+    let p = tokio::task::block_in_place(|| {
+        let mut p = Purser::start(&cfg.purser_bin.to_string_lossy(), &peers);
+        // Balances and reconciliation read the peers' chain (Base Sepolia's stand-in), as a
+        // user's daemon reads a reachable RPC; the public default is out of reach here.
+        p.cli_ok(&["network", "set-rpc", "base-sepolia", &peers.rpc]);
+        p.restart();
+        p
+    });
+    let p = Arc::new(p);
     let pid = p.pid().ok_or_else(|| anyhow::anyhow!("purser serve has no pid"))?;
     let minutes = cfg.duration.as_secs().div_ceil(60);
     let agents = tokio::task::block_in_place(|| kinds::create_agents(&p, minutes));
@@ -222,7 +230,7 @@ fn build(cfg: &Config, duration_ms: u64, shared: &Shared, records: Vec<Record>, 
         rss_kb: range(samples.iter().map(|s| s.rss_kb), first.map(|s| s.rss_kb), last.map(|s| s.rss_kb)),
         fds: range(samples.iter().map(|s| s.fds), first.map(|s| s.fds), last.map(|s| s.fds)),
         overall,
-        drift: report::drift(&windows),
+        drift: report::drift(&windows, &samples),
         windows,
         audit,
         problems,

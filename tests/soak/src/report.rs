@@ -43,6 +43,23 @@ pub struct Drift {
     pub fd_growth: i64,
     /// By kind: (first window p99, last window p99, change), ms.
     pub p99_ms: BTreeMap<&'static str, (f64, f64, f64)>,
+    /// Least-squares slope of RSS after the first (warm-up) window, kB per minute.
+    pub rss_slope_kb_per_min: Option<f64>,
+    /// The same for fds, per minute.
+    pub fd_slope_per_min: Option<f64>,
+}
+
+/// Least-squares slope of `y` over `t_ms`, per minute (None under three points).
+pub fn slope(points: &[(u64, u64)]) -> Option<f64> {
+    if points.len() < 3 {
+        return None;
+    }
+    let n = points.len() as f64;
+    let mx = points.iter().map(|p| p.0 as f64).sum::<f64>() / n;
+    let my = points.iter().map(|p| p.1 as f64).sum::<f64>() / n;
+    let sxx: f64 = points.iter().map(|p| (p.0 as f64 - mx).powi(2)).sum();
+    let sxy: f64 = points.iter().map(|p| (p.0 as f64 - mx) * (p.1 as f64 - my)).sum();
+    (sxx > 0.0).then(|| (sxy / sxx * 60_000.0 * 10.0).round() / 10.0)
 }
 
 /// Nearest-rank percentile of sorted `v` (`p` in 0..=100).
@@ -99,9 +116,11 @@ pub fn windows(records: &[Record], samples: &[ProcSample], duration_ms: u64, win
         .collect()
 }
 
-pub fn drift(ws: &[Window]) -> Option<Drift> {
+pub fn drift(ws: &[Window], samples: &[ProcSample]) -> Option<Drift> {
     let (first, last) = (ws.first()?, ws.last()?);
     let (r0, r1) = (first.rss_kb_max.unwrap_or(0) as i64, last.rss_kb_max.unwrap_or(0) as i64);
+    let warm = first.end_s * 1000;
+    let steady: Vec<&ProcSample> = samples.iter().filter(|s| s.t_ms >= warm).collect();
     let mut p99_ms = BTreeMap::new();
     for k in Kind::ALL {
         if let (Some(a), Some(b)) = (first.latency.get(k.name()), last.latency.get(k.name())) {
@@ -113,6 +132,8 @@ pub fn drift(ws: &[Window]) -> Option<Drift> {
         rss_growth_pct: if r0 > 0 { ((r1 - r0) as f64 * 1000.0 / r0 as f64).round() / 10.0 } else { 0.0 },
         fd_growth: last.fds_max.unwrap_or(0) as i64 - first.fds_max.unwrap_or(0) as i64,
         p99_ms,
+        rss_slope_kb_per_min: slope(&steady.iter().map(|s| (s.t_ms, s.rss_kb)).collect::<Vec<_>>()),
+        fd_slope_per_min: slope(&steady.iter().map(|s| (s.t_ms, s.fds)).collect::<Vec<_>>()),
     })
 }
 
@@ -159,5 +180,12 @@ mod tests {
         assert_eq!(windows(&[], &[], 800_000, 300_000).len(), 3);
         assert_eq!(windows(&[], &[], 3_600_000, 300_000).len(), 12);
         assert_eq!(windows(&[], &[], 10_000, 300_000).len(), 1);
+    }
+
+    #[test]
+    fn slope_per_minute() {
+        assert_eq!(slope(&[(0, 100), (60_000, 110), (120_000, 120)]), Some(10.0));
+        assert_eq!(slope(&[(0, 5), (60_000, 5), (120_000, 5)]), Some(0.0));
+        assert_eq!(slope(&[(0, 5), (1, 6)]), None);
     }
 }

@@ -65,7 +65,7 @@ fn summary(r: &Report) -> String {
         for (k, (a, b, c)) in &d.p99_ms {
             s += &format!(" {k} {a:.0}->{b:.0} ({c:+.0})");
         }
-        s += "\n";
+        s += &format!("\nafter the first window: RSS slope {:?} kB/min, fd slope {:?}/min\n", d.rss_slope_kb_per_min, d.fd_slope_per_min);
     }
     let a = &r.audit;
     s += &format!("ledger: {} receipts, verify {} ({}); paid {} atomic, payees received {} atomic\n", a.receipts_in_ledger, if a.verify_ok { "ok" } else { "FAILED" }, a.verify_output.lines().next().unwrap_or(""), a.paid_atomic, a.payee_delta_atomic);
