@@ -134,3 +134,54 @@ impl Ledger {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Settle;
+    use super::*;
+    use crate::grants::GrantSpec;
+    use crate::receipt::{DecidedBy, Outcome};
+
+    fn read_only(l: &Ledger, on: bool) {
+        // `query_only` makes every write fail like a read-only file: SQLITE_READONLY.
+        l.with(|c| Ok(c.pragma_update(None, "query_only", if on { "ON" } else { "OFF" })?)).unwrap();
+    }
+
+    fn receipt(id: &str, grant: &str, reason: &str) -> Receipt {
+        let mut r = Receipt::new(id.into(), Utc::now(), "GET", "http://x.com/a", "x.com");
+        r.grant_id = Some(grant.into());
+        r.decide(Outcome::Refused, DecidedBy::Policy, reason, None, "no");
+        r
+    }
+
+    #[test]
+    fn unwritable_receipts_are_parked_then_written_in_order_with_their_reservation() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Ledger::open_in(&dir.path().join("data")).unwrap();
+        let spec = GrantSpec { label: "t".into(), budget: "1.00".into(), expires: "1h".into(), hosts: vec!["x.com".into()], ..Default::default() };
+        let (label, limits) = spec.validate(Utc::now()).unwrap();
+        let gid = l.create_grant("g1", &label, &limits, "hash1", Utc::now()).unwrap().id;
+        let now = Utc::now();
+        let (res, _) = l.reserve("r1", &gid, 10_000, 0, now).unwrap().unwrap();
+
+        read_only(&l, true);
+        let err = l.finish_or_park(Some((&res, Settle::Spend)), &mut receipt("a", &gid, "paid"), now).unwrap_err();
+        assert_eq!(err.code(), "ledger_unavailable");
+        assert!(l.finish_or_park(None, &mut receipt("b", &gid, "over_budget"), now).is_err());
+        assert_eq!(l.parked(), 2);
+        assert!(l.flush_parked().is_err(), "still unwritable: nothing is written, nothing dropped");
+        assert_eq!(l.parked(), 2);
+        assert!(l.receipt("a").unwrap().is_none());
+
+        read_only(&l, false);
+        // The next receipt writes the parked ones first, in decision order.
+        l.finish_or_park(None, &mut receipt("c", &gid, "over_budget"), now).unwrap();
+        assert_eq!(l.parked(), 0);
+        let ids: Vec<String> = l.list_receipts(10).unwrap().into_iter().rev().map(|r| r.id).collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        let g = l.grant(&gid).unwrap();
+        assert_eq!((g.spent, g.reserved), (10_000, 0), "the parked receipt settled its reservation");
+        assert!(matches!(l.verify_chain().unwrap(), super::super::ChainReport::Intact { count: 3, .. }));
+        assert_eq!(l.flush_parked().unwrap(), 0, "nothing is written twice");
+    }
+}

@@ -224,9 +224,11 @@ where
             Ok::<_, Infallible>(resp)
         }
     });
+    // The listener's head timeout applies inside the tunnel too (see `limits`).
+    let header_read = super::limits::ConnLimits::from_env().header_read;
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder.http1().keep_alive(true);
-    if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).await {
+    builder.http1().keep_alive(true).timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header_read);
+    if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(super::limits::FirstByte::new(stream, header_read)), svc).await {
         tracing::debug!(error = %e, base = %target, "intercepted connection ended");
     }
 }
