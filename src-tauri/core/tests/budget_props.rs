@@ -42,7 +42,8 @@ enum Op {
     /// The reconciler's answer for a reservation whose receipt is written.
     Reconcile { r: u8, used: bool },
     Advance { secs: u32 },
-    Decide { g: u8, micros: u64, host_ok: bool },
+    /// The policy's verdict on `micros`, and its choice between that and an `alt` option.
+    Decide { g: u8, micros: u64, alt: u64, host_ok: bool },
 }
 
 fn amount() -> impl Strategy<Value = u64> {
@@ -78,7 +79,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<u8>().prop_map(|r| Op::SettleAgain { r }),
         2 => (any::<u8>(), any::<bool>()).prop_map(|(r, used)| Op::Reconcile { r, used }),
         2 => advance.prop_map(|secs| Op::Advance { secs }),
-        3 => (g(), amount(), prop::bool::weighted(0.9)).prop_map(|(g, micros, host_ok)| Op::Decide { g, micros, host_ok }),
+        3 => (g(), amount(), amount(), prop::bool::weighted(0.9)).prop_map(|(g, micros, alt, host_ok)| Op::Decide { g, micros, alt, host_ok }),
     ]
 }
 
@@ -173,8 +174,8 @@ fn apply(w: &mut World, op: &Op) -> R<()> {
             w.advance(*secs);
             Ok(())
         }
-        Op::Decide { g, micros, host_ok } => match gi(g) {
-            Some(gi) => decide(w, gi, *micros, *host_ok),
+        Op::Decide { g, micros, alt, host_ok } => match gi(g) {
+            Some(gi) => decide(w, gi, *micros, *alt, *host_ok),
             None => Ok(()),
         },
     }
@@ -292,13 +293,13 @@ fn concurrent(w: &mut World, gi: usize, amounts: &[u64], settles: &[(u8, Settle)
     Ok(())
 }
 
-fn decide(w: &World, gi: usize, micros: u64, host_ok: bool) -> R<()> {
+fn decide(w: &World, gi: usize, micros: u64, alt: u64, host_ok: bool) -> R<()> {
     let (now, m) = (w.now(), &w.grants[gi]);
     let g = ok("grant", w.ledger().grant(&m.id))?;
     let net = purser_core::networks::by_name("base-sepolia").expect("base-sepolia in the registry");
-    let req = |micros: u64| Requirement { index: 0, network: net, asset: &net.assets[0], amount: U256::from(micros), pay_to: Address::repeat_byte(0x11), max_timeout_seconds: 60, raw: serde_json::json!({}) };
+    let req = |index: usize, micros: u64| Requirement { index, network: net, asset: &net.assets[0], amount: U256::from(micros), pay_to: Address::repeat_byte(0x11), max_timeout_seconds: 60, raw: serde_json::json!({}) };
     let host = if host_ok { "api.x.com" } else { "api.y.com" };
-    let verdict = |micros: u64| policy::decide(&g, host, 443, &req(micros), micros, now);
+    let verdict = |micros: u64| policy::decide(&g, host, 443, &req(0, micros), micros, now);
     let want = m.budget_verdict(0, now).and_then(|()| match () {
         _ if !host_ok => Err(Refusal::HostNotAllowed),
         _ if m.per_request_max.is_some_and(|max| micros > max) => Err(Refusal::OverPerRequestCap),
@@ -316,6 +317,15 @@ fn decide(w: &World, gi: usize, micros: u64, host_ok: bool) -> R<()> {
             prop_assert!(t == Ok(Tier::Auto) || (t == Ok(Tier::Ask) && tier == Tier::Ask), "{} is {:?} but {} is {:?}", micros, tier, smaller, t);
         }
     }
+    // Of two options the cheapest allowed one is chosen; when none is, the cheapest with its refusal.
+    let reqs = [req(0, micros), req(1, alt)];
+    let c = policy::choose(&g, host, 443, &reqs, now);
+    // A price past the ledger's range (i64::MAX micro-USD) is weighed as u64::MAX, never wrapped.
+    let fit = |m: u64| if m > i64::MAX as u64 { u64::MAX } else { m };
+    let (micros, alt) = (fit(micros), fit(alt));
+    let allowed: Vec<(u64, usize)> = [(micros, 0), (alt, 1)].into_iter().filter(|(m, _)| verdict(*m).is_ok()).collect();
+    let want = allowed.iter().min().copied().unwrap_or(if alt < micros { (alt, 1) } else { (micros, 0) });
+    prop_assert_eq!((c.micros, c.requirement.index, c.verdict), (want.0, want.1, verdict(want.0)), "choose between {} and {}", micros, alt);
     Ok(())
 }
 
@@ -359,7 +369,7 @@ fn revoked_and_expired_grants_never_reserve() {
         Op::Unrevoke { g: 0 },
         Op::Advance { secs: 30 },
         Op::Reserve { g: 0, micros: 0, valid_secs: 60 },
-        Op::Decide { g: 0, micros: 0, host_ok: true },
+        Op::Decide { g: 0, micros: 0, alt: 1, host_ok: true },
         Op::TopUp { g: 0, micros: 1 },
         Op::Revoke { g: 0 },
         Op::TopUp { g: 0, micros: 1 },
