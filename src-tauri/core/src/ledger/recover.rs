@@ -77,12 +77,6 @@ impl Ledger {
             Ok(out)
         })
     }
-
-    /// The authorization nonce recorded with a reservation, if any.
-    pub fn reservation_nonce(&self, reservation_id: &str) -> Result<Option<String>> {
-        use rusqlite::OptionalExtension;
-        self.with(|c| Ok(c.query_row("SELECT nonce FROM reservations WHERE id = ?1", [reservation_id], |r| r.get::<_, Option<String>>(0)).optional()?.flatten()))
-    }
 }
 
 /// The receipt of an interrupted reservation that kept no draft: what the row itself says.
