@@ -4,7 +4,8 @@
 //! its events forwarded to the UI like the real engine's, its progress lines for the banner, and
 //! the stop (Stop demo, app quit, or the demo failing) that ends everything it started (chain,
 //! paywall, facilitator, proxy) and returns the app to the real data. Prompts are not
-//! auto-answered: the user answers them in the Approvals screen while the sample agent waits.
+//! auto-answered: the user answers them in the Approvals screen (or the usual native
+//! notification, unless `PURSER_NO_NOTIFY`) while the sample agent waits.
 
 use crate::events::CHANGED_EVENT;
 use purser_core::engine::{ApiError, Engine};
@@ -32,6 +33,8 @@ struct Inner {
     stop: Option<watch::Sender<bool>>,
     task: Option<tauri::async_runtime::JoinHandle<()>>,
     forwarder: Option<tauri::async_runtime::JoinHandle<()>>,
+    /// The native prompts for the demo's approvals (as the real engine's).
+    prompter: Option<purser_core::notify::PrompterHandle>,
     proxy_url: Option<String>,
 }
 
@@ -137,6 +140,11 @@ async fn run(app: AppHandle, inner: Arc<Mutex<Inner>>, opts: Options, stop: watc
         Progress::Ready(ready) => {
             let mut g = lock(&i);
             g.forwarder = Some(forward(a.clone(), &ready.engine));
+            if std::env::var_os("PURSER_NO_NOTIFY").is_none() {
+                let opener = crate::opener::AppOpener(Arc::new(std::sync::OnceLock::from(a.clone())));
+                let notifier = Arc::new(purser_core::notify::desktop::DesktopNotifier::new());
+                g.prompter = Some(purser_core::notify::spawn(ready.engine.clone(), notifier, Arc::new(opener)));
+            }
             g.engine = Some(ready.engine);
             g.proxy_url = Some(ready.proxy_url);
             g.phase = Some(DemoPhase::Running);
@@ -176,22 +184,27 @@ async fn run(app: AppHandle, inner: Arc<Mutex<Inner>>, opts: Options, stop: watc
         let _ = a.emit(CHANGED_EVENT, serde_json::json!({ "kind": "demo_line" }));
     };
     let result = purser_demo::run_with(&opts, on_progress, on_line, stop.clone()).await;
-    let mut g = lock(&inner);
-    if let Err(e) = result {
-        // Stopped by the user: no failure to show.
-        if !(*stop.borrow() && e.code() == "demo_interrupted") {
-            tracing::warn!(error = %e, "the demo failed");
-            g.error = Some(api(e.code(), e.to_string()));
+    let prompter = {
+        let mut g = lock(&inner);
+        if let Err(e) = result {
+            // Stopped by the user: no failure to show.
+            if !(*stop.borrow() && e.code() == "demo_interrupted") {
+                tracing::warn!(error = %e, "the demo failed");
+                g.error = Some(api(e.code(), e.to_string()));
+            }
         }
+        if let Some(f) = g.forwarder.take() {
+            f.abort();
+        }
+        g.engine = None;
+        g.proxy_url = None;
+        g.stop = None;
+        g.phase = Some(DemoPhase::Idle);
+        g.prompter.take()
+    };
+    if let Some(p) = prompter {
+        p.shutdown().await;
     }
-    if let Some(f) = g.forwarder.take() {
-        f.abort();
-    }
-    g.engine = None;
-    g.proxy_url = None;
-    g.stop = None;
-    g.phase = Some(DemoPhase::Idle);
-    drop(g);
     switched(&app);
 }
 
