@@ -43,6 +43,9 @@ pub struct Config {
     /// After traffic, fds must come back to baseline + this within `settle_timeout`.
     pub fd_slack: u64,
     pub settle_timeout: Duration,
+    /// Leave Base Sepolia on its public default RPC instead of the peers' chain (offline here:
+    /// every balance refresh and reconciliation fails), to soak the daemon with its RPC down.
+    pub unreachable_rpc: bool,
 }
 
 impl Config {
@@ -56,6 +59,7 @@ impl Config {
             max_in_flight: 32,
             fd_slack: 16,
             settle_timeout: Duration::from_secs(150),
+            unreachable_rpc: false,
         }
     }
 }
@@ -113,8 +117,10 @@ pub async fn run(cfg: &Config, progress: &(dyn Fn(String) + Sync)) -> anyhow::Re
         let mut p = Purser::start(&cfg.purser_bin.to_string_lossy(), &peers);
         // Balances and reconciliation read the peers' chain (Base Sepolia's stand-in), as a
         // user's daemon reads a reachable RPC; the public default is out of reach here.
-        p.cli_ok(&["network", "set-rpc", "base-sepolia", &peers.rpc]);
-        p.restart();
+        if !cfg.unreachable_rpc {
+            p.cli_ok(&["network", "set-rpc", "base-sepolia", &peers.rpc]);
+            p.restart();
+        }
         p
     });
     let p = Arc::new(p);

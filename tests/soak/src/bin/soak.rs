@@ -31,6 +31,9 @@ struct Args {
     /// How long to wait for that, seconds.
     #[arg(long, default_value_t = 150)]
     settle: u64,
+    /// Leave Base Sepolia on its public RPC (unreachable offline): soak with the RPC down.
+    #[arg(long)]
+    unreachable_rpc: bool,
     /// The purser binary (default: target/release/purser next to this binary's target dir).
     #[arg(long)]
     purser: Option<PathBuf>,
@@ -85,6 +88,7 @@ async fn main() -> anyhow::Result<()> {
     cfg.window = Duration::from_secs(args.window.max(1));
     cfg.sample_every = Duration::from_secs(args.sample.max(1));
     cfg.fd_slack = args.fd_slack;
+    cfg.unreachable_rpc = args.unreachable_rpc;
     cfg.settle_timeout = Duration::from_secs(args.settle);
     anyhow::ensure!(cfg.purser_bin.exists(), "no purser binary at {} (cargo build --release -p purser, or --purser PATH)", cfg.purser_bin.display());
     println!("soak: {} for {:?} at {} req/s", cfg.purser_bin.display(), duration, cfg.rate);
