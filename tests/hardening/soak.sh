@@ -7,6 +7,7 @@
 # counts by outcome, grants balance, paid = on-chain) and writes everything as JSON.
 #
 #   tests/hardening/soak.sh [--minutes 60] [--rate 4] [--report FILE] [--window 300] [--sample 10]
+#   (--seconds N for a short run; --unreachable-rpc leaves Base Sepolia on its offline public RPC)
 #
 # Exit 0 iff the soak found no problem. Needs node >= 20 (the peers); builds release binaries.
 set -euo pipefail
