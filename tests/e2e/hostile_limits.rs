@@ -1,6 +1,6 @@
 //! e2e (issue 10, resource limits on hostile peers): while hostile clients and upstreams attack
 //! a running `purser serve` (2,000 idle connections, slowloris clients sending their head a byte
-//! a second, an upstream that never finishes a body, one that never answers, one that trickles
+//! a second, one sending its request body a byte a second, an upstream that never finishes a body, one that never answers, one that trickles
 //! its answer, a 402 with a 100 MB body), other agents' pass-through and paid requests are still
 //! served with bounded latency, every attack ends in a timeout or a named error (with a receipt
 //! for governed requests), and the daemon's memory stays bounded (VmRSS before, peak during,
@@ -80,7 +80,7 @@ async fn hostile_peers_cost_bounded_memory_and_never_block_other_agents() {
     let (idle_want, slowloris): (usize, usize) = (env_or("PURSER_HOSTILE_IDLE", IDLE_CONNECTIONS), env_or("PURSER_HOSTILE_SLOWLORIS", SLOWLORIS));
     let peers = Peers::start(Mode::Real);
     let secs = limit_secs.to_string();
-    let env = ["PURSER_HEADER_READ_TIMEOUT_SECS", "PURSER_UPSTREAM_HEAD_TIMEOUT_SECS", "PURSER_UPSTREAM_IDLE_TIMEOUT_SECS", "PURSER_CHALLENGE_READ_TIMEOUT_SECS"];
+    let env = ["PURSER_HEADER_READ_TIMEOUT_SECS", "PURSER_REQUEST_BODY_TIMEOUT_SECS", "PURSER_UPSTREAM_HEAD_TIMEOUT_SECS", "PURSER_UPSTREAM_IDLE_TIMEOUT_SECS", "PURSER_CHALLENGE_READ_TIMEOUT_SECS"];
     let opts = ServeOptions { env: env.iter().map(|k| (k.to_string(), secs.clone())).collect(), ..Default::default() };
     let p = Purser::start_with(BIN, &peers.payer_key, opts);
     let pid = p.pid().unwrap();
@@ -150,6 +150,31 @@ async fn hostile_peers_cost_bounded_memory_and_never_block_other_agents() {
         }));
     }
 
+    // A governed request whose body trickles in a byte a second.
+    let slow_body = {
+        let (addr, auth, target) = (addr.clone(), auth.clone(), free.url_of("/upload"));
+        tokio::spawn(async move {
+            let mut s = TcpStream::connect(&addr).await.expect("slow body connect");
+            let head = format!("POST /{target} HTTP/1.1\r\nHost: {addr}\r\nProxy-Authorization: {auth}\r\nContent-Length: 1000\r\n\r\n");
+            s.write_all(head.as_bytes()).await.expect("slow body head");
+            let t = Instant::now();
+            let mut answer = Vec::new();
+            let mut buf = [0u8; 4096];
+            while t.elapsed() < Duration::from_secs(limit_secs + 10) {
+                let _ = s.write_all(b"x").await;
+                match tokio::time::timeout(Duration::from_secs(1), s.read(&mut buf)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) => break,
+                    Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+                    Err(_) => {}
+                }
+                if answer.windows(4).any(|w| w == b"\r\n\r\n") && answer.ends_with(b"}") {
+                    break;
+                }
+            }
+            (String::from_utf8_lossy(&answer).into_owned(), t.elapsed())
+        })
+    };
+
     // 2. Governed requests to the hostile upstreams, all at once.
     let hostile = |url: String| {
         let (c, auth) = (c.clone(), auth.clone());
@@ -213,6 +238,10 @@ async fn hostile_peers_cost_bounded_memory_and_never_block_other_agents() {
     let (status, body, took) = h_stall_200.await.unwrap();
     assert_eq!(status, 200, "the stalled answer's head passes through");
     assert!(body.is_err() && took < limit, "a body that stalls is cut after the idle timeout (got {body:?} after {took:?})");
+    let (answer, took) = slow_body.await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408") && answer.contains("request_body_timeout"), "a body trickled a byte a second: {answer:?}");
+    assert!(took < limit, "body timeout within {limit:?} (took {took:?})");
+    assert_eq!(free.requests_to("/upload"), 0, "nothing of a half-sent body reached the upstream");
     let mut slow_closed = Vec::new();
     for l in lorises {
         let closed = l.await.unwrap();
@@ -232,9 +261,9 @@ async fn hostile_peers_cost_bounded_memory_and_never_block_other_agents() {
     let after = rss_kib(pid);
     let (fp50, fmax) = (percentile(&mut free_lat, 0.5), percentile(&mut free_lat, 1.0));
     let (pp50, pmax) = (percentile(&mut paid_lat, 0.5), percentile(&mut paid_lat, 1.0));
-    println!("limits: {limit_secs} s (head, upstream head, body idle, 402 body)");
+    println!("limits: {limit_secs} s (request head, request body, upstream head, upstream body idle, 402 body)");
     println!("serve VmRSS: before {} KiB, peak during {} KiB, after {} KiB", baseline, peak, after);
-    println!("attack: {idle_n} idle connections, {slowloris} slowloris clients, 5 hostile upstreams; over in {attack:?}");
+    println!("attack: {idle_n} idle connections, {slowloris} slowloris clients, 1 slow request body, 5 hostile upstreams; over in {attack:?}");
     println!("slowloris closed after {:?} (max); idle connections closed after {:?} (min) to {:?} (max)", slow_closed.iter().max().unwrap(), idle_closed.iter().min().unwrap(), idle_closed.iter().max().unwrap());
     assert!(idle_closed.iter().min().unwrap() >= &Duration::from_secs(limit_secs - 1), "idle connections are given the head timeout, not cut at once");
     println!("during the attack: {} pass-through p50 {fp50:?} max {fmax:?}; {} paid p50 {pp50:?} max {pmax:?}", free_lat.len(), paid_lat.len());

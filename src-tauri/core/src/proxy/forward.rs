@@ -130,9 +130,11 @@ where
 {
     let intent = req.headers().get("purser-intent").and_then(|v| std::str::from_utf8(v.as_bytes()).ok()).and_then(pipeline::sanitize_intent);
     let (parts, body) = req.into_parts();
-    let body = match http_body_util::Limited::new(body, MAX_REQUEST_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return error_response(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "request bodies over 16 MiB are not proxied", None),
+    let within = super::limits::request_body_timeout();
+    let body = match tokio::time::timeout(within, http_body_util::Limited::new(body, MAX_REQUEST_BODY).collect()).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(_)) => return error_response(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "request bodies over 16 MiB are not proxied", None),
+        Err(_) => return error_response(StatusCode::REQUEST_TIMEOUT, "request_body_timeout", &format!("the request body did not arrive within {} s", within.as_secs()), None),
     };
     let agent = AgentRequest { method: parts.method, url, headers: parts.headers, body };
     pipeline::run(engine, grant, agent, intent).await

@@ -5,6 +5,7 @@
 //! | limit | default | override |
 //! |---|---|---|
 //! | a new connection's first byte, then each request head (line and headers), must arrive within it; an idle keep-alive connection is closed after it too | [`HEADER_READ_TIMEOUT`] 30 s | `PURSER_HEADER_READ_TIMEOUT_SECS` |
+//! | an agent's request body must arrive whole within (else `408 request_body_timeout`) | [`REQUEST_BODY_TIMEOUT`] 60 s | `PURSER_REQUEST_BODY_TIMEOUT_SECS` |
 //! | agent connections open at once; beyond it a new one is closed at once | [`MAX_CONNECTIONS`] 8,192 | `PURSER_MAX_CONNECTIONS` |
 //! | request head size (hyper answers 431 beyond it) | [`MAX_HEADER_BYTES`] 64 KiB | — |
 //! | pause after a failed `accept` (e.g. `EMFILE`) instead of spinning | [`ACCEPT_BACKOFF`] 50 ms | — |
@@ -24,6 +25,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Default time a client has to send a whole request head (also the keep-alive idle timeout).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time an agent has to send its whole request body (Purser buffers it, at most
+/// `proxy::MAX_REQUEST_BODY`, to be able to send it twice).
+pub const REQUEST_BODY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default most agent connections served at once.
 pub const MAX_CONNECTIONS: usize = 8192;
 /// Largest request head read.
@@ -73,6 +77,12 @@ impl ConnLimits {
         builder.http1().keep_alive(true).timer(TokioTimer::new()).header_read_timeout(self.header_read).max_buf_size(MAX_HEADER_BYTES.max(8192));
         builder
     }
+}
+
+/// [`REQUEST_BODY_TIMEOUT`], or `PURSER_REQUEST_BODY_TIMEOUT_SECS` (read once).
+pub fn request_body_timeout() -> Duration {
+    static VALUE: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *VALUE.get_or_init(|| std::env::var("PURSER_REQUEST_BODY_TIMEOUT_SECS").ok().and_then(|v| v.parse::<u64>().ok()).filter(|s| *s > 0).map(Duration::from_secs).unwrap_or(REQUEST_BODY_TIMEOUT))
 }
 
 /// A connection that must send its first byte within a deadline, or reads fail with
