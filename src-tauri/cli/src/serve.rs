@@ -19,9 +19,13 @@ pub async fn run(dir: &Path, port: u16, grace_secs: u64, notify: bool, explicit_
     let ledger = crate::ledger(dir)?;
     let mut engine = Engine::new(ledger, None)?;
     // Payments a killed process left in flight get their receipt; the reconciler decides them.
-    let recovered = engine.ledger.recover_interrupted(&_owner, engine.clock.now()).context("recovering interrupted payments")?;
-    if !recovered.receipts.is_empty() {
-        tracing::warn!(count = recovered.receipts.len(), micros = recovered.micros, without_nonce = recovered.without_nonce, "payments interrupted by the last stop recorded (failed, interrupted); the chain decides them by nonce");
+    // If the ledger cannot take writes now, their budget stays reserved until a later start.
+    match engine.ledger.recover_interrupted(&_owner, engine.clock.now()) {
+        Ok(r) if !r.receipts.is_empty() => {
+            tracing::warn!(count = r.receipts.len(), micros = r.micros, without_nonce = r.without_nonce, "payments interrupted by the last stop recorded (failed, interrupted); the chain decides them by nonce");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(code = e.code(), error = %e, "could not record the payments the last stop interrupted; their budget stays reserved until the next start"),
     }
     if let Some(path) = upstream_ca {
         engine.upstream = crate::ca::upstream_with_ca(path)?;

@@ -43,8 +43,15 @@ impl Ledger {
     /// one transaction each becomes `unknown` (budget kept) and gets its draft receipt (failed,
     /// `interrupted`, detail `outcome_unknown`, with the nonce). The reconciler then asks the
     /// chain for that nonce: used → spent; unused once `validBefore` has passed → released.
+    /// A ledger that cannot take writes (full disk) fails this pass; the rows stay `reserved`
+    /// (their budget held, their nonce kept) for the next start.
     pub fn recover_interrupted(&self, _owner: &DirLock, now: DateTime<Utc>) -> Result<Recovered> {
         self.with(|c| {
+            // Nothing interrupted (the usual start): no write transaction at all.
+            let n: i64 = c.query_row("SELECT COUNT(*) FROM reservations WHERE state = 'reserved'", [], |r| r.get(0))?;
+            if n == 0 {
+                return Ok(Recovered::default());
+            }
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let rows: Vec<(Reservation, Option<String>)> = {
                 let mut st = tx.prepare("SELECT id, grant_id, amount, valid_before, draft FROM reservations WHERE state = 'reserved' ORDER BY created_at, id")?;
