@@ -52,10 +52,18 @@ fn api(code: &str, message: impl Into<String>) -> ApiError {
     ApiError { code: code.into(), message: message.into() }
 }
 
+/// Brings the tray up to date from the main thread without waiting for it: the tray's setters
+/// block their caller until the main thread runs them, and while the app quits the main thread
+/// is itself waiting for the demo to stop (a blocked worker would stall the runtime).
+fn refresh_tray(app: &AppHandle) {
+    let a = app.clone();
+    let _ = app.run_on_main_thread(move || crate::tray::refresh(&a));
+}
+
 /// Tells the UI to refetch everything (an unknown kind refreshes every query) and the banner.
 fn switched(app: &AppHandle) {
     let _ = app.emit(CHANGED_EVENT, serde_json::json!({ "kind": "demo_changed" }));
-    crate::tray::refresh(app);
+    refresh_tray(app);
 }
 
 impl DemoSession {
@@ -222,7 +230,7 @@ fn forward(app: AppHandle, engine: &Arc<Engine>) -> tauri::async_runtime::JoinHa
                 }
                 Err(RecvError::Closed) => break,
             }
-            crate::tray::refresh(&app);
+            refresh_tray(&app);
         }
     })
 }

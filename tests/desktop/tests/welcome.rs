@@ -202,3 +202,39 @@ async fn set_up_my_wallet_creates_one_and_the_wallet_screen_shows_it() {
     shot(ui, "welcome-wallet-created").await;
     app.stop().await;
 }
+
+/// Quitting the app (SIGTERM, as the tray's Quit) while the demo's prompt is held stops
+/// everything the demo started, and the held request is decided with a receipt (refused, not
+/// paid) in the demo's own ledger, whose hash chain verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quitting_the_app_stops_a_running_demo() {
+    let app = App::start(fresh()).await;
+    let ui = &app.ui;
+    if let Err(e) = ui.wait_for_testid("welcome", WAIT).await {
+        app.fail(&format!("no welcome on a first run: {e}")).await;
+    }
+    ui.click("welcome-try").await;
+    ui.click("nav-approvals").await;
+    if let Err(e) = ui.wait_js("the demo's /mid prompt", DEMO_WAIT, "const d = document.querySelector('[data-testid=approval-request]'); return d && d.textContent.includes('/mid') ? true : null", vec![]).await {
+        app.fail(&e).await;
+    }
+    let running = demo_processes(app.control.pid);
+    assert!(running.values().any(|c| c.contains("anvil")), "the demo runs: {running:?}");
+    let pid = app.control.pid;
+    purser_testkit::proc::signal(pid, libc::SIGTERM);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while (running_now(pid) || running.keys().any(|&p| running_now(p))) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!running_now(pid), "the app quit on SIGTERM");
+    let left: Vec<&String> = running.iter().filter(|(&p, _)| running_now(p)).map(|(_, c)| c).collect();
+    assert!(left.is_empty(), "demo processes outlived the app: {left:?}");
+    let ledger = purser_core::ledger::Ledger::open_in(&app.data_dir.join("demo")).expect("the demo's ledger");
+    let receipts = ledger.list_receipts(100).expect("receipts");
+    let mid: Vec<_> = receipts.iter().filter(|r| r.url.ends_with("/mid")).collect();
+    assert_eq!(mid.len(), 1, "one /mid request, decided when the app quit: {mid:?}");
+    assert_eq!(mid[0].outcome.as_str(), "refused", "the held request was not paid: {:?}", mid[0]);
+    assert!(matches!(ledger.verify_chain().expect("verify"), purser_core::ledger::ChainReport::Intact { .. }), "the demo ledger's chain verifies");
+    assert!(!purser_core::wallet::Wallet::exists(&app.data_dir), "the real data dir holds no wallet");
+    app.stop().await;
+}
