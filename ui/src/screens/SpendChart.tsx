@@ -61,6 +61,23 @@ export function toBars(groups: JsonValue[], split: Split): { bars: Bar[]; names:
   return { bars, names: names.length > TOP ? [...top, "other"] : top };
 }
 
+const dayNumber = (day: string): number => Math.round(Date.parse(`${day}T00:00:00Z`) / 86_400_000);
+
+/**
+ * Where each bar goes on a fixed axis of at least `DAYS` day slots ending at the latest day: a
+ * day is placed by its date (days without spend stay empty), so one day of data is one thin bar,
+ * not a bar stretched across the chart. Unparseable days fall back to their order.
+ */
+export function layout(bars: Bar[]): { slots: number; slot: number[] } {
+  const nums = bars.map((b) => dayNumber(b.day));
+  if (bars.length === 0 || nums.some((n) => !Number.isFinite(n))) {
+    return { slots: Math.max(DAYS, bars.length), slot: bars.map((_, i) => Math.max(DAYS, bars.length) - bars.length + i) };
+  }
+  const last = nums[nums.length - 1]!;
+  const slots = Math.max(DAYS, last - nums[0]! + 1);
+  return { slots, slot: nums.map((n) => slots - 1 - (last - n)) };
+}
+
 /** The chart's query: the timeline's, limited to recent days unless it names its own time. */
 export function chartQuery(q: string): string {
   return /(^|\s)(since|until):/.test(q) ? q : `${q} since:${DAYS}d`.trim();
@@ -77,7 +94,8 @@ export const SpendChart = memo(function SpendChart({ query, split, onSplit }: { 
   const groups = stats.data?.groups;
   const { bars, names } = useMemo(() => toBars(groups ?? [], split), [groups, split]);
   const max = bars.reduce((m, b) => (b.total > m ? b.total : m), 0n);
-  const width = Math.max(1, bars.length) * (BAR + GAP);
+  const { slots, slot } = useMemo(() => layout(bars), [bars]);
+  const width = slots * (BAR + GAP);
   const total = bars.reduce((s, b) => s + b.total, 0n);
   return (
     <figure className="chart" data-testid="spend-chart" aria-label="Spend per day">
@@ -102,7 +120,7 @@ export const SpendChart = memo(function SpendChart({ query, split, onSplit }: { 
             {bars.map((b, i) => {
               let y = H;
               return (
-                <g key={b.day} transform={`translate(${i * (BAR + GAP)},0)`}>
+                <g key={b.day} transform={`translate(${slot[i]! * (BAR + GAP)},0)`}>
                   {b.parts.map((p) => {
                     const h = max > 0n ? Number((p.micros * BigInt(H * 100)) / max) / 100 : 0;
                     y -= h;

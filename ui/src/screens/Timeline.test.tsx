@@ -6,7 +6,7 @@ import type { ReceiptDetail, SearchPage, Stats } from "../bindings";
 import { item } from "../test/fixtures";
 import { renderScreen } from "../test/util";
 import { Timeline } from "./Timeline";
-import { toBars } from "./SpendChart";
+import { layout, toBars } from "./SpendChart";
 
 vi.mock("../api", async (orig) => {
   const real = await orig<typeof import("../api")>();
@@ -241,5 +241,18 @@ describe("toBars", () => {
     expect(bars).toHaveLength(1);
     expect(bars[0]!.total).toBe(28000n);
     expect(bars[0]!.parts.find((p) => p.name === "other")!.micros).toBe(3000n);
+  });
+});
+
+describe("layout", () => {
+  const bar = (day: string) => ({ day, parts: [], total: 0n });
+  it("puts one day of spend in the last of 30 slots, not across the chart", () => {
+    expect(layout([bar("2026-11-25")])).toEqual({ slots: 30, slot: [29] });
+  });
+  it("places days by date, leaving days without spend empty", () => {
+    expect(layout([bar("2026-11-01"), bar("2026-11-20"), bar("2026-11-25")])).toEqual({ slots: 30, slot: [5, 24, 29] });
+  });
+  it("widens past 30 days when the query spans more", () => {
+    expect(layout([bar("2026-09-01"), bar("2026-11-25")])).toEqual({ slots: 86, slot: [0, 85] });
   });
 });
