@@ -166,7 +166,7 @@ export function Wallet() {
 
           <article className="panel">
             <h2>Add funds</h2>
-            <p data-testid="fund-instructions">
+            <p className="fund-instructions" data-testid="fund-instructions">
               {net?.instructions ?? "Send USDC to the address above — from an exchange or another wallet."}
             </p>
             {net ? (
