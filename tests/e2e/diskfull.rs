@@ -143,7 +143,8 @@ impl Setup {
     /// Recovery without restart: the parked refusal receipt is written, a paid request pays
     /// with a receipt, the chain verifies and the budget adds up.
     async fn assert_recovers(&mut self, what: &str, paid_before: usize) {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let since = Instant::now();
+        let deadline = since + Duration::from_secs(20);
         let refusal = loop {
             let list = self.p.receipts();
             if let Some(r) = list.iter().find(|r| r["reason"] == "ledger_unavailable") {
@@ -153,6 +154,7 @@ impl Setup {
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
         assert_eq!(refusal["outcome"], "refused", "{what}: {refusal}");
+        println!("{what}: the parked refusal receipt was written {:?} after write access returned (no restart)", since.elapsed());
         let before = self.payee().await;
         let r = self.paid().await;
         assert_eq!(r.status, 200, "{what}: after recovery a paid request pays: {r}\nserve log:\n{}", self.p.serve_log_tail(20));
