@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The long fuzzing run (issue 10): every cargo-fuzz target in fuzz/, one after another on one
 # core, for a total number of executions split evenly over the targets, starting from the
-# committed corpus (fuzz/corpus/<target>, copied: the committed one is not changed unless
-# --merge). libFuzzer limits: -timeout=1 (an input running over 1 s is a failure), -rss_limit_mb=512,
-# a -max_len per target. Prints per-target executions, exec/s, peak RSS and failures, then a
+# committed corpus (fuzz/corpus/<target>, copied: the committed one is changed only with
+# --merge, which minimises it with what was found, by libFuzzer -merge as cargo fuzz cmin does).
+# libFuzzer limits: -timeout=1 (an input running over 1 s is a failure), -rss_limit_mb=512, a
+# -max_len per target. Prints per-target executions, exec/s, peak RSS and failures, then a
 # total; exits non-zero on any crash, timeout or out-of-memory (its input is in
 # fuzz/artifacts/<target>/).
 #
@@ -54,11 +55,12 @@ per=$(( total / n ))
 
 # Release build with debug assertions and overflow checks (-a); no sanitizer (safe Rust: the
 # checks are Rust's own, and the throughput goes to executions).
-cargo +nightly fuzz build -s none -a >/dev/null
-bin="$fuzz/target/x86_64-unknown-linux-gnu/release"
-
 work="$(mktemp -d /tmp/purser-fuzz.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
+if ! cargo +nightly fuzz build -s none -a >"$work/build.log" 2>&1; then
+  cat "$work/build.log" >&2; echo "cargo fuzz build failed" >&2; exit 2
+fi
+bin="$fuzz/target/x86_64-unknown-linux-gnu/release"
 failed=0 sum_execs=0 start_all=$(date +%s)
 printf '%-20s %14s %10s %10s %8s %8s %s\n' target executions exec/s peak_rss wall_s corpus result
 for entry in $all; do
