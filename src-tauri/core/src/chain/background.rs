@@ -1,22 +1,62 @@
 //! The background chain task `purser serve` (and the app) run: refreshes the wallet's balances
 //! and reconciles receipts on an interval and right after each decision that moved money, off
-//! the payment's critical path. A failed RPC is logged and retried on the next round.
+//! the payment's critical path. A failed RPC is logged and retried on the next round; while a
+//! chain is unreachable, the rounds new receipts trigger back off (5 s, doubling up to the
+//! interval) instead of running after every receipt: each round reads the pending receipts
+//! before it learns the RPC is down, so at a steady stream of receipts the unbacked-off rounds
+//! churned memory for nothing (the one-hour soak's `--unreachable-rpc` run found it).
 
 use super::reconcile;
 use crate::engine::Engine;
 use crate::events::Event;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Default interval between rounds (`PURSER_CHAIN_INTERVAL_SECS` overrides it for `serve`).
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 
+/// The first wait after a round that could not reach a chain.
+pub const FIRST_BACKOFF: Duration = Duration::from_secs(5);
+
+/// When receipt-triggered rounds may run again after rounds that could not reach a chain.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    max: Duration,
+    /// The current wait and the moment it ends; `None` while chains answer.
+    state: Option<(Duration, Instant)>,
+}
+
+impl Backoff {
+    pub fn new(max: Duration) -> Backoff {
+        Backoff { max, state: None }
+    }
+
+    /// A round reached every chain it needed: no wait.
+    pub fn reached(&mut self) {
+        self.state = None;
+    }
+
+    /// A round could not reach a chain: wait `FIRST_BACKOFF`, then twice the last wait, at most `max`.
+    pub fn unreachable(&mut self, now: Instant) {
+        let wait = self.state.map(|(w, _)| w.saturating_mul(2)).unwrap_or(FIRST_BACKOFF).min(self.max);
+        self.state = Some((wait, now + wait));
+    }
+
+    /// May a receipt-triggered round run at `now`? (Interval rounds always run.)
+    pub fn allows(&self, now: Instant) -> bool {
+        self.state.is_none_or(|(_, until)| now >= until)
+    }
+}
+
 /// One round: refresh the balances of the networks active grants pay on, then reconcile.
-pub async fn round(engine: &Engine, dir: &std::path::Path) {
+/// Answers whether every chain it needed answered (no wallet or nothing to do counts as yes).
+pub async fn round(engine: &Engine, dir: &std::path::Path) -> bool {
+    let mut reached = true;
     match engine.wallet_funds(true).await {
         Ok(f) => {
             for n in f.networks.iter().filter_map(|n| n.refresh_error.as_ref().map(|e| (n, e))) {
+                reached = false;
                 tracing::warn!(network = %n.0.network_name, code = %n.1.code, error = %n.1.message, "balance not refreshed");
             }
         }
@@ -40,17 +80,24 @@ pub async fn round(engine: &Engine, dir: &std::path::Path) {
                 }
             }
             for e in &report.errors {
+                reached = false;
                 tracing::warn!(network = %e.network, code = %e.error.code, error = %e.error.message, "reconciliation skipped a network");
             }
         }
-        Err(e) => tracing::warn!(code = e.code(), error = %e, "reconciliation failed"),
+        Err(e) => {
+            reached = false;
+            tracing::warn!(code = e.code(), error = %e, "reconciliation failed");
+        }
     }
+    reached
 }
 
-/// Spawns the task: a round at start, every `interval`, and shortly after each new receipt.
+/// Spawns the task: a round at start, every `interval`, and shortly after each new receipt
+/// (unless a chain was unreachable and its backoff has not ended).
 pub fn spawn(engine: Arc<Engine>, dir: PathBuf, interval: Duration) -> tokio::task::JoinHandle<()> {
     let mut events = engine.events.subscribe();
     tokio::spawn(async move {
+        let mut backoff = Backoff::new(interval);
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -61,12 +108,19 @@ pub fn spawn(engine: Arc<Engine>, dir: PathBuf, interval: Duration) -> tokio::ta
                         // Let a burst of settlements land, then one round covers them all.
                         tokio::time::sleep(Duration::from_millis(250)).await;
                         while events.try_recv().is_ok() {}
+                        if !backoff.allows(Instant::now()) {
+                            continue;
+                        }
                     }
                     Ok(_) => continue,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 },
             }
-            round(&engine, &dir).await;
+            if round(&engine, &dir).await {
+                backoff.reached();
+            } else {
+                backoff.unreachable(Instant::now());
+            }
         }
     })
 }
@@ -74,4 +128,32 @@ pub fn spawn(engine: Arc<Engine>, dir: PathBuf, interval: Duration) -> tokio::ta
 /// The interval `serve` uses.
 pub fn interval_from_env() -> Duration {
     std::env::var("PURSER_CHAIN_INTERVAL_SECS").ok().and_then(|v| v.parse::<u64>().ok()).filter(|s| *s > 0).map(Duration::from_secs).unwrap_or(DEFAULT_INTERVAL)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreachable_chains_back_off_doubling_up_to_the_interval_and_reset_once_reached() {
+        let t0 = Instant::now();
+        let mut b = Backoff::new(Duration::from_secs(60));
+        assert!(b.allows(t0), "no wait while chains answer");
+        b.unreachable(t0);
+        assert!(!b.allows(t0 + Duration::from_secs(4)));
+        assert!(b.allows(t0 + FIRST_BACKOFF));
+        let waits: Vec<u64> = (0..6)
+            .map(|_| {
+                b.unreachable(t0);
+                b.state.unwrap().0.as_secs()
+            })
+            .collect();
+        assert_eq!(waits, [10, 20, 40, 60, 60, 60], "doubling, capped at the interval");
+        assert!(!b.allows(t0 + Duration::from_secs(59)));
+        b.reached();
+        assert!(b.allows(t0), "a round that reached its chains ends the wait");
+        let mut short = Backoff::new(Duration::from_secs(2));
+        short.unreachable(t0);
+        assert!(short.allows(t0 + Duration::from_secs(2)), "never longer than the interval");
+    }
 }
