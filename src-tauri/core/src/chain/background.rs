@@ -47,6 +47,19 @@ impl Backoff {
     pub fn allows(&self, now: Instant) -> bool {
         self.state.is_none_or(|(_, until)| now >= until)
     }
+
+    /// When the current wait ends (`None` while chains answer).
+    pub fn until(&self) -> Option<Instant> {
+        self.state.map(|(_, until)| until)
+    }
+}
+
+/// Sleeps until `t`, or forever when there is nothing to wait for.
+async fn sleep_until(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// One round: refresh the balances of the networks active grants pay on, then reconcile.
@@ -93,22 +106,27 @@ pub async fn round(engine: &Engine, dir: &std::path::Path) -> bool {
 }
 
 /// Spawns the task: a round at start, every `interval`, and shortly after each new receipt
-/// (unless a chain was unreachable and its backoff has not ended).
+/// (while a chain is unreachable, at the end of its backoff instead: a receipt is never left to
+/// wait for the interval).
 pub fn spawn(engine: Arc<Engine>, dir: PathBuf, interval: Duration) -> tokio::task::JoinHandle<()> {
     let mut events = engine.events.subscribe();
     tokio::spawn(async move {
         let mut backoff = Backoff::new(interval);
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A receipt arrived during a backoff: one round is owed when it ends.
+        let mut owed = false;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
+                _ = sleep_until(backoff.until().filter(|_| owed)) => {}
                 ev = events.recv() => match ev {
                     Ok(Event::ReceiptAdded { .. }) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                         // Let a burst of settlements land, then one round covers them all.
                         tokio::time::sleep(Duration::from_millis(250)).await;
                         while events.try_recv().is_ok() {}
                         if !backoff.allows(Instant::now()) {
+                            owed = true;
                             continue;
                         }
                     }
@@ -116,6 +134,7 @@ pub fn spawn(engine: Arc<Engine>, dir: PathBuf, interval: Duration) -> tokio::ta
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 },
             }
+            owed = false;
             if round(&engine, &dir).await {
                 backoff.reached();
             } else {
@@ -142,6 +161,7 @@ mod tests {
         b.unreachable(t0);
         assert!(!b.allows(t0 + Duration::from_secs(4)));
         assert!(b.allows(t0 + FIRST_BACKOFF));
+        assert_eq!(b.until(), Some(t0 + FIRST_BACKOFF), "an owed round runs when the wait ends");
         let waits: Vec<u64> = (0..6)
             .map(|_| {
                 b.unreachable(t0);
