@@ -128,6 +128,19 @@ mod tests {
         assert!(sent.get("scheme").is_none());
     }
 
+    /// Fuzz finding (`fuzz/regressions/x402_v2_challenge/float-in-extra-not-echoed-verbatim`):
+    /// serde_json's default float parsing is not correctly rounded, so a float in `extra` came
+    /// back as a neighbouring float and a strict server would not recognise its own option.
+    #[test]
+    fn v2_echoes_a_float_in_extra_bit_exactly() {
+        let text = r#"{"x402Version":2,"resource":{"url":"http://x/cheap"},"accepts":[{"scheme":"exact","network":"eip155:84532","amount":"1000","asset":"0x036CbD53842c5426634e7929541eC2318f3dCF7e","payTo":"0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC","maxTimeoutSeconds":300,"extra":{"name":"USDC","version":"2","f":1.0000000148569061e27,"g":0.30000000000000004}}]}"#;
+        let c = parse_challenge(Some(base64::engine::general_purpose::STANDARD.encode(text).as_bytes()), b"{}").result.unwrap();
+        let h = encode_payment(&c, &c.accepts[0], &auth(), &[9u8; 65]);
+        let sent = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(&h.value).unwrap()).unwrap();
+        assert!(sent.contains(r#""f":1.0000000148569061e+27"#), "{sent}");
+        assert!(sent.contains(r#""g":0.30000000000000004"#), "{sent}");
+    }
+
     #[test]
     fn v1_names_scheme_and_network() {
         let body = json!({"x402Version": 1, "accepts": [{"scheme": "exact", "network": "base-sepolia", "maxAmountRequired": "1000",
