@@ -51,7 +51,7 @@ if [ -n "$targets" ]; then
   all="$sel"
 fi
 n=$(printf '%s\n' $all | wc -l)
-per=$(( total / n ))
+per=$(( (total + n - 1) / n ))  # rounded up: the sum is at least --total
 
 # Release build with debug assertions and overflow checks (-a); no sanitizer (safe Rust: the
 # checks are Rust's own, and the throughput goes to executions).
