@@ -69,25 +69,29 @@ pub fn ledger(db: &Path) -> Result<Ledger> {
         rows.map(|r| r.map(|r| (r.id.clone(), r))).collect::<Result<HashMap<_, _>, _>>()?
     };
     let receipts = {
-        let mut st = tx.prepare(
-            "SELECT id, outcome, reason, json_extract(body, '$.detail'), json_extract(body, '$.reservation_id'), json_extract(body, '$.url'),
-                    json_extract(body, '$.authorization_nonce'), amount_atomic FROM receipts ORDER BY seq",
-        )?;
-        let rows = st.query_map([], |r| {
-            let url: Option<String> = r.get(5)?;
-            let amount: Option<String> = r.get(7)?;
-            Ok(ReceiptRow {
-                id: r.get(0)?,
+        // Bodies as stored: text, or compressed with the ledger's dictionary.
+        let codec = purser_core::ledger::BodyCodec::default();
+        let mut st = tx.prepare("SELECT id, outcome, reason, body, amount_atomic FROM receipts ORDER BY seq")?;
+        let mut rows = st.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let id: String = r.get(0)?;
+            let body = codec.text(&tx, r.get_ref(3)?).with_context(|| format!("receipt {id}"))?;
+            let b: serde_json::Value = serde_json::from_str(&body).with_context(|| format!("receipt {id}"))?;
+            let s = |k: &str| b.get(k).and_then(|v| v.as_str()).map(str::to_string);
+            let amount: Option<String> = r.get(4)?;
+            out.push(ReceiptRow {
+                id,
                 outcome: r.get(1)?,
                 reason: r.get(2)?,
-                detail: r.get(3)?,
-                reservation: r.get(4)?,
-                req: url.as_deref().and_then(req_of),
-                nonce: r.get::<_, Option<String>>(6)?.map(|n| n.to_ascii_lowercase()),
+                detail: s("detail"),
+                reservation: s("reservation_id"),
+                req: s("url").as_deref().and_then(req_of),
+                nonce: s("authorization_nonce").map(|n| n.to_ascii_lowercase()),
                 amount: amount.and_then(|a| a.parse().ok()).unwrap_or(0),
-            })
-        })?;
-        rows.collect::<Result<Vec<_>, _>>()?
+            });
+        }
+        out
     };
     tx.commit()?;
     Ok(Ledger { grants, reservations, receipts })

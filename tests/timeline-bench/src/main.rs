@@ -158,14 +158,20 @@ fn run(o: &Opts, dir: &Path) -> Result<()> {
     ledger.with(|c| Ok(c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?))?;
     let size = std::fs::metadata(&db)?.len();
     println!("\nsize: {:.1} MiB on disk = {:.0} bytes per receipt", size as f64 / 1048576.0, size as f64 / n as f64);
-    let (body, cols): (f64, f64) = ledger.with(|c| {
+    let (text_n, text_len, blob_n, blob_len, cols): (i64, Option<f64>, i64, Option<f64>, f64) = ledger.with(|c| {
         Ok(c.query_row(
-            "SELECT avg(length(body)), avg(length(id) + length(time) + coalesce(length(grant_id), 0) + length(outcome) + length(reason) + coalesce(length(amount_atomic), 0) + length(prev_hash) + length(hash)) FROM receipts",
+            "SELECT sum(typeof(body) = 'text'), avg(CASE WHEN typeof(body) = 'text' THEN length(body) END), sum(typeof(body) = 'blob'), avg(CASE WHEN typeof(body) = 'blob' THEN length(body) END),
+                    avg(length(id) + length(time) + coalesce(length(grant_id), 0) + length(outcome) + length(reason) + coalesce(length(amount_atomic), 0) + length(prev_hash) + length(hash)) FROM receipts",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )?)
     })?;
-    println!("  receipt body (the hashed JSON, stored as is): {body:.0} bytes/receipt; its indexed columns: {cols:.0} bytes/receipt");
+    let (dicts, dict_bytes): (i64, i64) = ledger.with(|c| Ok(c.query_row("SELECT count(*), coalesce(sum(length(dict)), 0) FROM body_dicts", [], |r| Ok((r.get(0)?, r.get(1)?)))?))?;
+    println!(
+        "  receipt bodies (the hashed JSON): {text_n} stored as text, {:.0} bytes each; {blob_n} compressed, {:.0} bytes each ({dicts} dictionaries, {dict_bytes} bytes); indexed columns: {cols:.0} bytes/receipt",
+        text_len.unwrap_or(0.0),
+        blob_len.unwrap_or(0.0)
+    );
     let breakdown: Result<Vec<(String, i64)>> = ledger.with(|c| {
         let mut st = c.prepare("SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC")?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;

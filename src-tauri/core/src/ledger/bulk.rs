@@ -96,7 +96,7 @@ impl Ledger {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut hashes = Vec::with_capacity(receipts.len());
             for r in receipts.iter_mut() {
-                hashes.push(append(&tx, r)?);
+                hashes.push(append(&tx, &self.codec, r)?);
             }
             tx.commit()?;
             for (r, h) in receipts.iter_mut().zip(hashes) {
@@ -151,7 +151,9 @@ impl Ledger {
                 let mut write = tx.prepare(&format!("INSERT OR IGNORE INTO receipts ({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"))?;
                 let mut rows = read.query(params![first, last])?;
                 while let Some(r) = rows.next()? {
-                    let v: Vec<rusqlite::types::Value> = (0..10).map(|i| r.get(i)).collect::<rusqlite::Result<_>>()?;
+                    let mut v: Vec<rusqlite::types::Value> = (0..10).map(|i| r.get(i)).collect::<rusqlite::Result<_>>()?;
+                    // The archive stands alone: its bodies are text (no dictionary needed).
+                    v[7] = rusqlite::types::Value::Text(self.codec.text(c, (&v[7]).into())?);
                     write.execute(rusqlite::params_from_iter(v))?;
                 }
                 drop(write);
@@ -209,5 +211,5 @@ pub fn verify_archive_file(path: &Path) -> Result<ChainReport> {
         return Err(LedgerError::Io(std::io::Error::new(std::io::ErrorKind::NotFound, format!("no archive file {}", path.display()))));
     }
     let c = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    verify_conn(&c)
+    verify_conn(&c, &super::BodyCodec::default())
 }

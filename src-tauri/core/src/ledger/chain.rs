@@ -143,7 +143,7 @@ impl Ledger {
                 while let Some(r) = rows.next()? {
                     last = r.get(0)?;
                     n += 1;
-                    let rec: Receipt = serde_json::from_str(&r.get::<_, String>(1)?).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
+                    let rec: Receipt = serde_json::from_str(&self.codec.text(c, r.get_ref(1)?)?).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
                     let unknown = match &rec.reservation_id {
                         Some(id) => unknown_st.query_row([id], |r| r.get::<_, String>(0)).optional()?.as_deref() == Some("unknown"),
                         None => false,
@@ -187,7 +187,7 @@ impl Ledger {
     pub fn pending_reconciliations(&self, limit: usize) -> Result<Vec<Receipt>> {
         self.read(|c| {
             let mut st = c.prepare("SELECT r.body, r.hash FROM reconciliation q JOIN receipts r ON r.id = q.receipt_id WHERE q.state = 'pending' ORDER BY r.seq LIMIT ?1")?;
-            super::receipts::body_hash_rows(&mut st, [limit as i64])
+            super::receipts::body_hash_rows(c, &self.codec, &mut st, [limit as i64])
         })
     }
 

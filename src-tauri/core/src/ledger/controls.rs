@@ -97,7 +97,7 @@ impl Ledger {
     /// One receipt (with its hash), its sequence number and its price-memory flags.
     pub fn receipt_detail(&self, id: &str) -> Result<Option<(Receipt, i64, Flags)>> {
         self.with(|c| {
-            let row: Option<(i64, String, String, Option<i64>)> = c
+            let row: Option<(i64, rusqlite::types::Value, String, Option<i64>)> = c
                 .query_row(
                     "SELECT r.seq, r.body, r.hash, f.flags FROM receipts r LEFT JOIN receipt_facts f ON f.seq = r.seq WHERE r.id = ?1",
                     [id],
@@ -105,6 +105,7 @@ impl Ledger {
                 )
                 .optional()?;
             row.map(|(seq, body, hash, flags)| {
+                let body = self.codec.text(c, (&body).into())?;
                 let mut rec: Receipt = serde_json::from_str(&body).map_err(|e| LedgerError::Corrupt(format!("receipt #{seq}: {e}")))?;
                 rec.hash = hash;
                 Ok((rec, seq, Flags::from_bits(flags.unwrap_or(0).clamp(0, u32::MAX as i64) as u32)))

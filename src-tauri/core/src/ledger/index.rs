@@ -350,13 +350,14 @@ pub(crate) fn backfill_if_pending(c: &Connection) -> Result<()> {
     if below <= 1 {
         return Ok(());
     }
-    let rows: Vec<(i64, String)> = {
+    let rows: Vec<(i64, rusqlite::types::Value)> = {
         let mut st = c.prepare("SELECT seq, body FROM receipts WHERE seq < ?1 AND seq NOT IN (SELECT seq FROM receipt_facts) ORDER BY seq")?;
         let rows = st.query_map([below], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
     c.execute("UPDATE receipt_index_state SET backfill_below = 0 WHERE id = 1", [])?;
     for (seq, body) in rows {
+        let Ok(body) = super::read_body(c, (&body).into()) else { continue };
         if let Ok(rec) = serde_json::from_str::<Receipt>(&body) {
             index_one(c, seq, &rec)?;
         }

@@ -3,6 +3,7 @@
 //! does not decide (the one re-check it runs inside a reservation is the policy's function).
 
 mod backlog;
+mod body;
 mod bulk;
 mod batch;
 mod chain;
@@ -17,6 +18,7 @@ mod search;
 
 pub use chain::{Reconciliation, StoredBalance};
 pub use backlog::{MAX_PARKED, RETRY_EVERY};
+pub use body::{read_body, BodyCodec};
 pub use bulk::{verify_archive_file, ArchiveRecord, ArchiveReport};
 pub use controls::{Unrevoke, PAUSED};
 pub use receipts::{ChainReport, GENESIS_HASH};
@@ -124,6 +126,8 @@ pub struct Ledger {
     queue: Arc<Mutex<Vec<batch::Job>>>,
     /// Receipts that could not be written yet (see `backlog`).
     backlog: Arc<backlog::Backlog>,
+    /// How receipt bodies are stored (see `body`).
+    codec: Arc<BodyCodec>,
     path: PathBuf,
 }
 
@@ -148,11 +152,17 @@ impl Ledger {
             p.push(suffix);
             crate::datadir::make_private(Path::new(&p))?;
         }
-        Ok(Ledger { conn: Arc::new(Mutex::new(conn)), readers: Arc::default(), queue: Arc::default(), backlog: Arc::default(), path: path.to_path_buf() })
+        Ok(Ledger { conn: Arc::new(Mutex::new(conn)), readers: Arc::default(), queue: Arc::default(), backlog: Arc::default(), codec: Arc::default(), path: path.to_path_buf() })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Waits (up to `limit`) for a compression dictionary being trained in the background to
+    /// be ready (benchmarks and tests that want every later body compressed).
+    pub fn wait_for_body_dictionary(&self, limit: std::time::Duration) -> bool {
+        self.codec.wait_for_training(limit)
     }
 
     /// Runs `f` on the connection, on this thread.
@@ -197,7 +207,7 @@ const IDLE_READERS: usize = 4;
 
 /// The schema, as numbered steps. A step is never edited once released; new features append
 /// one (each with its own version number) and `migrate` applies what a file lacks, in order.
-const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_V1), (2, index::SCHEMA_V2), (3, rules::SCHEMA_V3), (4, controls::SCHEMA_V4), (5, chain::SCHEMA_V5), (6, recover::SCHEMA_V6)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_V1), (2, index::SCHEMA_V2), (3, rules::SCHEMA_V3), (4, controls::SCHEMA_V4), (5, chain::SCHEMA_V5), (6, recover::SCHEMA_V6), (7, body::SCHEMA_V7)];
 
 fn migrate(conn: &mut Connection) -> Result<()> {
     for (version, sql) in MIGRATIONS {

@@ -2,11 +2,12 @@
 //! holding the hash of the one before; listing, and verification of the chain.
 
 use super::reserve::{apply, Reservation, Settle};
-use super::{grants::load, ts, Ledger, LedgerError, Result};
+use super::{grants::load, ts, BodyCodec, Ledger, LedgerError, Result};
 use crate::receipt::{LedgerAfter, Receipt};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 
 /// The `prev_hash` of the first receipt.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -24,6 +25,7 @@ impl Ledger {
     pub fn finish(&self, reservation: Option<(&Reservation, Settle)>, receipt: &mut Receipt, now: DateTime<Utc>) -> Result<()> {
         let reservation = reservation.map(|(r, how)| (r.clone(), how));
         let mut rec = receipt.clone();
+        let codec = self.codec.clone();
         // A group-committed write: answered only once its COMMIT is durable.
         let done = self.write(move |tx| {
             if let Some((r, how)) = &reservation {
@@ -34,7 +36,7 @@ impl Ledger {
                     rec.ledger_after = Some(LedgerAfter::from(&g));
                 }
             }
-            rec.hash = append(tx, &mut rec)?;
+            rec.hash = append(tx, &codec, &mut rec)?;
             Ok(rec)
         })?;
         *receipt = done;
@@ -50,20 +52,15 @@ impl Ledger {
     pub fn list_receipts(&self, limit: usize) -> Result<Vec<Receipt>> {
         self.with(|c| {
             let mut st = c.prepare("SELECT body, hash FROM receipts ORDER BY seq DESC LIMIT ?1")?;
-            body_hash_rows(&mut st, [limit as i64])
+            body_hash_rows(c, &self.codec, &mut st, [limit as i64])
         })
     }
 
     /// The receipt with this id.
     pub fn receipt(&self, id: &str) -> Result<Option<Receipt>> {
         self.with(|c| {
-            let row: Option<(String, String)> = c.query_row("SELECT body, hash FROM receipts WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
-            row.map(|(body, hash)| {
-                let mut rec: Receipt = serde_json::from_str(&body).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
-                rec.hash = hash;
-                Ok(rec)
-            })
-            .transpose()
+            let mut st = c.prepare_cached("SELECT body, hash FROM receipts WHERE id = ?1")?;
+            Ok(body_hash_rows(c, &self.codec, &mut st, [id])?.pop())
         })
     }
 
@@ -71,31 +68,33 @@ impl Ledger {
     /// before, and agree with its indexed columns. Names the first broken receipt.
     /// The chain starts at genesis, or at the last receipt moved to an archive (see `archive`).
     pub fn verify_chain(&self) -> Result<ChainReport> {
-        self.with(|c| verify_conn(c))
+        self.with(|c| verify_conn(c, &self.codec))
     }
 }
 
 /// Appends `receipt` to the chain inside the caller's transaction (filling `prev_hash`) and
 /// indexes it for search in the same transaction; returns its hash.
-pub(super) fn append(tx: &Connection, receipt: &mut Receipt) -> Result<String> {
-    let prev: Option<String> = tx.query_row("SELECT hash FROM receipts ORDER BY seq DESC LIMIT 1", [], |r| r.get(0)).optional()?;
+pub(super) fn append(tx: &Connection, codec: &Arc<BodyCodec>, receipt: &mut Receipt) -> Result<String> {
+    let prev: Option<(i64, String)> = tx.query_row("SELECT seq, hash FROM receipts ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+    let seq = prev.as_ref().map_or(0, |p| p.0) + 1;
     receipt.prev_hash = match prev {
-        Some(p) => p,
+        Some((_, p)) => p,
         None => super::bulk::chain_start(tx)?.1,
     };
     receipt.hash.clear();
     let body = serde_json::to_string(&*receipt).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
     let hash = hex::encode(Sha256::digest(body.as_bytes()));
+    let stored = codec.store(tx, seq, &body)?;
     tx.execute(
         "INSERT INTO receipts (id, time, grant_id, outcome, reason, amount_atomic, body, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![receipt.id, ts(receipt.time), receipt.grant_id, receipt.outcome.as_str(), receipt.reason, receipt.amount_atomic, body, receipt.prev_hash, hash],
+        params![receipt.id, ts(receipt.time), receipt.grant_id, receipt.outcome.as_str(), receipt.reason, receipt.amount_atomic, stored, receipt.prev_hash, hash],
     )?;
     super::index::index_receipt(tx, tx.last_insert_rowid(), receipt)?;
     Ok(hash)
 }
 
 /// Walks the receipts of one ledger file (the main one or an archive) from its chain start.
-pub(crate) fn verify_conn(c: &Connection) -> Result<ChainReport> {
+pub(crate) fn verify_conn(c: &Connection, codec: &BodyCodec) -> Result<ChainReport> {
     let (after_seq, start_hash) = super::bulk::chain_start(c)?;
     let mut st = c.prepare("SELECT seq, id, time, grant_id, outcome, reason, amount_atomic, body, prev_hash, hash FROM receipts ORDER BY seq")?;
     let mut rows = st.query([])?;
@@ -103,9 +102,12 @@ pub(crate) fn verify_conn(c: &Connection) -> Result<ChainReport> {
     while let Some(r) = rows.next()? {
         let seq: i64 = r.get(0)?;
         let id: String = r.get(1)?;
-        let body: String = r.get(7)?;
         let (prev, hash): (String, String) = (r.get(8)?, r.get(9)?);
         let broken = |why: String| Ok(ChainReport::Broken { id: id.clone(), seq, why, checked: count });
+        let body = match codec.text(c, r.get_ref(7)?) {
+            Ok(b) => b,
+            Err(e) => return broken(format!("its stored body cannot be read: {e}")),
+        };
         if prev != expect_prev {
             return broken(format!("prev_hash {prev} does not link to the previous receipt's hash {expect_prev}"));
         }
@@ -135,13 +137,14 @@ pub(crate) fn verify_conn(c: &Connection) -> Result<ChainReport> {
 }
 
 /// The receipts a `SELECT body, hash …` statement yields, each with its stored hash.
-pub(super) fn body_hash_rows(st: &mut rusqlite::Statement<'_>, params: impl rusqlite::Params) -> Result<Vec<Receipt>> {
-    let rows = st.query_map(params, |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-    rows.map(|row| {
-        let (body, hash) = row?;
+pub(super) fn body_hash_rows(c: &Connection, codec: &BodyCodec, st: &mut rusqlite::Statement<'_>, params: impl rusqlite::Params) -> Result<Vec<Receipt>> {
+    let mut rows = st.query(params)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let body = codec.text(c, r.get_ref(0)?)?;
         let mut rec: Receipt = serde_json::from_str(&body).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
-        rec.hash = hash;
-        Ok(rec)
-    })
-    .collect()
+        rec.hash = r.get(1)?;
+        out.push(rec);
+    }
+    Ok(out)
 }

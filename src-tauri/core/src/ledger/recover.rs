@@ -76,7 +76,7 @@ impl Ledger {
                         rec.ledger_after = Some(LedgerAfter::from(&g));
                     }
                 }
-                rec.hash = append(&tx, &mut rec)?;
+                rec.hash = append(&tx, &self.codec, &mut rec)?;
                 out.micros = out.micros.checked_add(r.amount).ok_or(LedgerError::Overflow)?;
                 out.receipts.push(rec.id);
             }

@@ -7,7 +7,7 @@
 //! buckets, whole days) and the few rows at the edges are checked one by one.
 
 use super::index::{self, dim, DAY, TOKEN_ALL, TOKEN_FLAGGED};
-use super::{Ledger, LedgerError, Result};
+use super::{BodyCodec, Ledger, LedgerError, Result};
 use crate::search::flags::Flags;
 use crate::search::query::{Key, Query, Value};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -310,7 +310,13 @@ fn amount_sides(lo: u64, hi: u64) -> Vec<((char, std::ops::RangeInclusive<usize>
             (a, b) => vec![((fl, r), a.or(b))],
         }
     } else {
-        vec![((fl, rl), el), ((fu, ru), eu)]
+        // Two families: clip each side to the cells that meet [lo, hi] at all (the other side
+        // rules the rest out anyway), so FTS ORs a few cells, not every cell above or below.
+        let clip = |f: char, r: std::ops::RangeInclusive<usize>| {
+            let (a, b) = if f == 'l' { (index::lower_cell(lo), index::lower_cell(hi)) } else { (index::upper_cell(lo), index::upper_cell(hi)) };
+            *r.start().max(&a)..=*r.end().min(&b)
+        };
+        vec![((fl, clip(fl, rl)), el), ((fu, clip(fu, ru)), eu)]
     }
 }
 
@@ -611,13 +617,13 @@ fn max_seq(c: &Connection) -> Result<i64> {
     Ok(c.query_row("SELECT coalesce(max(seq), 0) FROM receipts", [], |r| r.get(0))?)
 }
 
-fn load_row(c: &Connection, seq: i64, flags: u32) -> Result<RawRow> {
-    let (body, hash): (String, String) = c
+fn load_row(c: &Connection, codec: &BodyCodec, seq: i64, flags: u32) -> Result<RawRow> {
+    let (body, hash): (rusqlite::types::Value, String) = c
         .prepare_cached("SELECT body, hash FROM receipts WHERE seq = ?1")?
         .query_row([seq], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?
         .ok_or_else(|| LedgerError::Corrupt(format!("indexed receipt #{seq} is missing")))?;
-    Ok(RawRow { seq, body, hash, flags: Flags::from_bits(flags) })
+    Ok(RawRow { seq, body: codec.text(c, (&body).into())?, hash, flags: Flags::from_bits(flags) })
 }
 
 impl Ledger {
@@ -650,7 +656,7 @@ impl Ledger {
             })?;
             let more = found.len() > limit;
             found.truncate(limit);
-            let rows = found.iter().map(|(seq, flags)| load_row(&tx, *seq, *flags)).collect::<Result<Vec<_>>>()?;
+            let rows = found.iter().map(|(seq, flags)| load_row(&tx, &self.codec, *seq, *flags)).collect::<Result<Vec<_>>>()?;
             let next = if more { rows.last().map(|r| Cursor { last: r.seq, snapshot, total }) } else { None };
             Ok(RawPage { rows, total, next })
         })
@@ -715,14 +721,14 @@ impl Ledger {
                 let mut st = tx.prepare("SELECT r.seq, r.body, r.hash, coalesce(f.flags, 0) FROM receipts r LEFT JOIN receipt_facts f ON f.seq = r.seq WHERE r.seq <= ?1 ORDER BY r.seq")?;
                 let mut rows = st.query([snapshot])?;
                 while let Some(r) = rows.next()? {
-                    f(RawRow { seq: r.get(0)?, body: r.get(1)?, hash: r.get(2)?, flags: Flags::from_bits(r.get::<_, i64>(3)? as u32) })?;
+                    f(RawRow { seq: r.get(0)?, body: self.codec.text(&tx, r.get_ref(1)?)?, hash: r.get(2)?, flags: Flags::from_bits(r.get::<_, i64>(3)? as u32) })?;
                     n += 1;
                 }
                 return Ok(n);
             }
             let mut err = None;
             each_fact(&tx, &p, &p.superset(), z.lo, z.hi, false, |fa| {
-                match load_row(&tx, fa.seq, fa.flags).and_then(&mut f) {
+                match load_row(&tx, &self.codec, fa.seq, fa.flags).and_then(&mut f) {
                     Ok(()) => {
                         n += 1;
                         Ok(true)

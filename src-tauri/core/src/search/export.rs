@@ -222,39 +222,71 @@ pub fn export(ledger: &Ledger, text: &str, format: Format, chain: bool, out: imp
         out.write_all(cols.join(",").as_bytes())?;
         out.write_all(b"\r\n")?;
     }
-    let total = std::cell::Cell::new(0u64);
-    let progress = std::cell::RefCell::new(&mut progress);
-    let mut done = 0u64;
+    // Two threads: one reads (SQLite, decompression), this one formats and writes; batches of
+    // rows go between them through a bounded channel, so memory stays flat whatever the size.
+    enum Msg {
+        Total(u64),
+        Rows(Vec<RawRow>),
+    }
+    const BATCH: usize = 256;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(8);
+    let (mut done, mut total) = (0u64, 0u64);
     let mut failed: Option<SearchError> = None;
-    let result = ledger.search_each(
-        &q,
-        |t| {
-            total.set(t);
-            (progress.borrow_mut())(0, t);
-        },
-        |row| {
-            let r = match format {
-                Format::Csv => csv_row(&mut out, &row, chain),
-                Format::Jsonl => jsonl_row(&mut out, &row, chain),
-            };
-            if let Err(e) = r {
-                let msg = e.to_string();
-                failed = Some(e);
-                return Err(crate::ledger::LedgerError::Task(msg));
+    let result = std::thread::scope(|scope| {
+        let reader = scope.spawn(move || {
+            let stopped = || crate::ledger::LedgerError::Task("the export stopped writing".into());
+            let start_tx = tx.clone();
+            let mut batch = Vec::with_capacity(BATCH);
+            ledger.search_each(
+                &q,
+                |t| {
+                    let _ = start_tx.send(Msg::Total(t));
+                },
+                |row| {
+                    batch.push(row);
+                    if batch.len() == BATCH {
+                        tx.send(Msg::Rows(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))).map_err(|_| stopped())?;
+                    }
+                    Ok(())
+                },
+            )?;
+            if !batch.is_empty() {
+                tx.send(Msg::Rows(batch)).map_err(|_| stopped())?;
             }
-            done += 1;
-            if done % 4096 == 0 {
-                (progress.borrow_mut())(done, total.get());
+            Ok::<_, crate::ledger::LedgerError>(())
+        });
+        'recv: for msg in rx {
+            match msg {
+                Msg::Total(t) => {
+                    total = t;
+                    progress(0, t);
+                }
+                Msg::Rows(rows) => {
+                    for row in rows {
+                        let r = match format {
+                            Format::Csv => csv_row(&mut out, &row, chain),
+                            Format::Jsonl => jsonl_row(&mut out, &row, chain),
+                        };
+                        if let Err(e) = r {
+                            failed = Some(e);
+                            break 'recv; // dropping the receiver stops the reader
+                        }
+                        done += 1;
+                        if done % 4096 == 0 {
+                            progress(done, total);
+                        }
+                    }
+                }
             }
-            Ok(())
-        },
-    );
+        }
+        reader.join().unwrap_or_else(|_| Err(crate::ledger::LedgerError::Task("the export's reader panicked".into())))
+    });
     if let Some(e) = failed {
         return Err(e);
     }
     result?;
     out.flush()?;
-    (progress.borrow_mut())(done, total.get());
+    progress(done, total);
     Ok(ExportSummary { rows: done, bytes: out.bytes })
 }
 
