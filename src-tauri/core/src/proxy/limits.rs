@@ -41,12 +41,18 @@ pub struct ConnLimits {
     pub header_read: Duration,
     pub max_connections: usize,
     slots: Arc<Semaphore>,
+    /// Connections refused since the last warning, and when that was: a flood of connections
+    /// over the limit logs one line every [`REFUSED_WARN_EVERY`], with the count, not one each.
+    refused: Arc<std::sync::Mutex<(u64, Option<std::time::Instant>)>>,
 }
+
+/// At most one "too many connections" warning this often.
+pub const REFUSED_WARN_EVERY: Duration = Duration::from_secs(10);
 
 impl ConnLimits {
     pub fn new(header_read: Duration, max_connections: usize) -> Self {
         let max_connections = max_connections.max(1);
-        ConnLimits { header_read, max_connections, slots: Arc::new(Semaphore::new(max_connections)) }
+        ConnLimits { header_read, max_connections, slots: Arc::new(Semaphore::new(max_connections)), refused: Arc::default() }
     }
 
     /// The defaults, each replaced by its environment variable (an integer > 0) when set.
@@ -61,9 +67,22 @@ impl ConnLimits {
     pub fn admit(&self) -> Option<OwnedSemaphorePermit> {
         let permit = self.slots.clone().try_acquire_owned().ok();
         if permit.is_none() {
-            tracing::warn!(max = self.max_connections, "too many agent connections; closing a new one");
+            if let Some(n) = self.count_refused(std::time::Instant::now()) {
+                tracing::warn!(max = self.max_connections, refused = n, "too many agent connections; new ones are closed at once");
+            }
         }
         permit
+    }
+
+    /// Counts one refused connection; returns how many to report when a warning is due.
+    fn count_refused(&self, now: std::time::Instant) -> Option<u64> {
+        let mut r = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        r.0 += 1;
+        if r.1.is_some_and(|last| now.duration_since(last) < REFUSED_WARN_EVERY) {
+            return None;
+        }
+        r.1 = Some(now);
+        Some(std::mem::take(&mut r.0))
     }
 
     /// Connections open now.
@@ -147,6 +166,18 @@ mod tests {
         assert_eq!(l.open(), 2);
         drop(a);
         assert!(l.admit().is_some(), "a closed connection frees its slot");
+    }
+
+    #[test]
+    fn refused_connections_warn_once_per_period_with_a_count() {
+        let l = ConnLimits::new(Duration::from_secs(1), 1);
+        let t0 = std::time::Instant::now();
+        assert_eq!(l.count_refused(t0), Some(1), "the first refusal is reported at once");
+        for i in 1..500 {
+            assert_eq!(l.count_refused(t0 + Duration::from_millis(i)), None);
+        }
+        assert_eq!(l.count_refused(t0 + REFUSED_WARN_EVERY), Some(500), "then one line with the count");
+        assert_eq!(l.count_refused(t0 + REFUSED_WARN_EVERY + Duration::from_secs(1)), None);
     }
 
     #[tokio::test]

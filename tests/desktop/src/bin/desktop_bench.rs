@@ -13,7 +13,7 @@
 //!     [--parts starts,memory,serve,timeline]
 //! ```
 //! `--seeded DIR`: a data dir already holding the receipts (reused, not re-seeded; a 1M ledger
-//! is about 4 GB). Otherwise one is seeded in a temp dir and removed afterwards.
+//! is about 0.9 GB). Otherwise one is seeded in a temp dir and removed afterwards.
 //! Binaries: `PURSER_APP_BIN` (default `<target>/debug/purser-app`), `PURSER_BIN` (default
 //! `<target>/release/purser`).
 
