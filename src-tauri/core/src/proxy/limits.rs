@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | a new connection's first byte, then each request head (line and headers), must arrive within it; an idle keep-alive connection is closed after it too | [`HEADER_READ_TIMEOUT`] 30 s | `PURSER_HEADER_READ_TIMEOUT_SECS` |
 //! | an agent's request body must arrive whole within (else `408 request_body_timeout`) | [`REQUEST_BODY_TIMEOUT`] 60 s | `PURSER_REQUEST_BODY_TIMEOUT_SECS` |
-//! | agent connections open at once; beyond it a new one is closed at once | [`MAX_CONNECTIONS`] 8,192 | `PURSER_MAX_CONNECTIONS` |
+//! | agent connections open at once; beyond it a new one is closed at once (logged once every 10 s, with the count) | [`MAX_CONNECTIONS`] 8,192 | `PURSER_MAX_CONNECTIONS` |
 //! | request head size (hyper answers 431 beyond it) | [`MAX_HEADER_BYTES`] 64 KiB | — |
 //! | pause after a failed `accept` (e.g. `EMFILE`) instead of spinning | [`ACCEPT_BACKOFF`] 50 ms | — |
 //!
