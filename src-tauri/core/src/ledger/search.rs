@@ -434,6 +434,18 @@ impl Plan {
             p.amount_sure = sure.iter().all(Option::is_some).then(|| sure.iter().flatten().map(group).collect());
             let partial: Vec<String> = sides.iter().filter_map(|((f, _), edge)| edge.map(|e| index::token(*f, e as i64))).collect();
             p.amount_partial = (!partial.is_empty()).then(|| or_tokens(&partial));
+            // `lo..hi` with both ends on the grid: the lower-closed cells from lo up to hi, and hi
+            // itself (its lower-closed AND its upper-closed cell): one family to merge, not two.
+            if let [(('l', rl), None), (('u', _), None)] = sides.as_slice() {
+                let j = index::lower_cell(hi);
+                debug_assert_eq!(index::amount_grid()[j], hi);
+                let mut parts: Vec<String> = (*rl.start()..j).map(|i| format!("\"{}\"", index::token('l', i as i64))).collect();
+                parts.push(format!("(\"{}\" AND \"{}\")", index::token('l', j as i64), index::token('u', index::upper_cell(hi) as i64)));
+                let one = parts.join(" OR ");
+                p.amount_superset = vec![one.clone()];
+                p.amount_sure = Some(vec![one]);
+                p.amount_partial = None;
+            }
             if sides.iter().any(|((_, r), _)| r.is_empty()) {
                 p.nothing = true;
             }

@@ -499,7 +499,9 @@ fn amount_filters_agree_with_brute_force_on_and_off_the_grid() {
     for (i, lo) in bounds.iter().enumerate() {
         for hi in bounds[i..].iter().step_by(2) {
             let want = amounts.iter().filter(|a| **a >= *lo && **a <= *hi).count() as u64;
-            assert_eq!(count(&l, &format!("amount:{}..{}", usd(*lo), usd(*hi)), now()).unwrap(), want, "{lo}..{hi}");
+            let q = format!("amount:{}..{}", usd(*lo), usd(*hi));
+            assert_eq!(count(&l, &q, now()).unwrap(), want, "{q}");
+            assert_eq!(search(&l, &format!("{q} forecast"), 5, None, now()).unwrap().total, want, "{q} forecast, page total");
             checked += 1;
         }
         for (form, want) in [
@@ -515,6 +517,18 @@ fn amount_filters_agree_with_brute_force_on_and_off_the_grid() {
             assert_eq!(count(&l, &q, now()).unwrap(), want as u64, "{q}");
             // The row path (a word forces it) agrees too.
             assert_eq!(count(&l, &format!("{q} forecast"), now()).unwrap(), want as u64, "{q} forecast");
+        }
+    }
+    // Both ends on the grid (answered from one family of cells plus the upper end's point).
+    for (i, lo) in grid.iter().enumerate() {
+        for hi in grid[i..].iter().step_by(2) {
+            let want = amounts.iter().filter(|a| **a >= *lo && **a <= *hi).count() as u64;
+            let q = format!("amount:{}..{}", usd(*lo), usd(*hi));
+            assert_eq!(count(&l, &q, now()).unwrap(), want, "{q}");
+            assert_eq!(count(&l, &format!("{q} forecast"), now()).unwrap(), want, "{q} forecast");
+            // A page's total is counted from the index alone (no row check): it must be exact.
+            assert_eq!(search(&l, &format!("{q} forecast"), 5, None, now()).unwrap().total, want, "{q} forecast, page total");
+            checked += 1;
         }
     }
     assert!(checked > 300, "{checked} ranges");
