@@ -657,6 +657,10 @@ impl Ledger {
                 Some(cur) => cur.total,
                 None => total_of(&tx, &p, &z)?,
             };
+            if total == 0 {
+                // Nothing matches up to the snapshot: no need to walk the index a second time.
+                return Ok(RawPage { rows: vec![], total, next: None });
+            }
             let upper = match cursor {
                 Some(cur) => z.hi.min(cur.last - 1),
                 None => z.hi,
