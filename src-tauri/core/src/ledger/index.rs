@@ -356,8 +356,10 @@ pub(crate) fn backfill_if_pending(c: &Connection) -> Result<()> {
         rows.collect::<rusqlite::Result<_>>()?
     };
     c.execute("UPDATE receipt_index_state SET backfill_below = 0 WHERE id = 1", [])?;
+    // One codec for the whole backfill (its dictionary cache is loaded once, not per row).
+    let codec = super::BodyCodec::default();
     for (seq, body) in rows {
-        let Ok(body) = super::read_body(c, (&body).into()) else { continue };
+        let Ok(body) = codec.text(c, (&body).into()) else { continue };
         if let Ok(rec) = serde_json::from_str::<Receipt>(&body) {
             index_one(c, seq, &rec)?;
         }
