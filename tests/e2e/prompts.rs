@@ -1,9 +1,9 @@
 //! e2e: desktop prompts over real D-Bus. A private session bus (dbus-run-session) carries the
 //! harness's test notification server (owns org.freedesktop.Notifications, records every call,
-//! presses buttons on request); the real `purser serve` raises its prompts there through
-//! notify-rust. Approve pays on the real reference peers; deny, timeout, hostile text, a price
-//! change after the prompt, a flood of held requests, rules made from a decision, and a bus with
-//! no notification server at all.
+//! presses buttons on request); the real `purser serve` raises its prompts there (built with
+//! notify-rust, shown over zbus). Approve pays on the real reference peers; deny, timeout, hostile
+//! text, a price change after the prompt, a press that overtakes the answer to `Notify`, a flood
+//! of held requests, rules made from a decision, and a bus with no notification server at all.
 
 use std::time::{Duration, Instant};
 
@@ -187,6 +187,32 @@ async fn hostile_text_is_sanitised_and_a_price_change_after_the_prompt_pays_noth
     assert_eq!(hostile.paid(), 0, "no paid retry reached the server");
     let g = p.grant_show(&gid);
     assert_eq!((g["spent_atomic"].as_str(), g["reserved_atomic"].as_str()), (Some("0"), Some("0")), "{g}");
+}
+
+/// A press that overtakes the answer to `Notify` (the server signals before it replies) still
+/// decides: the daemon listens before it shows, and keeps the press until it knows the id. Before,
+/// such a press was lost and the request waited out its approval timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_press_before_the_notify_answer_decides() {
+    let hostile = Hostile402::start().await;
+    hostile.route("/q", v2_response(&good_v2_required(&hostile.url_of("/q"), "50000")));
+    let bus = SessionBus::start();
+    let server = NotifyServer::start(&bus, &["actions", "body"]).await;
+    server.press_at_once("deny");
+    let p = Purser::start_with(BIN, ANVIL_PAYER_KEY, on_bus(&bus));
+    let g = p.grant_create(&["--label", "quick", "--budget", "1.00", "--auto-below", "0.01", "--ask-below", "0.50", "--approval-timeout", "120s"]);
+    let (_, token) = ids(&g);
+    for round in 1..=3 {
+        let t0 = Instant::now();
+        let r = answered(spawn_get(&p, &token, &hostile.url_of("/q"), &[])).await;
+        assert_eq!((r.status, r.code().as_deref()), (403, Some("user_denied")), "round {round}: {r}");
+        assert!(t0.elapsed() < Duration::from_secs(30), "round {round}: decided by the press, not the 120 s timeout ({:?})", t0.elapsed());
+        let rec = p.receipt(&r.receipt_id());
+        assert_eq!((rec["decided_by"].as_str(), rec["decided_via"].as_str()), (Some("user"), Some("notification")), "{rec}");
+        let n = server.wait_for(round, Duration::from_secs(10)).await.remove(round - 1);
+        server.wait_closed(n.id, Duration::from_secs(10)).await;
+    }
+    assert_eq!(hostile.paid(), 0, "denied: nothing paid");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -124,6 +124,8 @@ struct State {
     notifications: Vec<Notification>,
     closed: Vec<u32>,
     capability_calls: usize,
+    /// Pressed on every new notification before `Notify` answers (see [`NotifyServer::press_at_once`]).
+    press_at_once: Option<String>,
 }
 
 struct Server(Arc<Mutex<State>>);
@@ -151,7 +153,34 @@ impl Server {
         actions: Vec<String>,
         hints: HashMap<String, zbus::OwnedVariant>,
         expire_timeout: i32,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> u32 {
+        let (id, press) = self.record(app_name, replaces_id, summary, body, actions, hints, expire_timeout);
+        if let Some(key) = press {
+            // Sent before the reply: the client sees the press before it knows the id.
+            emitter.emit(BUS_NAME, "ActionInvoked", &(id, key.as_str())).await.expect("emit ActionInvoked");
+        }
+        id
+    }
+
+    async fn close_notification(&self, id: u32, #[zbus(signal_emitter)] emitter: SignalEmitter<'_>) {
+        self.0.lock().unwrap().closed.push(id);
+        let _ = emitter.emit(BUS_NAME, "NotificationClosed", &(id, 3u32)).await;
+    }
+}
+
+impl Server {
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        app_name: String,
+        replaces_id: u32,
+        summary: String,
+        body: String,
+        actions: Vec<String>,
+        hints: HashMap<String, zbus::OwnedVariant>,
+        expire_timeout: i32,
+    ) -> (u32, Option<String>) {
         let mut s = self.0.lock().unwrap();
         let id = if replaces_id != 0 {
             replaces_id
@@ -163,12 +192,7 @@ impl Server {
         hint_keys.sort();
         let actions = actions.chunks(2).map(|c| (c[0].clone(), c.get(1).cloned().unwrap_or_default())).collect();
         s.notifications.push(Notification { id, app_name, replaces_id, summary, body, actions, hints: hint_keys, expire_timeout });
-        id
-    }
-
-    async fn close_notification(&self, id: u32, #[zbus(signal_emitter)] emitter: SignalEmitter<'_>) {
-        self.0.lock().unwrap().closed.push(id);
-        let _ = emitter.emit(BUS_NAME, "NotificationClosed", &(id, 3u32)).await;
+        (id, if replaces_id == 0 { s.press_at_once.clone() } else { None })
     }
 }
 
@@ -190,6 +214,13 @@ impl NotifyServer {
             .expect("start the test notification server");
         assert!(bus.has_owner(BUS_NAME).await, "the test notification server does not own {BUS_NAME}");
         NotifyServer { conn, state }
+    }
+
+    /// From now on, the server presses `key` on each new notification at once: the
+    /// `ActionInvoked` signal goes out before the answer to `Notify` (a fast user, a fast server,
+    /// or a loaded machine can make that order happen; the client must not lose the press).
+    pub fn press_at_once(&self, key: &str) {
+        self.state.lock().unwrap().press_at_once = Some(key.to_string());
     }
 
     /// Every `Notify` call so far, in order.

@@ -1,8 +1,16 @@
-//! The notify-rust notifier: desktop notifications over D-Bus (`org.freedesktop.Notifications`
-//! on the session bus), app name `Purser`, critical urgency, no expiry, resident (a press of
-//! "Open" leaves it up; the prompter closes each one when its request is decided). Every shown
-//! notification keeps its own connection, on which its button presses arrive (some servers send
-//! them only to the connection that showed it).
+//! The desktop notifier: prompts as freedesktop notifications (`org.freedesktop.Notifications`
+//! on the session bus), built with notify-rust (app name `Purser`, critical urgency, no expiry,
+//! resident: a press of "Open" leaves it up; the prompter closes each one when its request is
+//! decided), shown and answered on one D-Bus connection of the notifier's own.
+//!
+//! Why not notify-rust's own `show` + `wait_for_action`: it subscribes to `ActionInvoked` only
+//! after `Notify` has answered, on a fresh subscription each time it waits, so a press that comes
+//! quickly (a loaded machine, a server that answers at once, a second press after "Open") could
+//! be lost, and the payment then waited out its approval timeout. Here the connection subscribes
+//! to `ActionInvoked` and `NotificationClosed` before it shows anything; one reader routes each
+//! signal to the notification it names ([`Routes`]), and a signal that overtakes `Notify`'s
+//! answer is kept for a few seconds until its id is known. Every notification is shown on that
+//! same connection, so servers that send signals only to the connection that showed it reach it.
 //!
 //! Button presses are signals on the user's session bus; any process of the same user could send
 //! one. That is no weaker than the control API, whose token file the same user can read: both
@@ -11,17 +19,48 @@
 
 use super::{Capabilities, Note, NoteEvent, Notifier, NotifyError, APP_NAME};
 use futures_util::future::BoxFuture;
-use notify_rust::{Hint, Notification, NotificationHandle, NotificationResponse, Timeout, Urgency};
-use std::collections::HashMap;
+use futures_util::StreamExt;
+use notify_rust::{Hint, Notification, Timeout, Urgency};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
+use zbus::Variant;
 
-/// Desktop notifications through notify-rust.
+const SERVER: &str = "org.freedesktop.Notifications";
+const PATH: &str = "/org/freedesktop/Notifications";
+/// How long a signal for an id not known yet is kept (it overtook `Notify`'s answer).
+const EARLY_KEEP: Duration = Duration::from_secs(10);
+/// At most this many such signals are kept (other applications' notifications send them too).
+const EARLY_MAX: usize = 64;
+
+/// Desktop notifications over D-Bus (see the module docs).
 #[derive(Default)]
 pub struct DesktopNotifier {
-    /// Shown notifications: their handle (connection) and the task waiting for their action.
-    shown: Mutex<HashMap<u32, (Arc<NotificationHandle>, JoinHandle<()>)>>,
+    /// The connection, made on first use and again after it broke.
+    bus: tokio::sync::Mutex<Option<Bus>>,
+}
+
+/// One session-bus connection, subscribed to the server's signals before anything is shown.
+struct Bus {
+    conn: zbus::Connection,
+    routes: Arc<Mutex<Routes>>,
+    reader: JoinHandle<()>,
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> NotifyError {
+    NotifyError::Unavailable(e.to_string())
+}
+
+fn lock(routes: &Mutex<Routes>) -> std::sync::MutexGuard<'_, Routes> {
+    routes.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl DesktopNotifier {
@@ -29,13 +68,103 @@ impl DesktopNotifier {
         Self::default()
     }
 
-    fn shown(&self) -> std::sync::MutexGuard<'_, HashMap<u32, (Arc<NotificationHandle>, JoinHandle<()>)>> {
-        self.shown.lock().unwrap_or_else(|p| p.into_inner())
+    /// The live connection (made now if there is none, or the last one's reader has ended).
+    async fn bus(&self) -> Result<(zbus::Connection, Arc<Mutex<Routes>>), NotifyError> {
+        let mut slot = self.bus.lock().await;
+        if let Some(b) = slot.as_ref().filter(|b| !b.reader.is_finished()) {
+            return Ok((b.conn.clone(), b.routes.clone()));
+        }
+        let conn = zbus::Connection::session().await.map_err(unavailable)?;
+        let mut streams = Vec::new();
+        for member in ["ActionInvoked", "NotificationClosed"] {
+            let rule = zbus::MatchRule::builder().msg_type(zbus::message::Type::Signal).interface(SERVER).member(member).build().map_err(unavailable)?;
+            streams.push(zbus::MessageStream::for_match_rule(rule, &conn, None).await.map_err(unavailable)?);
+        }
+        let routes = Arc::new(Mutex::new(Routes::default()));
+        let mut signals = futures_util::stream::select_all(streams);
+        let to = routes.clone();
+        let reader = tokio::spawn(async move {
+            while let Some(msg) = signals.next().await {
+                let Ok(msg) = msg else { continue };
+                if let Some(ev) = event_of(&msg) {
+                    lock(&to).deliver(ev, Instant::now());
+                }
+            }
+        });
+        *slot = Some(Bus { conn: conn.clone(), routes: routes.clone(), reader });
+        Ok((conn, routes))
+    }
+
+    /// Forgets the connection after a failed call, so the next one connects afresh.
+    async fn drop_bus(&self) {
+        *self.bus.lock().await = None;
     }
 }
 
-fn unavailable(e: impl std::fmt::Display) -> NotifyError {
-    NotifyError::Unavailable(e.to_string())
+/// The prompt event a server signal stands for (`None`: not one of ours to read).
+fn event_of(msg: &zbus::Message) -> Option<NoteEvent> {
+    let header = msg.header();
+    match header.member()?.as_str() {
+        "ActionInvoked" => {
+            let (id, key): (u32, String) = msg.body().deserialize().ok()?;
+            Some(NoteEvent::Action { id, key })
+        }
+        "NotificationClosed" => {
+            let (id, _reason): (u32, u32) = msg.body().deserialize().ok()?;
+            Some(NoteEvent::Closed { id })
+        }
+        _ => None,
+    }
+}
+
+fn id_of(ev: &NoteEvent) -> u32 {
+    match ev {
+        NoteEvent::Action { id, .. } | NoteEvent::Closed { id } => *id,
+    }
+}
+
+/// Where each shown notification's signals go, and the signals that came before their id was
+/// known.
+#[derive(Default)]
+struct Routes {
+    open: HashMap<u32, UnboundedSender<NoteEvent>>,
+    early: VecDeque<(Instant, NoteEvent)>,
+}
+
+impl Routes {
+    /// A signal arrived: to its notification's channel, or kept until `show` learns the id.
+    fn deliver(&mut self, ev: NoteEvent, now: Instant) {
+        let id = id_of(&ev);
+        if let Some(tx) = self.open.get(&id) {
+            let _ = tx.send(ev.clone());
+            if matches!(ev, NoteEvent::Closed { .. }) {
+                self.open.remove(&id);
+            }
+            return;
+        }
+        self.early.retain(|(t, _)| now.duration_since(*t) < EARLY_KEEP);
+        if self.early.len() >= EARLY_MAX {
+            self.early.pop_front();
+        }
+        self.early.push_back((now, ev));
+    }
+
+    /// `show` learned notification `id`: its early signals first, in order, then the rest.
+    fn register(&mut self, id: u32, tx: UnboundedSender<NoteEvent>, now: Instant) {
+        let mut closed = false;
+        self.early.retain(|(t, ev)| {
+            let fresh = now.duration_since(*t) < EARLY_KEEP;
+            if fresh && id_of(ev) == id {
+                let _ = tx.send(ev.clone());
+                closed |= matches!(ev, NoteEvent::Closed { .. });
+                return false;
+            }
+            fresh
+        });
+        if !closed {
+            self.open.insert(id, tx);
+        }
+    }
 }
 
 impl Notifier for DesktopNotifier {
@@ -58,48 +187,88 @@ impl Notifier for DesktopNotifier {
             for (key, label) in &note.actions {
                 n.action(key, label);
             }
-            if let Some(id) = note.replaces {
-                n.id(id);
-            }
-            let handle = Arc::new(n.show_async().await.map_err(unavailable)?);
-            let id = handle.id();
-            let waiting = handle.clone();
-            let task = tokio::spawn(async move {
-                loop {
-                    let mut got = None;
-                    waiting
-                        .wait_for_action_async(|response: &NotificationResponse| {
-                            got = Some(match response {
-                                NotificationResponse::Action(key) => NoteEvent::Action { id, key: key.clone() },
-                                NotificationResponse::Default => NoteEvent::Action { id, key: super::ACTION_DEFAULT.into() },
-                                _ => NoteEvent::Closed { id },
-                            });
-                        })
-                        .await;
-                    let Some(ev) = got else { break };
-                    let _ = events.send(ev.clone());
-                    // "Open" decides nothing: a resident notification stays up for the real answer.
-                    match ev {
-                        NoteEvent::Action { key, .. } if key == super::ACTION_OPEN || key == super::ACTION_DEFAULT => continue,
-                        _ => break,
+            let hints: HashMap<&str, Variant<'_>> = n.hints.iter().map(<(&str, Variant<'_>)>::from).collect();
+            let (conn, routes) = self.bus().await?;
+            let args = (&n.appname, note.replaces.unwrap_or(0), &n.icon, &n.summary, &n.body, &n.actions, hints, i32::from(n.timeout));
+            let reply = match conn.call_method(Some(SERVER), PATH, Some(SERVER), "Notify", &args).await {
+                Ok(r) => r,
+                Err(e) => {
+                    if !matches!(e, zbus::Error::MethodError(..)) {
+                        self.drop_bus().await;
                     }
+                    return Err(unavailable(e));
                 }
-            });
-            // A replaced notification's old waiter would report its presses twice.
-            if let Some((_, old)) = self.shown().insert(id, (handle, task)) {
-                old.abort();
-            }
+            };
+            let id: u32 = reply.body().deserialize().map_err(unavailable)?;
+            lock(&routes).register(id, events, Instant::now());
             Ok(id)
         })
     }
 
     fn close(&self, id: u32) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            let entry = self.shown().remove(&id);
-            if let Some((handle, task)) = entry {
-                task.abort();
-                handle.close_async().await;
+            let Ok((conn, routes)) = self.bus().await else { return };
+            lock(&routes).open.remove(&id);
+            if let Err(e) = conn.call_method(Some(SERVER), PATH, Some(SERVER), "CloseNotification", &(id,)).await {
+                tracing::debug!(id, error = %e, "closing a notification failed");
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::mpsc::unbounded_channel;
+
+    fn press(id: u32, key: &str) -> NoteEvent {
+        NoteEvent::Action { id, key: key.into() }
+    }
+
+    #[test]
+    fn a_press_that_overtakes_the_notify_answer_is_delivered_once_the_id_is_known() {
+        let t = Instant::now();
+        let mut r = Routes::default();
+        r.deliver(press(7, "open"), t);
+        r.deliver(press(8, "deny"), t);
+        r.deliver(press(7, "approve"), t);
+        let (tx, mut rx) = unbounded_channel();
+        r.register(7, tx, t);
+        assert_eq!(rx.try_recv().ok(), Some(press(7, "open")));
+        assert_eq!(rx.try_recv().ok(), Some(press(7, "approve")));
+        assert!(rx.try_recv().is_err(), "only notification 7's presses");
+        r.deliver(press(7, "deny"), t);
+        assert_eq!(rx.try_recv().ok(), Some(press(7, "deny")), "later presses go straight through");
+        assert_eq!(r.early.len(), 1, "8 still waits for its show");
+        r.deliver(NoteEvent::Closed { id: 7 }, t);
+        assert_eq!(rx.try_recv().ok(), Some(NoteEvent::Closed { id: 7 }));
+        assert!(!r.open.contains_key(&7), "a closed notification is forgotten");
+    }
+
+    #[test]
+    fn early_signals_expire_and_are_bounded() {
+        let t = Instant::now();
+        let mut r = Routes::default();
+        r.deliver(press(1, "approve"), t);
+        let later = t + EARLY_KEEP + Duration::from_millis(1);
+        let (tx, mut rx) = unbounded_channel();
+        r.register(1, tx, later);
+        assert!(rx.try_recv().is_err(), "a press older than {EARLY_KEEP:?} is not someone's answer to this prompt");
+        for i in 0..(EARLY_MAX as u32 + 10) {
+            r.deliver(press(1000 + i, "x"), later);
+        }
+        assert_eq!(r.early.len(), EARLY_MAX);
+        assert_eq!(r.early.front().map(|(_, e)| id_of(e)), Some(1010), "the oldest go first");
+    }
+
+    #[test]
+    fn a_notification_closed_before_its_id_was_known_is_not_routed() {
+        let t = Instant::now();
+        let mut r = Routes::default();
+        r.deliver(NoteEvent::Closed { id: 3 }, t);
+        let (tx, mut rx) = unbounded_channel();
+        r.register(3, tx, t);
+        assert_eq!(rx.try_recv().ok(), Some(NoteEvent::Closed { id: 3 }));
+        assert!(r.open.is_empty());
     }
 }
