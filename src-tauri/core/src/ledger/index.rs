@@ -87,6 +87,29 @@ CREATE TABLE receipt_index_state (
 INSERT INTO receipt_index_state (id, backfill_below) SELECT 1, coalesce(max(seq), 0) + 1 FROM receipts;
 "#;
 
+/// Schema step 8: the search index, rebuilt from the receipts with
+/// - a token per parent domain of each host (`$s<id>`: `api.x.example.com` carries
+///   `x.example.com`, `example.com` and `com`), so `host:*.example.com` is one token, not an
+///   OR over every matching host (FTS5 pays for an OR's width on every step: 40 hosts under
+///   `*.com` took 77 ms to count at 1M receipts, one token 13 ms);
+/// - FTS5 prefix indexes for 2 to 6 characters, so `transl*` reads one doclist, not a merge of
+///   every term that starts so (47 ms to count at 1M).
+///
+/// The derived rows are dropped and `backfill_below` set, so the next search or append indexes
+/// every receipt again (about a minute per million receipts, once).
+pub(super) const SCHEMA_V8: &str = r#"
+DROP TABLE receipt_fts;
+CREATE VIRTUAL TABLE receipt_fts USING fts5(doc, content='', contentless_delete=1, detail=none, prefix='2 3 4 5 6',
+    tokenize="unicode61 remove_diacritics 2 tokenchars '$'");
+DELETE FROM receipt_facts;
+DELETE FROM receipt_rollup;
+DELETE FROM receipt_counts;
+DELETE FROM receipt_days;
+DELETE FROM price_memory;
+DELETE FROM payee_memory;
+UPDATE receipt_index_state SET backfill_below = (SELECT coalesce(max(seq), 0) + 1 FROM receipts) WHERE id = 1;
+"#;
+
 /// Kinds of interned values (`receipt_dims.kind`).
 pub mod dim {
     pub const GRANT: i64 = 1;
@@ -95,6 +118,14 @@ pub mod dim {
     pub const PAYEE: i64 = 4;
     pub const NETWORK: i64 = 5;
     pub const REASON: i64 = 6;
+    /// What follows a dot in a host (`*.example.com` matches the hosts carrying `example.com`).
+    pub const HOST_SUFFIX: i64 = 11;
+}
+
+/// The parent domains of a host, as `host:*.<suffix>` names them: what follows each dot
+/// (`a.b.com` gives `b.com` and `com`). Exactly the hosts `LIKE '%.<suffix>'` matches.
+pub fn host_suffixes(host: &str) -> impl Iterator<Item = &str> {
+    host.char_indices().filter(|(i, ch)| *ch == '.' && i + 1 < host.len()).map(move |(i, _)| &host[i + 1..])
 }
 
 /// Kinds of `receipt_counts` rows beyond the interned ones (grant, host, ... reason: by id).
@@ -282,6 +313,9 @@ fn index_one(c: &Connection, seq: i64, r: &Receipt) -> Result<()> {
         .execute(params![seq, t, grant, outcome, decider, host, endpoint, payee, network, reason, amount_i, flags.bits()])?;
 
     let mut doc = vec![TOKEN_ALL.to_string(), token('o', outcome), token('d', decider), token('h', host), token('r', reason)];
+    for suffix in host_suffixes(&host_name) {
+        doc.push(token('s', dim_id(c, dim::HOST_SUFFIX, Some(suffix), None)?));
+    }
     for (prefix, id) in [('g', grant), ('p', payee), ('n', network)] {
         if id != 0 {
             doc.push(token(prefix, id));
@@ -350,18 +384,24 @@ pub(crate) fn backfill_if_pending(c: &Connection) -> Result<()> {
     if below <= 1 {
         return Ok(());
     }
-    let rows: Vec<(i64, rusqlite::types::Value)> = {
-        let mut st = c.prepare("SELECT seq, body FROM receipts WHERE seq < ?1 AND seq NOT IN (SELECT seq FROM receipt_facts) ORDER BY seq")?;
-        let rows = st.query_map([below], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
     c.execute("UPDATE receipt_index_state SET backfill_below = 0 WHERE id = 1", [])?;
-    // One codec for the whole backfill (its dictionary cache is loaded once, not per row).
+    // One codec for the whole backfill (its dictionary cache is loaded once, not per row); the
+    // receipts are read a chunk at a time, so memory stays flat at any size.
     let codec = super::BodyCodec::default();
-    for (seq, body) in rows {
-        let Ok(body) = codec.text(c, (&body).into()) else { continue };
-        if let Ok(rec) = serde_json::from_str::<Receipt>(&body) {
-            index_one(c, seq, &rec)?;
+    let mut after = 0i64;
+    loop {
+        let rows: Vec<(i64, rusqlite::types::Value)> = {
+            let mut st = c.prepare_cached("SELECT seq, body FROM receipts WHERE seq > ?1 AND seq < ?2 AND seq NOT IN (SELECT seq FROM receipt_facts WHERE seq > ?1 AND seq < ?2) ORDER BY seq LIMIT 5000")?;
+            let rows = st.query_map([after, below], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let Some((last, _)) = rows.last() else { break };
+        after = *last;
+        for (seq, body) in rows {
+            let Ok(body) = codec.text(c, (&body).into()) else { continue };
+            if let Ok(rec) = serde_json::from_str::<Receipt>(&body) {
+                index_one(c, seq, &rec)?;
+            }
         }
     }
     Ok(())

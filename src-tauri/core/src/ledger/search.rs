@@ -337,6 +337,8 @@ impl Plan {
             if t.negated { p.must_not.push(e) } else { p.must.push(e) }
         }
         for f in &q.facets {
+            // FTS tokens, the SQL condition over facts/rollup, and the interned ids (for counts).
+            let mut ids: Vec<i64> = vec![];
             let (tokens, cond): (Vec<String>, Option<String>) = match f.key {
                 Key::Outcome | Key::Decider => {
                     let (prefix, col) = if f.key == Key::Outcome { ('o', "outcome") } else { ('d', "decider") };
@@ -370,14 +372,23 @@ impl Plan {
                         Key::Network => (dim::NETWORK, 'n', Some("network")),
                         _ => (dim::REASON, 'r', None),
                     };
-                    let mut ids = vec![];
+                    let mut toks = vec![];
                     for v in &f.values {
-                        ids.extend(resolve_value(c, f.key, kind, v)?);
+                        let found = resolve_value(c, f.key, kind, v)?;
+                        match (f.key, v) {
+                            // `*.example.com`: the one parent-domain token (every receipt of a
+                            // matching host carries it), not an OR over the hosts.
+                            (Key::Host, Value::Suffix(suffix)) => toks.extend(index::find_dim(c, dim::HOST_SUFFIX, suffix)?.map(|id| index::token('s', id))),
+                            _ => toks.extend(found.iter().map(|id| index::token(prefix, *id))),
+                        }
+                        ids.extend(found);
                     }
                     ids.sort_unstable();
                     ids.dedup();
+                    toks.sort_unstable();
+                    toks.dedup();
                     let cond = col.map(|col| format!("{col} IN ({})", id_list(&ids)));
-                    (ids.iter().map(|id| index::token(prefix, *id)).collect(), cond)
+                    (toks, cond)
                 }
             };
             match &cond {
@@ -403,7 +414,7 @@ impl Plan {
                 let values: Vec<i64> = match f.key {
                     Key::Decider => f.values.iter().filter_map(|v| if let Value::Code(c) = v { Some(*c) } else { None }).collect(),
                     Key::Flag => f.values.iter().map(|v| if let Value::Code(c) = v { *c } else { index::count_kind::ANY_FLAG }).collect(),
-                    _ => tokens.iter().filter_map(|t| t[2..].parse().ok()).collect(),
+                    _ => ids.clone(),
                 };
                 counts_filter = Some((kind, values));
             }
