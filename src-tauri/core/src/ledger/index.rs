@@ -388,7 +388,7 @@ pub(crate) fn backfill_if_pending(c: &Connection) -> Result<()> {
     // One codec for the whole backfill (its dictionary cache is loaded once, not per row); the
     // receipts are read a chunk at a time, so memory stays flat at any size.
     let codec = super::BodyCodec::default();
-    let mut after = 0i64;
+    let (mut after, mut indexed) = (0i64, 0u64);
     loop {
         let rows: Vec<(i64, rusqlite::types::Value)> = {
             let mut st = c.prepare_cached("SELECT seq, body FROM receipts WHERE seq > ?1 AND seq < ?2 AND seq NOT IN (SELECT seq FROM receipt_facts WHERE seq > ?1 AND seq < ?2) ORDER BY seq LIMIT 5000")?;
@@ -401,8 +401,14 @@ pub(crate) fn backfill_if_pending(c: &Connection) -> Result<()> {
             let Ok(body) = codec.text(c, (&body).into()) else { continue };
             if let Ok(rec) = serde_json::from_str::<Receipt>(&body) {
                 index_one(c, seq, &rec)?;
+                indexed += 1;
             }
         }
+    }
+    // A large rebuild leaves the FTS index in many segments: merge them (searches walk one
+    // b-tree per segment), as the seeder does after a bulk load.
+    if indexed >= 10_000 {
+        c.execute_batch("INSERT INTO receipt_fts(receipt_fts) VALUES ('optimize')")?;
     }
     Ok(())
 }

@@ -167,6 +167,9 @@ struct Plan {
     until: Option<i64>,
     /// The WHERE clause over the daily rollup, when the query can be answered from it.
     rollup: Option<String>,
+    /// The newest seq this transaction sees (`i64::MAX`: unknown). A range that reaches it needs
+    /// no upper rowid bound in SQL (FTS5 counts up to 3x slower with a rowid bound).
+    top: i64,
 }
 
 /// A query answered from `receipt_counts`: one kind of row (a filter's, else a grouping's, else
@@ -322,7 +325,7 @@ fn amount_sides(lo: u64, hi: u64) -> Vec<((char, std::ops::RangeInclusive<usize>
 
 impl Plan {
     fn resolve(c: &Connection, q: &Query) -> Result<Plan> {
-        let mut p = Plan { nothing: false, must: vec![], must_not: vec![], amount: q.amount, amount_superset: vec![], amount_sure: Some(vec![]), amount_partial: None, counts: None, since: q.since, until: q.until, rollup: None };
+        let mut p = Plan { nothing: false, must: vec![], must_not: vec![], amount: q.amount, amount_superset: vec![], amount_sure: Some(vec![]), amount_partial: None, counts: None, since: q.since, until: q.until, rollup: None, top: i64::MAX };
         // receipt_counts answers: no words, whole days, outcome filters, and at most one other
         // positive filter (or one exact amount bound).
         let mut counts_ok = q.terms.is_empty();
@@ -560,11 +563,26 @@ fn resolve_value(c: &Connection, key: Key, kind: i64, v: &Value) -> Result<Vec<i
     Ok(ids)
 }
 
-fn fts_count(c: &Connection, expr: &str, lo: i64, hi: i64) -> Result<u64> {
+/// The rowid conditions for `[lo, hi]` (`col`: the FTS rowid column), leaving out a bound that
+/// excludes nothing: seqs start at 1 and none is above `top`. FTS5 walks a match up to 3x
+/// slower with a rowid bound (a count of 132k matches at 1M: 7 ms without, 18 ms with both).
+fn rowid_bounds(col: &str, lo: i64, hi: i64, top: i64) -> String {
+    let mut s = String::new();
+    if lo > 1 {
+        s += &format!(" AND {col} >= {lo}");
+    }
+    if hi < top {
+        s += &format!(" AND {col} <= {hi}");
+    }
+    s
+}
+
+fn fts_count(c: &Connection, expr: &str, lo: i64, hi: i64, top: i64) -> Result<u64> {
     if lo > hi {
         return Ok(0);
     }
-    let n: i64 = c.prepare_cached("SELECT count(*) FROM receipt_fts WHERE receipt_fts MATCH ?1 AND rowid >= ?2 AND rowid <= ?3")?.query_row(params![expr, lo, hi], |r| r.get(0))?;
+    let sql = format!("SELECT count(*) FROM receipt_fts WHERE receipt_fts MATCH ?1{}", rowid_bounds("rowid", lo, hi, top));
+    let n: i64 = c.prepare_cached(&sql)?.query_row(params![expr], |r| r.get(0))?;
     Ok(n as u64)
 }
 
@@ -574,9 +592,10 @@ fn each_fact(c: &Connection, p: &Plan, expr: &str, lo: i64, hi: i64, desc: bool,
         return Ok(());
     }
     let order = if desc { "DESC" } else { "ASC" };
-    let sql = format!("SELECT {FACT_COLS} FROM receipt_fts CROSS JOIN receipt_facts f ON f.seq = receipt_fts.rowid WHERE receipt_fts MATCH ?1 AND receipt_fts.rowid >= ?2 AND receipt_fts.rowid <= ?3 ORDER BY receipt_fts.rowid {order}");
+    let bounds = rowid_bounds("receipt_fts.rowid", lo, hi, p.top);
+    let sql = format!("SELECT {FACT_COLS} FROM receipt_fts CROSS JOIN receipt_facts f ON f.seq = receipt_fts.rowid WHERE receipt_fts MATCH ?1{bounds} ORDER BY receipt_fts.rowid {order}");
     let mut st = c.prepare_cached(&sql)?;
-    let mut rows = st.query(params![expr, lo, hi])?;
+    let mut rows = st.query(params![expr])?;
     while let Some(r) = rows.next()? {
         let fa = facts(r)?;
         if p.admits(fa.t, fa.amount) && !f(fa)? {
@@ -599,7 +618,7 @@ fn count_rows(c: &Connection, p: &Plan, z: &Zones) -> Result<u64> {
     // Seqs certainly inside the time range.
     let (slo, shi) = (z.lo.max(z.sure_lo.saturating_add(1)), z.hi.min(z.sure_hi.saturating_sub(1)));
     if let Some(sure) = &p.amount_sure {
-        n += fts_count(c, &p.expr(sure), slo, shi)?;
+        n += fts_count(c, &p.expr(sure), slo, shi, p.top)?;
     }
     if let Some(partial) = &p.amount_partial {
         // Candidates in a cell the range only partly covers (the sure part excludes them).
@@ -660,7 +679,8 @@ impl Ledger {
                 Some(cur) => cur.snapshot,
                 None => max_seq(&tx)?,
             };
-            let p = Plan::resolve(&tx, q)?;
+            let mut p = Plan::resolve(&tx, q)?;
+            p.top = if cursor.is_some() { max_seq(&tx)? } else { snapshot };
             let zones = if p.nothing { None } else { p.zones(&tx, snapshot)? };
             let Some(z) = zones else { return Ok(RawPage { rows: vec![], total: 0, next: None }) };
             // Counts are read in the same transaction, so they are exact up to `snapshot`.
@@ -713,6 +733,8 @@ impl Ledger {
                 return Ok(RawStats { groups, total, source: "rollup" });
             }
             let snapshot = max_seq(&tx)?;
+            let mut p = p;
+            p.top = snapshot;
             let Some(z) = p.zones(&tx, snapshot)? else { return Ok(RawStats::default()) };
             let mut groups: HashMap<Vec<i64>, Counters> = HashMap::new();
             let mut total = Counters::default();
@@ -735,7 +757,8 @@ impl Ledger {
         self.read(|c| {
             let tx = c.transaction()?;
             let snapshot = max_seq(&tx)?;
-            let p = Plan::resolve(&tx, q)?;
+            let mut p = Plan::resolve(&tx, q)?;
+            p.top = snapshot;
             let zones = if p.nothing { None } else { p.zones(&tx, snapshot)? };
             let Some(z) = zones else {
                 start(0);
