@@ -6,6 +6,7 @@ import type { JsonValue } from "./serde_json/JsonValue";
  */
 export type Stats = { query: string, by: Array<string>, groups: Array<JsonValue>, total: JsonValue, 
 /**
- * What answered: `counts` or `rollup` (pre-aggregated per day) or `rows` (matching rows).
+ * What answered: `counts` or `rollup` (pre-aggregated per day), `facts` (one pass over the
+ * per-receipt facts) or `rows` (each match of the search index).
  */
 source: string, };

@@ -14,7 +14,7 @@ mod receipts;
 mod recover;
 mod reserve;
 mod rules;
-mod search;
+pub(crate) mod search;
 
 pub use chain::{Reconciliation, StoredBalance};
 pub use backlog::{MAX_PARKED, RETRY_EVERY};

@@ -108,7 +108,8 @@ pub struct RawStats {
     pub groups: Vec<(Vec<i64>, Counters)>,
     pub total: Counters,
     /// What answered: `counts` (per-day counts of one dimension), `rollup` (the daily rollup
-    /// of all dimensions) or `rows` (the matching rows were read).
+    /// of all dimensions), `facts` (one pass over `receipt_facts`) or `rows` (each match of the
+    /// search index was read).
     pub source: &'static str,
 }
 
@@ -126,6 +127,10 @@ struct Facts {
     amount: Option<i64>,
     flags: u32,
 }
+
+/// From this many matches on, a query without words is aggregated by scanning the facts (a
+/// variable only so that tests can send small ledgers down that path).
+pub(crate) static FACTS_SCAN_FROM: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(40_000);
 
 const FACT_COLS: &str = "f.seq, f.t, f.grant_dim, f.outcome, f.decider, f.host, f.endpoint, f.payee, f.network, f.amount, f.flags";
 
@@ -167,6 +172,9 @@ struct Plan {
     until: Option<i64>,
     /// The WHERE clause over the daily rollup, when the query can be answered from it.
     rollup: Option<String>,
+    /// The WHERE clause over `receipt_facts` alone, when the query has no words (every filter is
+    /// a facts column): large aggregates scan the facts instead of joining each FTS match.
+    facts_where: Option<String>,
     /// The newest seq this transaction sees (`i64::MAX`: unknown). A range that reaches it needs
     /// no upper rowid bound in SQL (FTS5 counts up to 3x slower with a rowid bound).
     top: i64,
@@ -325,7 +333,7 @@ fn amount_sides(lo: u64, hi: u64) -> Vec<((char, std::ops::RangeInclusive<usize>
 
 impl Plan {
     fn resolve(c: &Connection, q: &Query) -> Result<Plan> {
-        let mut p = Plan { nothing: false, must: vec![], must_not: vec![], amount: q.amount, amount_superset: vec![], amount_sure: Some(vec![]), amount_partial: None, counts: None, since: q.since, until: q.until, rollup: None, top: i64::MAX };
+        let mut p = Plan { nothing: false, must: vec![], must_not: vec![], amount: q.amount, amount_superset: vec![], amount_sure: Some(vec![]), amount_partial: None, counts: None, since: q.since, until: q.until, rollup: None, facts_where: None, top: i64::MAX };
         // receipt_counts answers: no words, whole days, outcome filters, and at most one other
         // positive filter (or one exact amount bound).
         let mut counts_ok = q.terms.is_empty();
@@ -333,6 +341,7 @@ impl Plan {
         let mut outcome_conds: Vec<String> = vec![];
         let mut rollup_ok = q.terms.is_empty() && q.amount.is_none();
         let mut rollup_where: Vec<String> = vec![];
+        let mut facts_where: Vec<String> = vec![];
         for t in &q.terms {
             let n = t.words.len();
             let parts: Vec<String> = t.words.iter().enumerate().map(|(i, w)| if t.prefix && i == n - 1 { format!("\"{w}\"*") } else { format!("\"{w}\"") }).collect();
@@ -394,6 +403,11 @@ impl Plan {
                     (toks, cond)
                 }
             };
+            // The reason is a facts column, not a rollup one.
+            let fcond = cond.clone().or_else(|| (f.key == Key::Reason).then(|| format!("reason IN ({})", id_list(&ids))));
+            if let Some(fc) = fcond {
+                facts_where.push(if f.negated { format!("NOT ({fc})") } else { format!("({fc})") });
+            }
             match &cond {
                 Some(cond) => rollup_where.push(if f.negated { format!("NOT ({cond})") } else { format!("({cond})") }),
                 None => rollup_ok = false,
@@ -471,6 +485,18 @@ impl Plan {
                 }
                 _ => counts_ok = false,
             }
+        }
+        if q.terms.is_empty() && facts_where.len() == q.facets.len() {
+            if let Some((lo, hi)) = q.amount {
+                facts_where.push(format!("(amount >= {} AND amount <= {})", i64::try_from(lo).unwrap_or(i64::MAX), i64::try_from(hi).unwrap_or(i64::MAX)));
+            }
+            if let Some(s) = q.since {
+                facts_where.push(format!("t >= {s}"));
+            }
+            if let Some(u) = q.until {
+                facts_where.push(format!("t < {u}"));
+            }
+            p.facts_where = Some(if facts_where.is_empty() { "1".into() } else { facts_where.join(" AND ") });
         }
         let aligned = |t: Option<i64>| t.is_none_or(|t| t.rem_euclid(DAY) == 0);
         if rollup_ok && aligned(q.since) && aligned(q.until) {
@@ -738,12 +764,32 @@ impl Ledger {
             let Some(z) = p.zones(&tx, snapshot)? else { return Ok(RawStats::default()) };
             let mut groups: HashMap<Vec<i64>, Counters> = HashMap::new();
             let mut total = Counters::default();
-            each_fact(&tx, &p, &p.superset(), z.lo, z.hi, false, |f| {
+            let mut add = |f: Facts| {
                 let spend = if f.outcome == 0 { f.amount.unwrap_or(0).max(0) as u64 } else { 0 };
                 total.add(f.outcome, 1, spend);
                 if !by.is_empty() {
                     groups.entry(by.iter().map(|b| b.of(&f)).collect()).or_default().add(f.outcome, 1, spend);
                 }
+            };
+            // Many matches and no words: one pass over the facts beats a facts lookup per FTS
+            // match (150k of 1M: 85 ms against 230 ms).
+            let scan = match &p.facts_where {
+                Some(w) if fts_count(&tx, &p.superset(), z.lo, z.hi, p.top)? >= FACTS_SCAN_FROM.load(std::sync::atomic::Ordering::Relaxed) => Some(w),
+                _ => None,
+            };
+            if let Some(w) = scan {
+                let mut st = tx.prepare_cached(&format!("SELECT {FACT_COLS} FROM receipt_facts f WHERE f.seq >= ?1 AND f.seq <= ?2 AND {w}"))?;
+                let mut rows = st.query(params![z.lo, z.hi])?;
+                while let Some(r) = rows.next()? {
+                    let f = facts(r)?;
+                    if p.admits(f.t, f.amount) {
+                        add(f);
+                    }
+                }
+                return Ok(RawStats { groups: groups.into_iter().collect(), total, source: "facts" });
+            }
+            each_fact(&tx, &p, &p.superset(), z.lo, z.hi, false, |f| {
+                add(f);
                 Ok(true)
             })?;
             Ok(RawStats { groups: groups.into_iter().collect(), total, source: "rows" })

@@ -159,7 +159,8 @@ pub struct Stats {
     pub by: Vec<String>,
     pub groups: Vec<Value>,
     pub total: Value,
-    /// What answered: `counts` or `rollup` (pre-aggregated per day) or `rows` (matching rows).
+    /// What answered: `counts` or `rollup` (pre-aggregated per day), `facts` (one pass over the
+    /// per-receipt facts) or `rows` (each match of the search index).
     #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub source: &'static str,
 }
