@@ -260,8 +260,8 @@ fn run(o: &Opts, dir: &Path) -> Result<()> {
         ("top 10 endpoints by spend", "outcome:paid".into(), vec![GroupBy::Endpoint], Some(10)),
         ("counts by outcome", "".into(), vec![GroupBy::Outcome], None),
         ("per payee, date range", format!("since:{since30}"), vec![GroupBy::Payee], None),
-        ("text-filtered per day (rows)", "forecast".into(), vec![GroupBy::Day], None),
-        ("amount-filtered per host (rows)", "amount:>0.10".into(), vec![GroupBy::Host], None),
+        ("text-filtered per day", "forecast".into(), vec![GroupBy::Day], None),
+        ("amount-filtered per host", "amount:>0.10".into(), vec![GroupBy::Host], None),
     ];
     for (name, q, by, top) in &aggs {
         let mut times = vec![];

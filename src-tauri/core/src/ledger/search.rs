@@ -774,19 +774,34 @@ impl Ledger {
             // Many matches and no words: one pass over the facts beats a facts lookup per FTS
             // match (150k of 1M: 85 ms against 230 ms).
             let scan = match &p.facts_where {
-                Some(w) if fts_count(&tx, &p.superset(), z.lo, z.hi, p.top)? >= FACTS_SCAN_FROM.load(std::sync::atomic::Ordering::Relaxed) => Some(w),
+                Some(w) if by.len() <= 3 && total_of(&tx, &p, &z)? >= FACTS_SCAN_FROM.load(std::sync::atomic::Ordering::Relaxed) => Some(w),
                 _ => None,
             };
             if let Some(w) = scan {
-                let mut st = tx.prepare_cached(&format!("SELECT {FACT_COLS} FROM receipt_facts f WHERE f.seq >= ?1 AND f.seq <= ?2 AND {w}"))?;
-                let mut rows = st.query(params![z.lo, z.hi])?;
+                // The conditions are exact (amounts and times too). Only the grouping columns are
+                // read, and grouped here (SQLite's GROUP BY sorts: 150 ms against 100 ms).
+                let mut cols: Vec<String> = by.iter().map(|b| b.rollup_expr().replace("day", "(t / 86400)")).collect();
+                let nkeys = cols.len();
+                cols.extend(["outcome".into(), "amount".into()]);
+                let sql = format!("SELECT {} FROM receipt_facts WHERE seq >= {} AND seq <= {} AND {w}", cols.join(", "), z.lo, z.hi);
+                let mut st = tx.prepare_cached(&sql)?;
+                let mut rows = st.query([])?;
+                let mut small: HashMap<[i64; 3], Counters> = HashMap::new();
+                let mut total = Counters::default();
                 while let Some(r) = rows.next()? {
-                    let f = facts(r)?;
-                    if p.admits(f.t, f.amount) {
-                        add(f);
+                    let mut key = [0i64; 3];
+                    for (i, k) in key.iter_mut().enumerate().take(nkeys.min(3)) {
+                        *k = r.get(i)?;
+                    }
+                    let outcome: i64 = r.get(nkeys)?;
+                    let spend = if outcome == 0 { r.get::<_, Option<i64>>(nkeys + 1)?.unwrap_or(0).max(0) as u64 } else { 0 };
+                    total.add(outcome, 1, spend);
+                    if nkeys > 0 {
+                        small.entry(key).or_default().add(outcome, 1, spend);
                     }
                 }
-                return Ok(RawStats { groups: groups.into_iter().collect(), total, source: "facts" });
+                let groups = small.into_iter().map(|(k, c)| (k[..nkeys.min(3)].to_vec(), c)).collect();
+                return Ok(RawStats { groups, total, source: "facts" });
             }
             each_fact(&tx, &p, &p.superset(), z.lo, z.hi, false, |f| {
                 add(f);
