@@ -189,15 +189,21 @@ async fn hostile_text_is_sanitised_and_a_price_change_after_the_prompt_pays_noth
     assert_eq!((g["spent_atomic"].as_str(), g["reserved_atomic"].as_str()), (Some("0"), Some("0")), "{g}");
 }
 
+/// A hostile-server route asking $0.05, a private bus and a notification server with `caps`.
+async fn held_route(path: &str, caps: &[&str]) -> (Hostile402, SessionBus, NotifyServer) {
+    let hostile = Hostile402::start().await;
+    hostile.route(path, v2_response(&good_v2_required(&hostile.url_of(path), "50000")));
+    let bus = SessionBus::start();
+    let server = NotifyServer::start(&bus, caps).await;
+    (hostile, bus, server)
+}
+
 /// A press that overtakes the answer to `Notify` (the server signals before it replies) still
 /// decides: the daemon listens before it shows, and keeps the press until it knows the id. Before,
 /// such a press was lost and the request waited out its approval timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_press_before_the_notify_answer_decides() {
-    let hostile = Hostile402::start().await;
-    hostile.route("/q", v2_response(&good_v2_required(&hostile.url_of("/q"), "50000")));
-    let bus = SessionBus::start();
-    let server = NotifyServer::start(&bus, &["actions", "body"]).await;
+    let (hostile, bus, server) = held_route("/q", &["actions", "body"]).await;
     server.press_at_once("deny");
     let p = Purser::start_with(BIN, ANVIL_PAYER_KEY, on_bus(&bus));
     let g = p.grant_create(&["--label", "quick", "--budget", "1.00", "--auto-below", "0.01", "--ask-below", "0.50", "--approval-timeout", "120s"]);
@@ -217,10 +223,7 @@ async fn a_press_before_the_notify_answer_decides() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_flood_of_fifty_raises_at_most_the_threshold() {
-    let hostile = Hostile402::start().await;
-    hostile.route("/f", v2_response(&good_v2_required(&hostile.url_of("/f"), "50000")));
-    let bus = SessionBus::start();
-    let server = NotifyServer::start(&bus, &["actions", "body"]).await;
+    let (hostile, bus, server) = held_route("/f", &["actions", "body"]).await;
     let p = Purser::start_with(BIN, ANVIL_PAYER_KEY, on_bus(&bus));
     let g = p.grant_create(&["--label", "crawler", "--budget", "100.00", "--auto-below", "0.01", "--ask-below", "0.50", "--approval-timeout", "120s"]);
     let (gid, token) = ids(&g);
