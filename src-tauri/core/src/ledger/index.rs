@@ -96,7 +96,7 @@ INSERT INTO receipt_index_state (id, backfill_below) SELECT 1, coalesce(max(seq)
 ///   every term that starts so (47 ms to count at 1M).
 ///
 /// The derived rows are dropped and `backfill_below` set, so the next search or append indexes
-/// every receipt again, once (135 s for a million receipts, optimize included; 1.4 s for 10,000).
+/// every receipt again, once (135 s for a million receipts, optimize included).
 pub(super) const SCHEMA_V8: &str = r#"
 DROP TABLE receipt_fts;
 CREATE VIRTUAL TABLE receipt_fts USING fts5(doc, content='', contentless_delete=1, detail=none, prefix='2 3 4 5 6',
