@@ -207,7 +207,9 @@ impl Notifier for DesktopNotifier {
 
     fn close(&self, id: u32) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            let Ok((conn, routes)) = self.bus().await else { return };
+            // Only on the connection that showed it (none: there is nothing of ours to close).
+            let live = self.bus.lock().await.as_ref().map(|b| (b.conn.clone(), b.routes.clone()));
+            let Some((conn, routes)) = live else { return };
             lock(&routes).open.remove(&id);
             if let Err(e) = conn.call_method(Some(SERVER), PATH, Some(SERVER), "CloseNotification", &(id,)).await {
                 tracing::debug!(id, error = %e, "closing a notification failed");
