@@ -6,7 +6,7 @@
 //! Environment: `PURSER_DATA_DIR` (else the platform data dir), `PURSER_PORT` (default 4020; 0
 //! picks a free one), `PURSER_PASSPHRASE` (unlocks the wallet at start when the OS keychain
 //! remembers nothing), `PURSER_NO_NOTIFY` (no desktop prompts), `PURSER_NO_DIALOG` (a fatal start
-//! error only on stderr, no dialog), `PURSER_UPSTREAM_CA`, `PURSER_LOG`.
+//! error only on stderr, no dialog), `PURSER_UPSTREAM_CA`, `PURSER_LOG`; `WEBKIT_DISABLE_COMPOSITING_MODE` (see [`render`]).
 //! On stderr, once the page is loaded: `purser-app: ready in N ms (proxy http://127.0.0.1:PORT)`.
 
 // No console window next to the app in Windows release builds.
@@ -17,6 +17,7 @@ mod demo;
 mod error;
 mod events;
 mod opener;
+mod render;
 mod startup;
 mod state;
 mod tray;
@@ -45,10 +46,13 @@ fn die(message: &str) -> ! {
 
 fn main() {
     let t0 = Instant::now();
+    // Before any thread and before GTK: the environment WebKit reads.
+    let painting = render::apply();
     // Everything Purser writes is the user's alone.
     unsafe { libc::umask(0o077) };
     let filter = tracing_subscriber::EnvFilter::try_from_env("PURSER_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing::info!(?painting, "webview painting");
 
     let opener = opener::AppOpener::default();
     let state = match tauri::async_runtime::block_on(startup::start(opener.clone())) {

@@ -78,6 +78,37 @@ pub fn is_alive(pid: u32) -> bool {
     unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
 }
 
+/// `(parent pid, name)` of a process, from `/proc/PID/stat` (the name as the kernel keeps it:
+/// at most 15 bytes, e.g. `WebKitWebProces`).
+pub fn ppid_and_name(pid: u32) -> Option<(u32, String)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (l, r) = (stat.find('(')?, stat.rfind(')')?);
+    let name = stat[l + 1..r].to_string();
+    let ppid = stat[r + 2..].split_whitespace().nth(1)?.parse().ok()?;
+    Some((ppid, name))
+}
+
+/// A process and all its descendants, root first: `(pid, name)`.
+pub fn process_tree(root: u32) -> Vec<(u32, String)> {
+    let all: Vec<(u32, u32, String)> = std::fs::read_dir("/proc")
+        .map(|rd| rd.flatten().filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok()).filter_map(|p| ppid_and_name(p).map(|(pp, n)| (p, pp, n))).collect())
+        .unwrap_or_default();
+    let mut out: Vec<(u32, String)> = all.iter().filter(|(p, _, _)| *p == root).map(|(p, _, n)| (*p, n.clone())).collect();
+    let mut i = 0;
+    while i < out.len() {
+        let parent = out[i].0;
+        out.extend(all.iter().filter(|(_, pp, _)| *pp == parent).map(|(c, _, n)| (*c, n.clone())));
+        i += 1;
+    }
+    out
+}
+
+/// The value of `var` in a process's environment (None: unset, or the process is gone).
+pub fn env_of(pid: u32, var: &str) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    raw.split(|b| *b == 0).find_map(|kv| kv.strip_prefix(var.as_bytes())?.strip_prefix(b"=").map(|v| String::from_utf8_lossy(v).into_owned()))
+}
+
 /// Starts tauri-driver on two free ports with `env` (inherited by WebKitWebDriver and the app),
 /// output appended to `log`; returns it once it answers `/status` on its port.
 pub fn spawn_tauri_driver(env: &[(&str, String)], log: &Path) -> (Child, u16) {

@@ -62,6 +62,7 @@ pub struct App {
 
 /// What the app is started with.
 #[derive(Clone, Debug)]
+#[derive(Default)]
 pub struct AppOptions {
     /// Private key (0x hex) imported as the app's wallet when the data dir has none; None: no
     /// wallet (e.g. a dir seeded with `purser dev seed-receipts`, which refuses wallets).
@@ -70,11 +71,13 @@ pub struct AppOptions {
     pub data_dir: Option<PathBuf>,
     /// Pass `PURSER_PASSPHRASE` (unlock at start).
     pub unlock: bool,
+    /// More environment for the app (after the harness's own, so it can override them).
+    pub env: Vec<(&'static str, String)>,
 }
 
 impl AppOptions {
     pub fn with_key(key_hex: &str) -> Self {
-        AppOptions { key_hex: Some(key_hex.to_string()), data_dir: None, unlock: true }
+        AppOptions { key_hex: Some(key_hex.to_string()), unlock: true, ..Default::default() }
     }
 }
 
@@ -110,12 +113,13 @@ impl App {
         if opts.unlock {
             env.push(("PURSER_PASSPHRASE", PASSPHRASE.into()));
         }
+        env.extend(opts.env.iter().cloned());
         let (driver, port) = driver::spawn_tauri_driver(&env, &log);
         let t0 = Instant::now();
         let client = driver::session(port, &bin).await.unwrap_or_else(|e| {
             panic!("no WebDriver session for {} ({e}); app/driver log:\n{}", bin.display(), purser_testkit::proc::tail(&log, 60))
         });
-        let ui = Ui::new(client, artifacts_dir());
+        let ui = Ui::new(client, artifacts_dir(), xvfb.display.clone());
         let mut app = App {
             ui,
             data_dir: data_dir.clone(),
@@ -201,7 +205,11 @@ impl App {
 
     /// Ends the WebDriver session (which ends the app) and the driver.
     pub async fn stop(mut self) {
-        let _ = self.ui.client().clone().close().await;
+        // WebKitWebDriver may never answer the close when WebKit paints on the CPU (compositing
+        // off: machines without a GPU, like this one); the app gets SIGTERM below either way.
+        if tokio::time::timeout(Duration::from_secs(3), self.ui.client().clone().close()).await.is_err() {
+            eprintln!("WebDriver: no answer to closing the session in 3 s; stopping the app with SIGTERM");
+        }
         self.stop_driver();
     }
 

@@ -3,7 +3,7 @@
 //! artifacts dir.
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use fantoccini::elements::Element;
@@ -20,11 +20,16 @@ pub fn by_testid(id: &str) -> String {
 pub struct Ui {
     client: Client,
     artifacts: PathBuf,
+    /// The X display the app is on: screenshots are taken from it.
+    display: String,
 }
 
+/// The title of the app's window (what screenshots capture).
+const WINDOW_TITLE: &str = "Purser";
+
 impl Ui {
-    pub fn new(client: Client, artifacts: PathBuf) -> Ui {
-        Ui { client, artifacts }
+    pub fn new(client: Client, artifacts: PathBuf, display: String) -> Ui {
+        Ui { client, artifacts, display }
     }
 
     pub fn client(&self) -> &Client {
@@ -124,19 +129,28 @@ impl Ui {
     }
 
     /// Saves a WebDriver screenshot as `<artifacts>/<name>.png`; None (and a message) on error.
+    /// Saves what the app's window shows to `path` (PNG), as the X server has it: ImageMagick's
+    /// `import` of the window titled "Purser". Not WebDriver's screenshot: WebKitWebDriver waits
+    /// for the next frame to be presented, which never comes while a page WebKit paints on the
+    /// CPU (no GPU) is idle.
+    pub async fn capture(&self, path: &Path) -> Result<(), String> {
+        let run = tokio::process::Command::new("import").args(["-display", &self.display, "-window", WINDOW_TITLE]).arg(path).kill_on_drop(true).output();
+        match tokio::time::timeout(Duration::from_secs(30), run).await {
+            Ok(Ok(out)) if out.status.success() => Ok(()),
+            Ok(Ok(out)) => Err(format!("import {}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim())),
+            Ok(Err(e)) => Err(format!("cannot run ImageMagick's import: {e}")),
+            Err(_) => Err("import took over 30 s".into()),
+        }
+    }
+
+    /// [`Ui::capture`] to `<artifacts>/<name>.png`; a failure is reported, not fatal.
     pub async fn screenshot(&self, name: &str) -> Option<PathBuf> {
         let path = self.artifacts.join(format!("{name}.png"));
-        match self.client.screenshot().await {
-            Ok(png) => match std::fs::write(&path, png) {
-                Ok(()) => {
-                    eprintln!("screenshot: {}", path.display());
-                    Some(path)
-                }
-                Err(e) => {
-                    eprintln!("cannot write {}: {e}", path.display());
-                    None
-                }
-            },
+        match self.capture(&path).await {
+            Ok(()) => {
+                eprintln!("screenshot: {}", path.display());
+                Some(path)
+            }
             Err(e) => {
                 eprintln!("screenshot {name} failed: {e}");
                 None

@@ -30,7 +30,39 @@ async fn app_starts_and_shows_its_window() {
         .await
         .unwrap_or_else(|e| panic!("{e}; control.json says {url}"));
     app.ui.screenshot("01-start").await.expect("screenshot");
+    // How the page paints: without a GPU render node the app turns WebKit's compositing off
+    // (software OpenGL is slower than WebKit's CPU painting); a value the user set is kept.
+    let want = match std::env::var(COMPOSITING) {
+        Ok(v) => Some(v),
+        Err(_) if !gpu_render_node() => Some("1".to_string()),
+        Err(_) => None,
+    };
+    assert_eq!(web_process_env(&app, COMPOSITING), want, "{COMPOSITING} in the page's process");
     eprintln!("figure: WebDriver session to UI shown {} ms; app said ready in {:?} ms", app.shown_after.as_millis(), app.ready_ms);
+    app.stop().await;
+}
+
+const COMPOSITING: &str = "WEBKIT_DISABLE_COMPOSITING_MODE";
+
+fn gpu_render_node() -> bool {
+    std::fs::read_dir("/dev/dri").map(|rd| rd.flatten().any(|e| e.file_name().to_string_lossy().starts_with("renderD"))).unwrap_or(false)
+}
+
+/// `var` in the environment of the app's WebKit web process (the page's process).
+fn web_process_env(app: &App, var: &str) -> Option<String> {
+    let tree = purser_desktop_e2e::driver::process_tree(app.control.pid);
+    let (pid, _) = tree.iter().find(|(_, name)| name.starts_with("WebKitWebProc")).unwrap_or_else(|| panic!("no WebKit web process under the app: {tree:?}"));
+    purser_desktop_e2e::driver::env_of(*pid, var)
+}
+
+/// A compositing setting the user gave the app is the one WebKit gets (here: on, though this
+/// machine may have no GPU), and the app works with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_users_compositing_setting_is_kept() {
+    let app = App::start(AppOptions { key_hex: Some(ANVIL_PAYER_KEY.into()), unlock: true, env: vec![(COMPOSITING, "0".into())], ..Default::default() }).await;
+    assert_eq!(web_process_env(&app, COMPOSITING).as_deref(), Some("0"));
+    app.ui.click("nav-timeline").await;
+    app.ui.wait_for_testid("screen-timeline", Duration::from_secs(10)).await.unwrap_or_else(|e| panic!("{e}"));
     app.stop().await;
 }
 

@@ -20,33 +20,13 @@ const DEMO_WAIT: Duration = Duration::from_secs(240);
 const WAIT: Duration = Duration::from_secs(60);
 
 fn fresh() -> AppOptions {
-    AppOptions { key_hex: None, data_dir: None, unlock: false }
+    AppOptions::default()
 }
 
 /// Every process below `root` (pid → command line).
 fn descendants(root: u32) -> HashMap<u32, String> {
-    let mut parent = HashMap::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        // /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces and parentheses.
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
-        if let Some(ppid) = rest.split(' ').nth(1).and_then(|p| p.parse::<u32>().ok()) {
-            parent.insert(pid, ppid);
-        }
-    }
-    let mut out = HashMap::new();
-    let mut frontier = vec![root];
-    while let Some(p) = frontier.pop() {
-        for (&child, &pp) in &parent {
-            if pp == p && !out.contains_key(&child) {
-                let cmd = std::fs::read(format!("/proc/{child}/cmdline")).map(|b| String::from_utf8_lossy(&b).replace('\0', " ")).unwrap_or_default();
-                out.insert(child, cmd);
-                frontier.push(child);
-            }
-        }
-    }
-    out
+    let cmdline = |pid: u32| std::fs::read(format!("/proc/{pid}/cmdline")).map(|b| String::from_utf8_lossy(&b).replace('\0', " ")).unwrap_or_default();
+    purser_desktop_e2e::driver::process_tree(root).into_iter().skip(1).map(|(pid, _)| (pid, cmdline(pid))).collect()
 }
 
 /// The process exists and is not a zombie (an exited child not reaped yet is gone for us).

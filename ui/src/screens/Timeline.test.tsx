@@ -5,7 +5,7 @@ import * as api from "../api";
 import type { ReceiptDetail, SearchPage, Stats } from "../bindings";
 import { item } from "../test/fixtures";
 import { renderScreen } from "../test/util";
-import { Timeline } from "./Timeline";
+import { FIRST_PAGE, PAGE, Timeline } from "./Timeline";
 import { layout, toBars } from "./SpendChart";
 
 vi.mock("../api", async (orig) => {
@@ -78,7 +78,7 @@ describe("Timeline", () => {
     expect(within(rows[0]!).getByTestId("flag-price_spike")).toHaveTextContent("price spike");
     expect(within(rows[0]!).getByTestId("flag-new_payee")).toHaveTextContent("new payee");
     expect(screen.getByTestId("timeline-total")).toHaveTextContent("2 receipts");
-    expect(m.receiptsSearch).toHaveBeenCalledWith("", null, 200);
+    expect(m.receiptsSearch).toHaveBeenCalledWith("", null, FIRST_PAGE);
   });
 
   it("renders text from agents and servers as text, never as markup", async () => {
@@ -152,7 +152,7 @@ describe("Timeline", () => {
     await waitFor(() => expect(screen.getAllByTestId("suggestion").map((o) => o.querySelector("code")!.textContent)).toEqual(["research", "batch"]));
     await user.keyboard("{ArrowDown}{Enter}");
     expect(input).toHaveValue("grant:batch ");
-    await waitFor(() => expect(m.receiptsSearch).toHaveBeenCalledWith("grant:batch", null, 200));
+    await waitFor(() => expect(m.receiptsSearch).toHaveBeenCalledWith("grant:batch", null, FIRST_PAGE));
     await user.keyboard("{Escape}");
     expect(screen.getByTestId("suggestions")).not.toBeVisible();
     options = screen.queryAllByTestId("suggestion");
@@ -177,7 +177,7 @@ describe("Timeline", () => {
     await screen.findAllByTestId("receipt-row");
     await user.click(screen.getByTestId("chip-outcome:refused"));
     expect(screen.getByTestId("search-input")).toHaveValue("outcome:refused");
-    await waitFor(() => expect(m.receiptsSearch).toHaveBeenCalledWith("outcome:refused", null, 200));
+    await waitFor(() => expect(m.receiptsSearch).toHaveBeenCalledWith("outcome:refused", null, FIRST_PAGE));
     await user.click(screen.getByTestId("chip-flag:any"));
     expect(screen.getByTestId("search-input")).toHaveValue("outcome:refused flag:any");
     await user.click(screen.getByTestId("chip-outcome:refused"));
@@ -188,7 +188,7 @@ describe("Timeline", () => {
     const first = Array.from({ length: 5 }, (_, i) => item({ id: `p1-${i}` }));
     m.receiptsSearch.mockImplementation(async (_q, cursor) => (cursor === null ? page(first, "c2", 7) : page([item({ id: "p2-0" }), item({ id: "p2-1" })], null, 7)));
     renderScreen(<Timeline />);
-    await waitFor(() => expect(m.receiptsSearch).toHaveBeenCalledWith("", "c2", 200));
+    await waitFor(() => expect(m.receiptsSearch).toHaveBeenCalledWith("", "c2", PAGE));
     await waitFor(() => expect(screen.getAllByTestId("receipt-row")).toHaveLength(7));
   });
 
@@ -216,7 +216,7 @@ describe("Timeline", () => {
     await screen.findAllByTestId("receipt-row");
     m.receiptsSearch.mockImplementation(() => new Promise((r) => (answer = r)));
     await user.type(screen.getByTestId("search-input"), "weather");
-    await waitFor(() => expect(m.receiptsSearch).toHaveBeenCalledWith("weather", null, 200));
+    await waitFor(() => expect(m.receiptsSearch).toHaveBeenCalledWith("weather", null, FIRST_PAGE));
     expect(m.receiptsStats).not.toHaveBeenCalledWith("weather since:30d", "day,grant");
     answer(page([item({ id: "w-1" })]));
     await waitFor(() => expect(m.receiptsStats).toHaveBeenCalledWith("weather since:30d", "day,grant"));

@@ -19,8 +19,11 @@ import { ReceiptDrawer } from "./ReceiptDrawer";
 import { SearchBox } from "./SearchBox";
 import { SpendChart, type Split } from "./SpendChart";
 
-/** Rows per page (the backend allows up to 1000). */
+/** Rows per page after the first (the backend allows up to 1000). */
 export const PAGE = 200;
+/** Rows in the first page: a couple of screenfuls, so a search answers with less to load,
+ * send and render; the rest follows in PAGE-sized pages as you scroll. */
+export const FIRST_PAGE = 60;
 /** Fixed row height: the list never measures rows. */
 export const ROW = 44;
 /** Debounce between the last keystroke and the search. */
@@ -69,7 +72,7 @@ export function Timeline() {
 
   const search = useInfiniteQuery({
     queryKey: keys.search(query),
-    queryFn: ({ pageParam }) => api.receiptsSearch(query, pageParam, PAGE),
+    queryFn: ({ pageParam }) => api.receiptsSearch(query, pageParam, pageParam === null ? FIRST_PAGE : PAGE),
     initialPageParam: null as string | null,
     getNextPageParam: (last: SearchPage) => last.next_cursor,
     placeholderData: keepPreviousData,

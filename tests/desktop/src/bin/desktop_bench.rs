@@ -71,32 +71,9 @@ fn mem_kib(pid: u32) -> Option<(u64, u64)> {
     Some((field("Rss:")?, field("Pss:")?))
 }
 
-fn ppid_and_name(pid: u32) -> Option<(u32, String)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (l, r) = (stat.find('(')?, stat.rfind(')')?);
-    let name = stat[l + 1..r].to_string();
-    let ppid = stat[r + 2..].split_whitespace().nth(1)?.parse().ok()?;
-    Some((ppid, name))
-}
-
 /// The process and all its descendants: (pid, name, rss KiB, pss KiB).
 fn tree_mem(root: u32) -> Vec<(u32, String, u64, u64)> {
-    let all: Vec<(u32, u32, String)> = std::fs::read_dir("/proc")
-        .map(|rd| rd.flatten().filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok()).filter_map(|p| ppid_and_name(p).map(|(pp, n)| (p, pp, n))).collect())
-        .unwrap_or_default();
-    let mut pids = vec![root];
-    let mut i = 0;
-    while i < pids.len() {
-        let p = pids[i];
-        pids.extend(all.iter().filter(|(_, pp, _)| *pp == p).map(|(c, _, _)| *c));
-        i += 1;
-    }
-    pids.into_iter()
-        .filter_map(|p| {
-            let name = all.iter().find(|(q, _, _)| *q == p).map(|(_, _, n)| n.clone()).unwrap_or_default();
-            mem_kib(p).map(|(rss, pss)| (p, name, rss, pss))
-        })
-        .collect()
+    purser_desktop_e2e::driver::process_tree(root).into_iter().filter_map(|(p, name)| mem_kib(p).map(|(rss, pss)| (p, name, rss, pss))).collect()
 }
 
 fn print_mem(label: &str, procs: &[(u32, String, u64, u64)]) {
@@ -104,6 +81,28 @@ fn print_mem(label: &str, procs: &[(u32, String, u64, u64)]) {
     println!("{label}: RSS {:.1} MB, PSS {:.1} MB over {} processes", rss as f64 / 1024.0, pss as f64 / 1024.0, procs.len());
     for (pid, name, r, p) in procs {
         println!("    {pid:>7} {name:<18} RSS {:>7.1} MB  PSS {:>7.1} MB", *r as f64 / 1024.0, *p as f64 / 1024.0);
+    }
+}
+
+/// The largest resident mappings of a process (by file, `[anon]` for the heap and the rest).
+fn print_top_mappings(pid: u32, n: usize) {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/smaps")) else { return };
+    let mut by: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    let mut name = String::new();
+    for l in text.lines() {
+        let mut f = l.split_whitespace();
+        match f.next() {
+            Some(h) if h.contains('-') && h.chars().next().is_some_and(|c| c.is_ascii_hexdigit()) && !h.ends_with(':') => {
+                name = f.nth(4).unwrap_or("[anon]").to_string();
+            }
+            Some("Rss:") => *by.entry(name.clone()).or_default() += f.next().and_then(|v| v.parse().ok()).unwrap_or(0),
+            _ => {}
+        }
+    }
+    let mut v: Vec<_> = by.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1));
+    for (name, kib) in v.into_iter().take(n) {
+        println!("        {:>7.1} MB  {name}", kib as f64 / 1024.0);
     }
 }
 
@@ -123,7 +122,7 @@ async fn starts(n: usize) {
     let work = tempfile::tempdir().expect("tempdir");
     let dir = work.path().join("data");
     for i in 0..n {
-        let app = App::start(AppOptions { key_hex: Some(ANVIL_PAYER_KEY.into()), data_dir: Some(dir.clone()), unlock: true }).await;
+        let app = App::start(AppOptions { key_hex: Some(ANVIL_PAYER_KEY.into()), data_dir: Some(dir.clone()), unlock: true, ..Default::default() }).await;
         let kind = if i == 0 { "cold (fresh data dir)" } else { "warm" };
         println!("start {} {kind}: ready in {:?} ms, UI seen by WebDriver after {} ms", i + 1, app.ready_ms, app.shown_after.as_millis());
         app.stop().await;
@@ -140,7 +139,12 @@ async fn idle_memory() {
     println!("WM_DELETE_WINDOW sent to {sent} window(s) titled Purser");
     tokio::time::sleep(Duration::from_secs(8)).await;
     let alive = purser_desktop_e2e::driver::is_alive(app.control.pid);
-    print_mem(&format!("window closed (app alive: {alive}), idle 8 s"), &tree_mem(app.control.pid));
+    let procs = tree_mem(app.control.pid);
+    print_mem(&format!("window closed (app alive: {alive}), idle 8 s"), &procs);
+    for (pid, name, _, _) in &procs {
+        println!("    largest mappings of {pid} {name}:");
+        print_top_mappings(*pid, 8);
+    }
     app.stop().await;
 }
 
@@ -197,7 +201,7 @@ async fn timeline(purser: &Path, o: &Opts) -> Result<()> {
         }
     };
     println!("\n== timeline with the receipts in {} (app without a wallet)", dir.display());
-    let app = App::start(AppOptions { key_hex: None, data_dir: Some(dir.clone()), unlock: false }).await;
+    let app = App::start(AppOptions { key_hex: None, data_dir: Some(dir.clone()), unlock: false, ..Default::default() }).await;
     println!("start on this ledger: ready in {:?} ms, UI after {} ms", app.ready_ms, app.shown_after.as_millis());
     let ui = &app.ui;
     ui.click("nav-timeline").await;

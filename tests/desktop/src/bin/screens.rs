@@ -113,9 +113,8 @@ async fn shot(ui: &Ui, out: &Path, name: &str) -> Result<()> {
     }
     // Let the last repaint (fonts, chart, countdowns) land.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let png = ui.client().screenshot().await.with_context(|| format!("screenshot {name}"))?;
     let path = out.join(format!("{name}.png"));
-    std::fs::write(&path, &png).with_context(|| format!("write {}", path.display()))?;
+    ui.capture(&path).await.map_err(anyhow::Error::msg).with_context(|| format!("screenshot {name}"))?;
     let quant = Command::new("pngquant").args(["--force", "--skip-if-larger", "--strip", "--quality", "70-95", "--ext", ".png"]).arg(&path).status();
     let size = std::fs::metadata(&path)?.len();
     let how = match quant.map(|s| (s.code(), s)) {
@@ -145,7 +144,7 @@ async fn main() -> Result<()> {
     let work = tempfile::Builder::new().prefix("purser-screens-").tempdir()?;
     let dir = work.path().join("data");
     prepare(&dir, &peers)?;
-    let app = App::start(AppOptions { key_hex: None, data_dir: Some(dir.clone()), unlock: true }).await;
+    let app = App::start(AppOptions { key_hex: None, data_dir: Some(dir.clone()), unlock: true, ..Default::default() }).await;
     app.ui.client().set_window_size(WINDOW.0, WINDOW.1).await.context("resize the window")?;
     let result = scenes(&app, &peers, &out).await;
     if result.is_err() {
