@@ -61,8 +61,7 @@ pub struct App {
 }
 
 /// What the app is started with.
-#[derive(Clone, Debug)]
-#[derive(Default)]
+#[derive(Clone, Debug, Default)]
 pub struct AppOptions {
     /// Private key (0x hex) imported as the app's wallet when the data dir has none; None: no
     /// wallet (e.g. a dir seeded with `purser dev seed-receipts`, which refuses wallets).
@@ -203,7 +202,7 @@ impl App {
         panic!("{msg}\nscreenshot: {shot:?}\napp log (tail):\n{}", self.log_tail(60));
     }
 
-    /// Ends the WebDriver session (which ends the app) and the driver.
+    /// Ends the WebDriver session, the driver and the app (SIGTERM: the tray's Quit).
     pub async fn stop(mut self) {
         // WebKitWebDriver may never answer the close when WebKit paints on the CPU (compositing
         // off: machines without a GPU, like this one); the app gets SIGTERM below either way.

@@ -128,7 +128,6 @@ impl Ui {
         self.client.find_all(Locator::Css(css)).await.map(|v| v.len()).unwrap_or(0)
     }
 
-    /// Saves a WebDriver screenshot as `<artifacts>/<name>.png`; None (and a message) on error.
     /// Saves what the app's window shows to `path` (PNG), as the X server has it: ImageMagick's
     /// `import` of the window titled "Purser". Not WebDriver's screenshot: WebKitWebDriver waits
     /// for the next frame to be presented, which never comes while a page WebKit paints on the
