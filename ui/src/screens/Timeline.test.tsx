@@ -1,4 +1,4 @@
-import { screen, waitFor, within } from "@testing-library/react";
+import { fireEvent, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import * as api from "../api";
@@ -157,6 +157,22 @@ describe("Timeline", () => {
     expect(screen.getByTestId("suggestions")).not.toBeVisible();
     options = screen.queryAllByTestId("suggestion");
     expect(options).toHaveLength(0);
+  });
+
+  it("a wheel over the results closes the suggestions and keeps the focus; one over the suggestions leaves them open", async () => {
+    const user = userEvent.setup();
+    renderScreen(<Timeline />);
+    await screen.findAllByTestId("receipt-row");
+    const input = screen.getByTestId("search-input");
+    await user.click(input);
+    expect(screen.getByTestId("suggestions")).toBeVisible();
+    fireEvent.wheel(screen.getByTestId("suggestions"), { deltaY: 40 });
+    expect(screen.getByTestId("suggestions")).toBeVisible();
+    fireEvent.wheel(screen.getByTestId("receipt-list"), { deltaY: 40 });
+    await waitFor(() => expect(screen.getByTestId("suggestions")).not.toBeVisible());
+    expect(input).toHaveFocus();
+    await user.type(input, "gr");
+    expect(screen.getByTestId("suggestions")).toBeVisible();
   });
 
   it("a bad query says what is wrong and keeps the last results", async () => {

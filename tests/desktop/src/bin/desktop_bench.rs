@@ -13,7 +13,8 @@
 //!     [--parts starts,memory,serve,timeline]
 //! ```
 //! Scrolling runs three passes: 48 and 480 px a frame, then 480 again over rows already loaded;
-//! the frames over 25 ms are listed by number.
+//! each starts with a wheel event over the list (as a user's scroll does; the search box keeps
+//! the focus), and the frames over 25 ms are listed by number.
 //! `--seeded DIR`: a data dir already holding the receipts (reused, not re-seeded; a 1M ledger
 //! is about 0.9 GB). Otherwise one is seeded in a temp dir and removed afterwards.
 //! Binaries: `PURSER_APP_BIN` (default `<target>/debug/purser-app`), `PURSER_BIN` (default
@@ -179,6 +180,8 @@ fn serve_memory(purser: &Path) -> Result<()> {
 const SCROLL_JS: &str = r#"
 const done = arguments[arguments.length - 1];
 const el = document.querySelector('[data-testid=receipt-list]');
+// A wheel turn over the list first, as a user's scroll starts (the focus stays in the search box).
+el.dispatchEvent(new WheelEvent('wheel', { deltaY: 1, bubbles: true }));
 const ms = arguments[0], speed = arguments[1];
 const deltas = []; let last = performance.now(); const end = last + ms;
 function step(t) { deltas.push(t - last); last = t; el.scrollTop += speed; if (t < end) requestAnimationFrame(step); else done({ deltas, top: el.scrollTop }); }
