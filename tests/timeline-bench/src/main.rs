@@ -26,10 +26,12 @@ struct Opts {
     optimize: bool,
     /// Stop after the searches and aggregates (no export, no verify).
     search_only: bool,
+    /// Time these searches instead of the standard shapes (`--query Q`, repeatable).
+    queries: Vec<String>,
 }
 
 fn parse_args() -> Result<(Opts, Vec<String>)> {
-    let mut o = Opts { receipts: 1_000_000, dir: None, runs: 40, page_size: None, optimize: false, search_only: false };
+    let mut o = Opts { receipts: 1_000_000, dir: None, runs: 40, page_size: None, optimize: false, search_only: false, queries: vec![] };
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().is_some_and(|a| a.starts_with("--child-")) {
         return Ok((o, args));
@@ -44,8 +46,9 @@ fn parse_args() -> Result<(Opts, Vec<String>)> {
             "--page-size" => o.page_size = Some(val()?.parse()?),
             "--optimize-fts" => o.optimize = true,
             "--search-only" => o.search_only = true,
+            "--query" => o.queries.push(val()?),
             "-h" | "--help" => {
-                println!("purser-timeline-bench [--receipts N] [--dir DIR] [--runs R] [--page-size BYTES] [--optimize-fts] [--search-only]");
+                println!("purser-timeline-bench [--receipts N] [--dir DIR] [--runs R] [--page-size BYTES] [--optimize-fts] [--search-only] [--query Q]...");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other}"),
@@ -59,7 +62,17 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-/// Runs the child half of a measurement in its own process, so its peak RSS is its own.
+/// The peak resident set of this process's own memory (`VmHWM`, KiB). `getrusage`'s `ru_maxrss`
+/// would not do: a child spawned with vfork inherits the parent's high-water mark at exec (after
+/// an in-process seeding it reported the seeder's 67 MiB for every export).
+fn own_peak_rss_kib() -> Result<i64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).context("no VmHWM in /proc/self/status")?;
+    Ok(line.split_whitespace().nth(1).context("VmHWM value")?.parse()?)
+}
+
+/// Runs the child half of a measurement in its own process, so its peak RSS is its own; prints
+/// its figures, then that peak.
 fn child(args: &[String]) -> Result<()> {
     let dir = Path::new(&args[1]);
     let ledger = Ledger::open_in(dir)?;
@@ -77,10 +90,12 @@ fn child(args: &[String]) -> Result<()> {
         },
         other => bail!("unknown child {other}"),
     }
+    println!("{}", own_peak_rss_kib()?);
     Ok(())
 }
 
-/// Spawns this binary as a child; returns its stdout words and its peak RSS (KiB).
+/// Spawns this binary as a child; returns its stdout words and its own peak RSS (KiB, the last
+/// word it prints).
 fn measure_child(args: &[&str]) -> Result<(Vec<String>, i64)> {
     let exe = std::env::current_exe()?;
     let child = std::process::Command::new(exe).args(args).stdout(std::process::Stdio::piped()).spawn()?;
@@ -89,12 +104,13 @@ fn measure_child(args: &[&str]) -> Result<(Vec<String>, i64)> {
     let mut text = String::new();
     std::io::Read::read_to_string(&mut out, &mut text)?;
     let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
     if r != pid || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
         bail!("child {args:?} failed (status {status})");
     }
-    Ok((text.split_whitespace().map(str::to_string).collect(), usage.ru_maxrss))
+    let mut words: Vec<String> = text.split_whitespace().map(str::to_string).collect();
+    let rss = words.pop().context("child printed nothing")?.parse()?;
+    Ok((words, rss))
 }
 
 fn main() -> Result<()> {
@@ -204,15 +220,24 @@ fn run(o: &Opts, dir: &Path) -> Result<()> {
     // Search: first pages (limit 50, total included), fresh calls, several query shapes.
     let since30 = (now - Duration::days(30)).format("%Y-%m-%d").to_string();
     let since7 = (now - Duration::days(7)).format("%Y-%m-%d").to_string();
+    // Values that match something in this ledger: the grant with the most weather receipts in
+    // the last 30 days, and the transaction hash of the newest payment.
+    let busiest = search::stats(&ledger, &format!("weather since:{since30}"), &[GroupBy::Grant], Some(1), now)?;
+    let grant = busiest.groups.first().and_then(|g| g["grant_label"].as_str()).unwrap_or("none").to_string();
+    let newest_paid = search::search(&ledger, "outcome:paid", 1, None, now)?;
+    let tx = newest_paid.items.first().and_then(|i| i.receipt.tx.clone()).unwrap_or_else(|| "none".into());
     let queries: Vec<(&str, String)> = vec![
         ("word", "forecast".into()),
         ("word + outcome", "forecast outcome:paid".into()),
-        ("word + grant + date", format!("weather grant:research since:{since30}")),
-        ("issue example", format!("weather grant:research outcome:refused amount:>0.10 since:{since30}")),
+        ("word + grant + date", format!("weather grant:{grant} since:{since30}")),
+        ("issue example", format!("weather grant:{grant} outcome:refused amount:>0.10 since:{since30}")),
         ("two words + decider", "paris weather by:auto".into()),
         ("prefix + host wildcard", "transl* host:*.com".into()),
-        ("rare word", "nairobi".into()),
+        ("rare word (a tx hash)", tx),
         ("word + amount range", "search amount:0.01..0.05".into()),
+        ("word + amount, off grid", "forecast amount:0.013..0.07".into()),
+        ("non-Latin word + amount", "डेटा amount:>0.02".into()),
+        ("filter + amount range", format!("grant:{grant} amount:0.01..0.05")),
         ("word - word", "news -headlines".into()),
         ("filter only: outcome", "outcome:refused".into()),
         ("filter only: flags", "flag:any".into()),
@@ -220,6 +245,7 @@ fn run(o: &Opts, dir: &Path) -> Result<()> {
         ("filters + last 7 days", format!("outcome:paid,failed since:{since7}")),
         ("everything", "".into()),
     ];
+    let queries: Vec<(&str, String)> = if o.queries.is_empty() { queries } else { o.queries.iter().map(|q| ("--query", q.clone())).collect() };
     println!("\nsearch: first page (limit 50, with total), {} runs each", o.runs);
     println!("  {:<28} {:>9} {:>9} {:>9}  query", "", "total", "p50 ms", "p99 ms");
     let mut all = vec![];

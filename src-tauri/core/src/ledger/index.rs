@@ -110,6 +110,14 @@ DELETE FROM payee_memory;
 UPDATE receipt_index_state SET backfill_below = (SELECT coalesce(max(seq), 0) + 1 FROM receipts) WHERE id = 1;
 "#;
 
+/// Schema step 9: the search index rebuilt as in step 8, now with the priced-word tokens
+/// (`ledger::priced_words`: each word of a priced receipt paired with its amount code) and an
+/// exact-amount token per priced receipt (`$v<micro-USD>`: `amount:0.0123` is one doclist).
+pub(super) const SCHEMA_V9: &str = SCHEMA_V8;
+
+/// The FTS5 tokenizer of `receipt_fts`, as its schema steps spell it.
+pub const TOKENIZER: &str = "tokenize=\"unicode61 remove_diacritics 2 tokenchars '$'\"";
+
 /// Kinds of interned values (`receipt_dims.kind`).
 pub mod dim {
     pub const GRANT: i64 = 1;
@@ -183,7 +191,9 @@ pub const TOKEN_FLAGGED: &str = "$ff";
 /// to $50M. Every priced receipt carries two FTS tokens: its lower-closed cell `$l<i>`
 /// (`grid[i] <= a < grid[i+1]`) and its upper-closed cell `$u<j>` (`grid[j-1] < a <= grid[j]`),
 /// so any amount range whose ends lie on the grid (`>0.10`, `>=1`, `<0.05`, `0.01..0.50`) is an
-/// exact token expression; other ends leave one cell to check row by row.
+/// exact token expression; other ends leave one cell to check row by row. It also carries its
+/// exact amount (`$v<micro-USD>`, for `amount:0.0123`) and its words paired with its amount
+/// code (`ledger::priced_words`, for a word with a range).
 pub fn amount_grid() -> &'static [u64] {
     static GRID: std::sync::OnceLock<Vec<u64>> = std::sync::OnceLock::new();
     GRID.get_or_init(|| {
@@ -321,9 +331,10 @@ fn index_one(c: &Connection, seq: i64, r: &Receipt) -> Result<()> {
             doc.push(token(prefix, id));
         }
     }
-    if let Some(a) = amount {
+    if let (Some(a), Some(exact)) = (amount, amount_i) {
         doc.push(token('l', lower_cell(a) as i64));
         doc.push(token('u', upper_cell(a) as i64));
+        doc.push(token('v', exact));
     }
     for (bit, tok) in FLAG_TOKENS {
         if flags.bits() & bit != 0 {
@@ -333,7 +344,9 @@ fn index_one(c: &Connection, seq: i64, r: &Receipt) -> Result<()> {
     if flags.bits() != 0 {
         doc.push(TOKEN_FLAGGED.to_string());
     }
-    doc.push(words_of(r));
+    let words = words_of(r);
+    doc.extend(super::priced_words::tokens(c, &words, amount)?);
+    doc.push(words);
     c.prepare_cached("INSERT INTO receipt_fts (rowid, doc) VALUES (?1, ?2)")?.execute(params![seq, doc.join(" ")])?;
 
     let spend = if r.outcome == Outcome::Paid { amount_i.unwrap_or(0) } else { 0 };

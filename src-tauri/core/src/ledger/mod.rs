@@ -10,6 +10,8 @@ mod chain;
 mod controls;
 mod grants;
 pub(crate) mod index;
+mod plan;
+mod priced_words;
 mod receipts;
 mod recover;
 mod reserve;
@@ -207,7 +209,7 @@ const IDLE_READERS: usize = 4;
 
 /// The schema, as numbered steps. A step is never edited once released; new features append
 /// one (each with its own version number) and `migrate` applies what a file lacks, in order.
-const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_V1), (2, index::SCHEMA_V2), (3, rules::SCHEMA_V3), (4, controls::SCHEMA_V4), (5, chain::SCHEMA_V5), (6, recover::SCHEMA_V6), (7, body::SCHEMA_V7), (8, index::SCHEMA_V8)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_V1), (2, index::SCHEMA_V2), (3, rules::SCHEMA_V3), (4, controls::SCHEMA_V4), (5, chain::SCHEMA_V5), (6, recover::SCHEMA_V6), (7, body::SCHEMA_V7), (8, index::SCHEMA_V8), (9, index::SCHEMA_V9)];
 
 fn migrate(conn: &mut Connection) -> Result<()> {
     for (version, sql) in MIGRATIONS {

@@ -81,6 +81,11 @@ const INTENTS: &[&str] = &[
     "check {s} again because the first answer was incomplete",
     "collect {s} results for Paris, Lisbon and Tokyo",
     "verify a claim using {s}",
+    // Agents write in their user's language.
+    "comparer les sources {s} pour la tâche « {t} »",
+    "{s}-Daten für den Bericht prüfen",
+    "{s} のデータを確認する",
+    "{s} डेटा की जाँच करें",
 ];
 
 const REFUSALS: &[(&str, &str, DecidedBy, u32)] = &[

@@ -517,7 +517,9 @@ fn seeding_writes_a_valid_chain_and_refuses_wallets() {
 }
 
 /// Amount filters against brute force, for bounds on, beside and between the grid's points,
-/// every comparison form: totals, pages and aggregates agree with counting by hand.
+/// every comparison form: totals, pages and aggregates agree with counting by hand. Words with
+/// an amount are counted from the priced-word pairs, and for receipts without pairs (a combining
+/// accent, a script the pairs leave out) from the amount cells: both must count exactly.
 #[test]
 fn amount_filters_agree_with_brute_force_on_and_off_the_grid() {
     let dir = tempfile::tempdir().unwrap();
@@ -526,8 +528,22 @@ fn amount_filters_agree_with_brute_force_on_and_off_the_grid() {
     let mut amounts: Vec<u64> = grid.iter().flat_map(|g| [g.saturating_sub(1), *g, g + 1, g + g / 3 + 7]).collect();
     amounts.sort_unstable();
     amounts.dedup();
+    // Intents by receipt (i % 5), and which words each one matches (FTS5 folds accents). The
+    // last has too many words to pair: it is counted from the amount cells.
+    let long: String = "prices".to_string() + &(0..70).map(|i| format!(" w{i}")).collect::<String>();
+    let intents = [None, Some("Café prices in Zürich"), Some("cafe\u{301} prices"), Some("मौसम prices"), Some(long.as_str())];
+    let words: [(&str, [bool; 5]); 7] = [
+        ("forecast", [true; 5]),
+        ("prices", [false, true, true, true, true]),
+        ("cafe", [false, true, true, false, false]),
+        ("café", [false, true, true, false, false]),
+        ("zurich", [false, true, false, false, false]),
+        ("मौसम", [false, false, false, true, false]),
+        ("w7", [false, false, false, false, true]),
+    ];
     for (i, a) in amounts.iter().enumerate() {
         let mut r = Receipt::new(format!("a{i:04}"), at("2026-11-05T00:00:00Z") + chrono::Duration::seconds(i as i64), "GET", "https://api.weather.com/v1/forecast", "api.weather.com");
+        r.intent = intents[i % 5].map(str::to_string);
         r.decide(Outcome::Paid, DecidedBy::Auto, "paid", None, "paid".to_string());
         r.amount_atomic = Some(a.to_string());
         r.amount_usd = Some(crate::money::micros_decimal(*a));
@@ -536,12 +552,17 @@ fn amount_filters_agree_with_brute_force_on_and_off_the_grid() {
     let usd = |m: u64| crate::money::micros_decimal(m).to_string();
     let bounds: Vec<u64> = amounts.iter().copied().step_by(3).collect();
     let mut checked = 0;
+    let with_word = |w: &[bool; 5], keep: &dyn Fn(u64) -> bool| amounts.iter().enumerate().filter(|(i, a)| w[i % 5] && keep(**a)).count() as u64;
     for (i, lo) in bounds.iter().enumerate() {
         for hi in bounds[i..].iter().step_by(2) {
             let want = amounts.iter().filter(|a| **a >= *lo && **a <= *hi).count() as u64;
             let q = format!("amount:{}..{}", usd(*lo), usd(*hi));
             assert_eq!(count(&l, &q, now()).unwrap(), want, "{q}");
-            assert_eq!(search(&l, &format!("{q} forecast"), 5, None, now()).unwrap().total, want, "{q} forecast, page total");
+            for (word, has) in &words {
+                let want = with_word(has, &|a| a >= *lo && a <= *hi);
+                assert_eq!(search(&l, &format!("{q} {word}"), 5, None, now()).unwrap().total, want, "{q} {word}, page total");
+                assert_eq!(count(&l, &format!("{word} {q} prices"), now()).unwrap(), with_word(&[false, has[1], has[2], has[3], has[4]], &|a| a >= *lo && a <= *hi), "{word} {q} prices");
+            }
             checked += 1;
         }
         for (form, want) in [
@@ -557,6 +578,15 @@ fn amount_filters_agree_with_brute_force_on_and_off_the_grid() {
             assert_eq!(count(&l, &q, now()).unwrap(), want as u64, "{q}");
             // The row path (a word forces it) agrees too.
             assert_eq!(count(&l, &format!("{q} forecast"), now()).unwrap(), want as u64, "{q} forecast");
+            let keep = |a: u64| match form {
+                ">" => a > *lo,
+                ">=" => a >= *lo,
+                "<" => a < *lo,
+                _ => a <= *lo,
+            };
+            for (word, has) in &words {
+                assert_eq!(count(&l, &format!("{q} {word}"), now()).unwrap(), with_word(has, &keep), "{q} {word}");
+            }
         }
     }
     // Both ends on the grid (answered from one family of cells plus the upper end's point).
@@ -568,6 +598,9 @@ fn amount_filters_agree_with_brute_force_on_and_off_the_grid() {
             assert_eq!(count(&l, &format!("{q} forecast"), now()).unwrap(), want, "{q} forecast");
             // A page's total is counted from the index alone (no row check): it must be exact.
             assert_eq!(search(&l, &format!("{q} forecast"), 5, None, now()).unwrap().total, want, "{q} forecast, page total");
+            for (word, has) in &words {
+                assert_eq!(search(&l, &format!("{word} {q}"), 5, None, now()).unwrap().total, with_word(has, &|a| a >= *lo && a <= *hi), "{word} {q}, page total");
+            }
             checked += 1;
         }
     }
@@ -612,27 +645,32 @@ fn host_wildcards_agree_with_brute_force() {
 }
 
 /// A ledger from before schema step 8 (its FTS index without parent-domain tokens or prefix
-/// indexes) is rebuilt on open: every search answers as before, wildcards and prefixes included.
+/// indexes) or step 9 (without priced-word pairs) is rebuilt on open: every search answers as
+/// before, wildcards, prefixes and words with amounts included.
 #[test]
-fn a_ledger_from_before_step_8_is_reindexed() {
-    let (dir, l) = fixture();
-    let queries = ["host:*.example.io", "flight* host:*.example.io", "forec* host:*.com", "fl* -host:*.flights.example.io", "flag:any", "weather amount:>0.01", ""];
-    let before: Vec<(Vec<String>, u64)> = queries.iter().map(|q| all_pages(&l, q, 3)).collect();
-    drop(l);
-    // Step 7's index: the old FTS table, its documents without `$s` tokens (here: none at all,
-    // so a search that skipped the rebuild would find nothing), user_version 7.
-    let c = rusqlite::Connection::open(dir.path().join("data").join(crate::ledger::DB_FILE)).unwrap();
-    c.execute_batch(
-        "DROP TABLE receipt_fts;
-         CREATE VIRTUAL TABLE receipt_fts USING fts5(doc, content='', contentless_delete=1, detail=none, tokenize=\"unicode61 remove_diacritics 2 tokenchars '$'\");
-         PRAGMA user_version = 7;",
-    )
-    .unwrap();
-    drop(c);
-    let l = Ledger::open_in(&dir.path().join("data")).unwrap();
-    let after: Vec<(Vec<String>, u64)> = queries.iter().map(|q| all_pages(&l, q, 3)).collect();
-    assert_eq!(after, before);
-    assert!(before[1].1 > 0 && before[2].1 > 0 && before[3].1 > 0, "the queries match something: {before:?}");
-    let fts: String = l.read(|c| Ok(c.query_row("SELECT sql FROM sqlite_master WHERE name = 'receipt_fts'", [], |r| r.get(0))?)).unwrap();
-    assert!(fts.contains("prefix='2 3 4 5 6'"), "{fts}");
+fn a_ledger_from_before_steps_8_and_9_is_reindexed() {
+    for (version, prefix) in [(7, ""), (8, ", prefix='2 3 4 5 6'")] {
+        let (dir, l) = fixture();
+        let queries = ["host:*.example.io", "flight* host:*.example.io", "forec* host:*.com", "fl* -host:*.flights.example.io", "flag:any", "weather amount:>0.01", "weather amount:0.001..0.02", ""];
+        let before: Vec<(Vec<String>, u64)> = queries.iter().map(|q| all_pages(&l, q, 3)).collect();
+        drop(l);
+        // The old FTS table, its documents gone (so a search that skipped the rebuild would
+        // find nothing), the old user_version.
+        let c = rusqlite::Connection::open(dir.path().join("data").join(crate::ledger::DB_FILE)).unwrap();
+        c.execute_batch(&format!(
+            "DROP TABLE receipt_fts;
+             CREATE VIRTUAL TABLE receipt_fts USING fts5(doc, content='', contentless_delete=1, detail=none{prefix}, tokenize=\"unicode61 remove_diacritics 2 tokenchars '$'\");
+             PRAGMA user_version = {version};"
+        ))
+        .unwrap();
+        drop(c);
+        let l = Ledger::open_in(&dir.path().join("data")).unwrap();
+        let after: Vec<(Vec<String>, u64)> = queries.iter().map(|q| all_pages(&l, q, 3)).collect();
+        assert_eq!(after, before, "from step {version}");
+        assert!(before[1].1 > 0 && before[2].1 > 0 && before[3].1 > 0 && before[5].1 > 0 && before[6].1 > 0, "the queries match something: {before:?}");
+        let fts: String = l.read(|c| Ok(c.query_row("SELECT sql FROM sqlite_master WHERE name = 'receipt_fts'", [], |r| r.get(0))?)).unwrap();
+        assert!(fts.contains("prefix='2 3 4 5 6'"), "{fts}");
+        let pairs: i64 = l.read(|c| Ok(c.query_row("SELECT count(*) FROM receipt_fts('\"$m\"*')", [], |r| r.get(0))?)).unwrap();
+        assert!(pairs > 0, "no priced-word pairs after the rebuild from step {version}");
+    }
 }
