@@ -10,6 +10,7 @@ mod chain;
 mod controls;
 mod grants;
 pub(crate) mod index;
+mod par_count;
 mod plan;
 mod priced_words;
 mod receipts;

@@ -66,7 +66,8 @@ fn plain_separator(c: char) -> bool {
 /// `amount` (none for a receipt without a price). `c` cuts text that is not plain.
 pub fn tokens(c: &Connection, text: &str, amount: Option<u64>) -> Result<Vec<String>> {
     let Some(a) = amount else { return Ok(vec![]) };
-    let mut words: Vec<String> = if plain(text) { text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect() } else { fts_cut(c, text)? };
+    // Words as written: FTS5 folds a pair exactly as it folds the word itself.
+    let mut words: Vec<String> = if plain(text) { text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_string).collect() } else { fts_cut(c, text)? };
     words.sort_unstable();
     words.dedup();
     if words.len() > MAX_PAIRED_WORDS {
@@ -180,8 +181,8 @@ mod tests {
     fn each_word_is_paired_once_as_fts5_cuts_it() {
         let c = Connection::open_in_memory().unwrap();
         let t = |text: &str, a: Option<u64>| tokens(&c, text, a).unwrap();
-        assert_eq!(t("api.weather.com /v1/forecast Weather forecast", Some(10_000)), ["$m32$api", "$m32$com", "$m32$forecast", "$m32$v1", "$m32$weather"]);
-        assert_eq!(t("Zürich Wetter, 東京 – café ☀\u{FE0F}!", Some(10_001)), ["$m33$café", "$m33$wetter", "$m33$zürich", "$m33$東京"]);
+        assert_eq!(t("api.weather.com /v1/forecast Weather forecast", Some(10_000)), ["$m32$Weather", "$m32$api", "$m32$com", "$m32$forecast", "$m32$v1", "$m32$weather"]);
+        assert_eq!(t("Zürich Wetter, 東京 – café ☀\u{FE0F}!", Some(10_001)), ["$m33$Wetter", "$m33$Zürich", "$m33$café", "$m33$東京"]);
         assert!(plain("Zürich Wetter, 東京 – café ☀\u{FE0F}!"));
         // Not plain (a combining accent, a vowel sign, a private-use or a newer character): FTS5
         // cuts it, and folds it.

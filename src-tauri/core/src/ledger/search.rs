@@ -7,6 +7,7 @@
 //! amount range is counted from the word's priced-word pairs (`ledger::priced_words`).
 
 use super::index::{self, dim, DAY};
+use super::par_count::{count_all, CountJob};
 use super::plan::{id_list, or_tokens, CountsPlan, Plan, Zones};
 use super::priced_words;
 use super::{BodyCodec, Ledger, LedgerError, Result};
@@ -250,7 +251,7 @@ fn match_params(expr: &str, bounds: &[i64]) -> Vec<rusqlite::types::Value> {
     std::iter::once(rusqlite::types::Value::Text(expr.to_string())).chain(bounds.iter().map(|b| rusqlite::types::Value::Integer(*b))).collect()
 }
 
-fn fts_count(c: &Connection, expr: &str, lo: i64, hi: i64, top: i64) -> Result<u64> {
+pub(super) fn fts_count(c: &Connection, expr: &str, lo: i64, hi: i64, top: i64) -> Result<u64> {
     if lo > hi {
         return Ok(0);
     }
@@ -279,8 +280,10 @@ fn each_fact(c: &Connection, p: &Plan, expr: &str, lo: i64, hi: i64, desc: bool,
     Ok(())
 }
 
-fn count_rows(c: &Connection, p: &Plan, z: &Zones) -> Result<u64> {
+fn count_rows(c: &Connection, p: &Plan, z: &Zones, par: Option<&Ledger>) -> Result<u64> {
     let mut n = 0u64;
+    // Index-only counts, made together at the end (on two connections when large).
+    let mut jobs: Vec<CountJob> = vec![];
     let check = |c: &Connection, expr: &str, lo: i64, hi: i64| -> Result<u64> {
         let mut k = 0;
         each_fact(c, p, expr, lo, hi, false, |_| {
@@ -291,10 +294,11 @@ fn count_rows(c: &Connection, p: &Plan, z: &Zones) -> Result<u64> {
     };
     // Seqs certainly inside the time range.
     let (slo, shi) = (z.lo.max(z.sure_lo.saturating_add(1)), z.hi.min(z.sure_hi.saturating_sub(1)));
-    let cells = |p: &Plan| -> Result<u64> {
+    let job = |expr: String| CountJob { expr, lo: slo, hi: shi };
+    let cells = |p: &Plan, jobs: &mut Vec<CountJob>| -> Result<u64> {
         let mut n = 0;
         if let Some(sure) = &p.amount_sure {
-            n += fts_count(c, &p.expr(sure), slo, shi, p.top)?;
+            jobs.push(job(p.expr(sure)));
         }
         if let Some(partial) = &p.amount_partial {
             // Candidates in a cell the range only partly covers (the sure part excludes them).
@@ -326,11 +330,9 @@ fn count_rows(c: &Connection, p: &Plan, z: &Zones) -> Result<u64> {
                 // The word alone: each pair's doclist counted on its own (a receipt has one
                 // code), which skips FTS5's OR (its cost grows with the number of codes: "the"
                 // in 40 codes, 316k matches at 1M, 61 ms as one OR).
-                for code in &sure {
-                    n += fts_count(c, &with(&[*code]), slo, shi, p.top)?;
-                }
+                jobs.extend(sure.iter().map(|code| job(with(&[*code]))));
             } else if !sure.is_empty() {
-                n += fts_count(c, &with(&sure), slo, shi, p.top)?;
+                jobs.push(job(with(&sure)));
             }
             if !partly.is_empty() {
                 n += check(c, &with(&partly), slo, shi)?;
@@ -338,10 +340,11 @@ fn count_rows(c: &Connection, p: &Plan, z: &Zones) -> Result<u64> {
             // Priced receipts without them, by amount cells.
             let mut unpaired = p.clone();
             unpaired.must.push(format!("\"{}\"", priced_words::TOKEN_UNPAIRED));
-            n += cells(&unpaired)?;
+            n += cells(&unpaired, &mut jobs)?;
         }
-        _ => n += cells(p)?,
+        _ => n += cells(p, &mut jobs)?,
     }
+    n += count_all(par, c, jobs, p.top)?;
     // The edges, receipt by receipt.
     if slo <= shi {
         n += check(c, &p.superset(), z.lo, slo - 1)?;
@@ -362,13 +365,13 @@ fn rollup_counters(c: &Connection, where_: &str, by: &[GroupBy]) -> Result<(Vec<
 }
 
 /// The exact number of matches, the cheapest way the plan allows.
-fn total_of(c: &Connection, p: &Plan, z: &Zones) -> Result<u64> {
+fn total_of(c: &Connection, p: &Plan, z: &Zones, par: Option<&Ledger>) -> Result<u64> {
     if let Some(cp) = &p.counts {
         if let Some((_, t)) = counts_counters(c, cp, &[])? {
             return Ok(t.receipts);
         }
     }
-    count_rows(c, p, z)
+    count_rows(c, p, z, par)
 }
 
 fn max_seq(c: &Connection) -> Result<i64> {
@@ -429,7 +432,7 @@ impl Ledger {
             // Counts are read in the same transaction, so they are exact up to `snapshot`.
             let total = match cursor {
                 Some(cur) => cur.total,
-                None => total_of(&tx, &p, &z)?,
+                None => total_of(&tx, &p, &z, Some(self))?,
             };
             if total == 0 {
                 // Nothing matches up to the snapshot: no need to walk the index a second time.
@@ -481,7 +484,7 @@ impl Ledger {
             // Many matches and no words: one pass over the facts beats a facts lookup per FTS
             // match (amount:>0.10 per host at 1M: 142-153 ms against 229-260 ms).
             if let Some(w) = &p.facts_where {
-                if by.len() <= 3 && total_of(&tx, &p, &z)? >= FACTS_SCAN_FROM.load(std::sync::atomic::Ordering::Relaxed) {
+                if by.len() <= 3 && total_of(&tx, &p, &z, Some(self))? >= FACTS_SCAN_FROM.load(std::sync::atomic::Ordering::Relaxed) {
                     let (groups, total) = facts_scan(&tx, w, &z, by)?;
                     return Ok(RawStats { groups, total, source: "facts" });
                 }
@@ -514,7 +517,7 @@ impl Ledger {
                 start(0);
                 return Ok(0);
             };
-            let total = total_of(&tx, &p, &z)?;
+            let total = total_of(&tx, &p, &z, Some(self))?;
             start(total);
             let mut n = 0u64;
             if q.is_empty() {
