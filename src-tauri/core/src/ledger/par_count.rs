@@ -50,10 +50,14 @@ pub(super) fn count_all(
         .filter(|_| span >= SPLIT_FROM.load(Ordering::Relaxed) && jobs.len() <= MAX_SPLIT_JOBS)
     {
         Some(ledger) => count_split(ledger, c, jobs, top),
-        None => jobs
-            .iter()
-            .try_fold(0, |n, j| Ok(n + fts_count(c, &j.expr, j.lo, j.hi, top)?)),
+        None => count_each(c, &jobs, top),
     }
+}
+
+/// The sum of `jobs`' counts on `c`, one after the other (`top`: the newest seq `c` sees; a
+/// range that reaches it is counted without an upper bound).
+fn count_each(c: &Connection, jobs: &[CountJob], top: i64) -> Result<u64> {
+    jobs.iter().try_fold(0, |n, j| Ok(n + fts_count(c, &j.expr, j.lo, j.hi, top)?))
 }
 
 /// Most jobs a count is split for (a word with an amount and the receipts without pairs: two).
@@ -85,28 +89,17 @@ fn count_split(ledger: &Ledger, c: &Connection, jobs: Vec<CountJob>, top: i64) -
                     return Ok(None);
                 }
                 // Both bounds always: this snapshot may hold receipts above `top`.
-                theirs
-                    .iter()
-                    .try_fold(0, |n, j| {
-                        Ok(n + fts_count(&tx, &j.expr, j.lo, j.hi, i64::MAX)?)
-                    })
-                    .map(Some)
+                count_each(&tx, &theirs, i64::MAX).map(Some)
             })
         });
-        let n = mine.iter().try_fold(0, |n, j| {
-            Ok::<u64, super::LedgerError>(n + fts_count(c, &j.expr, j.lo, j.hi, top)?)
-        });
+        let n = count_each(c, &mine, top);
         (n, helper.join())
     });
     let mut n = n?;
     match there {
         Ok(Ok(Some(k))) => n += k,
         // Another snapshot, a busy or failed connection: count that half here.
-        _ => {
-            for j in &theirs {
-                n += fts_count(c, &j.expr, j.lo, j.hi, top)?;
-            }
-        }
+        _ => n += count_each(c, &theirs, top)?,
     }
     Ok(n)
 }
