@@ -6,12 +6,13 @@
 //! Environment: `PURSER_DATA_DIR` (else the platform data dir), `PURSER_PORT` (default 4020; 0
 //! picks a free one), `PURSER_PASSPHRASE` (unlocks the wallet at start when the OS keychain
 //! remembers nothing), `PURSER_NO_NOTIFY` (no desktop prompts), `PURSER_NO_DIALOG` (a fatal start
-//! error only on stderr, no dialog), `PURSER_UPSTREAM_CA`, `PURSER_LOG`; `WEBKIT_DISABLE_COMPOSITING_MODE` (see [`render`]).
+//! error only on stderr, no dialog), `PURSER_UPSTREAM_CA`, `PURSER_LOG`; WebKit and GTK rendering variables (`WEBKIT_DISABLE_COMPOSITING_MODE`, …: see [`render`]).
 //! On stderr, once the page is loaded: `purser-app: ready in N ms (proxy http://127.0.0.1:PORT)`.
 
 // No console window next to the app in Windows release builds.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
+mod closed;
 mod commands;
 mod demo;
 mod error;
@@ -78,13 +79,10 @@ fn main() {
             opener::on_loaded(webview.app_handle(), webview);
         })
         .on_window_event(|window, event| {
-            // The window closed to the tray: give the memory its webview freed back to the system.
+            // The window closed to the tray: give back what its webview held (see `closed`).
             if let tauri::WindowEvent::Destroyed = event {
                 if window.label() == opener::MAIN {
-                    #[cfg(target_os = "linux")]
-                    unsafe {
-                        libc::malloc_trim(0);
-                    }
+                    closed::window_closed(window.app_handle());
                 }
             }
         })

@@ -19,9 +19,9 @@ pub struct OpenPayload {
     pub id: Option<String>,
 }
 
-/// A screen to show once a window being built has loaded its page.
+/// A screen to show once a window being built has loaded its page, and when the build began.
 #[derive(Default)]
-pub struct PendingOpen(Mutex<Option<OpenPayload>>);
+pub struct PendingOpen(Mutex<Option<OpenPayload>>, Mutex<Option<std::time::Instant>>);
 
 /// Shows and focuses the main window, building it if it was closed. `open`: a screen to show.
 pub fn show_window(app: &AppHandle, open: Option<OpenPayload>) {
@@ -38,6 +38,7 @@ pub fn show_window(app: &AppHandle, open: Option<OpenPayload>) {
         *app.state::<PendingOpen>().0.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
     }
     let Some(cfg) = app.config().app.windows.iter().find(|w| w.label == MAIN).cloned() else { return };
+    *app.state::<PendingOpen>().1.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
     match tauri::WebviewWindowBuilder::from_config(app, &cfg).and_then(|b| b.build()) {
         Ok(w) => {
             let _ = w.set_focus();
@@ -48,6 +49,9 @@ pub fn show_window(app: &AppHandle, open: Option<OpenPayload>) {
 
 /// After a (re)built window loaded its page: go to the screen Open asked for.
 pub fn on_loaded(app: &AppHandle, webview: &tauri::Webview) {
+    if let Some(t) = app.state::<PendingOpen>().1.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        eprintln!("purser-app: window opened again, page loaded in {} ms", t.elapsed().as_millis());
+    }
     let pending = app.state::<PendingOpen>().0.lock().unwrap_or_else(|e| e.into_inner()).take();
     if let Some(p) = pending {
         // Ids are checked before they reach script text (UUID characters only).

@@ -12,6 +12,7 @@
 
 pub mod display;
 pub mod driver;
+pub mod tray;
 pub mod ui;
 
 use std::path::{Path, PathBuf};
@@ -173,6 +174,11 @@ impl App {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The session bus the app is on (its tray menu and notifications are there).
+    pub fn bus_address(&self) -> &str {
+        &self._bus.address
     }
 
     /// The app's X display (`:N`).

@@ -31,18 +31,42 @@ async fn app_starts_and_shows_its_window() {
         .unwrap_or_else(|e| panic!("{e}; control.json says {url}"));
     app.ui.screenshot("01-start").await.expect("screenshot");
     // How the page paints: without a GPU render node the app turns WebKit's compositing off
-    // (software OpenGL is slower than WebKit's CPU painting); a value the user set is kept.
-    let want = match std::env::var(COMPOSITING) {
-        Ok(v) => Some(v),
-        Err(_) if !gpu_render_node() => Some("1".to_string()),
-        Err(_) => None,
-    };
-    assert_eq!(web_process_env(&app, COMPOSITING), want, "{COMPOSITING} in the page's process");
+    // (software OpenGL is slower than WebKit's CPU painting) and keeps OpenGL out of its own
+    // process (the one left in the tray); a value the user set is kept.
+    let user_set = CPU_PAINTING.iter().any(|(k, _)| std::env::var_os(k).is_some());
+    for (var, value) in CPU_PAINTING {
+        let want = match std::env::var(var) {
+            Ok(v) => Some(v),
+            Err(_) if !user_set && !gpu_render_node() => Some(value.to_string()),
+            Err(_) => None,
+        };
+        assert_eq!(web_process_env(&app, var), want, "{var} in the page's process");
+    }
+    if !user_set && !gpu_render_node() {
+        let gl = gl_mappings(app.control.pid);
+        assert!(gl.is_empty(), "the app's own process loaded OpenGL without a GPU: {gl:?}");
+        // The page's process still paints with it: the check above would see a driver there.
+        let tree = purser_desktop_e2e::driver::process_tree(app.control.pid);
+        let (web, _) = tree.iter().find(|(_, name)| name.starts_with("WebKitWebProc")).expect("web process");
+        eprintln!("figure: OpenGL libraries mapped in the page's process: {}", gl_mappings(*web).len());
+    }
     eprintln!("figure: WebDriver session to UI shown {} ms; app said ready in {:?} ms", app.shown_after.as_millis(), app.ready_ms);
     app.stop().await;
 }
 
 const COMPOSITING: &str = "WEBKIT_DISABLE_COMPOSITING_MODE";
+
+/// What the app sets without a GPU render node (`src-tauri/src/render.rs`; the same list).
+const CPU_PAINTING: [(&str, &str); 4] = [(COMPOSITING, "1"), ("WEBKIT_DISABLE_DMABUF_RENDERER", "1"), ("WEBKIT_WEB_RENDER_DEVICE_FILE", "/dev/dri/no-render-node"), ("GDK_GL", "disable")];
+
+/// The OpenGL driver files a process maps (Mesa's DRI drivers, libGLX_mesa/libEGL_mesa, LLVM).
+fn gl_mappings(pid: u32) -> Vec<String> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    let mut v: Vec<String> = maps.lines().filter_map(|l| l.split_whitespace().nth(5)).filter(|p| p.contains("/dri/") || p.contains("libLLVM") || p.contains("_mesa.so")).map(String::from).collect();
+    v.sort();
+    v.dedup();
+    v
+}
 
 fn gpu_render_node() -> bool {
     std::fs::read_dir("/dev/dri").map(|rd| rd.flatten().any(|e| e.file_name().to_string_lossy().starts_with("renderD"))).unwrap_or(false)
@@ -61,9 +85,109 @@ fn web_process_env(app: &App, var: &str) -> Option<String> {
 async fn the_users_compositing_setting_is_kept() {
     let app = App::start(AppOptions { key_hex: Some(ANVIL_PAYER_KEY.into()), unlock: true, env: vec![(COMPOSITING, "0".into())], ..Default::default() }).await;
     assert_eq!(web_process_env(&app, COMPOSITING).as_deref(), Some("0"));
+    // The rest of the CPU painting set is left alone too.
+    for (var, _) in &CPU_PAINTING[1..] {
+        assert_eq!(web_process_env(&app, var), std::env::var(var).ok(), "{var} in the page's process");
+    }
     app.ui.click("nav-timeline").await;
     app.ui.wait_for_testid("screen-timeline", Duration::from_secs(10)).await.unwrap_or_else(|e| panic!("{e}"));
     app.stop().await;
+}
+
+/// Closing the window keeps Purser in the tray: the webview's processes end (WebKit's web process
+/// with the window; its network process, which WebKit keeps, ended by the app), the proxy still
+/// answers, and the tray menu, clicked as a panel clicks it over D-Bus, pauses spending and
+/// opens the window again (a new web process, the page loaded again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_to_the_tray_then_opened_from_it() {
+    use purser_desktop_e2e::{display, driver, tray};
+    let app = App::start(AppOptions::with_key(ANVIL_PAYER_KEY)).await;
+    let bus = app.bus_address().to_string();
+    let webkit = |pid: u32| driver::process_tree(pid).into_iter().filter(|(_, n)| n.starts_with("WebKit")).map(|(_, n)| n).collect::<Vec<_>>();
+    let before = webkit(app.control.pid);
+    assert!(before.iter().any(|n| n.starts_with("WebKitWebProc")) && before.iter().any(|n| n.starts_with("WebKitNetwork")), "WebKit's processes under the app: {before:?}");
+    let labels = tray::menu_labels(&bus).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(labels, ["Open Purser", "Pause all spending", "Quit Purser"], "the tray menu");
+
+    // What the window shows once loaded, to compare the window opened again from the tray with.
+    let url = app.control.url.clone();
+    app.ui
+        .wait_js("the header to show the proxy URL", Duration::from_secs(10), "return document.querySelector('[data-testid=proxy-url]').textContent.includes(arguments[0])", vec![url.into()])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let first = driver::artifacts_dir().join("tray-before-close.png");
+    app.ui.capture(&first).await.unwrap_or_else(|e| panic!("{e}"));
+
+    // The close button, as a window manager sends it.
+    let sent = display::close_window(app.display(), "Purser").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sent, 1, "one window titled Purser");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !webkit(app.control.pid).is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(driver::is_alive(app.control.pid), "closing the window ended the app; log:\n{}", app.log_tail(30));
+    assert_eq!(webkit(app.control.pid), Vec::<String>::new(), "WebKit processes left 20 s after the window closed");
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let r = http.get(format!("{}/http://127.0.0.1:9/x", app.control.url)).send().await.expect("the proxy answers with the window closed");
+    assert_eq!(r.status().as_u16(), 407);
+
+    // Pause and resume from the tray: the menu item says which one it will do.
+    tray::click(&bus, "Pause all spending").await.unwrap_or_else(|e| panic!("{e}"));
+    wait_labels(&bus, "Resume spending").await;
+    let status: serde_json::Value = http.get(format!("{}/_purser/v1/spending", app.control.url)).bearer_auth(&app.control.token).send().await.expect("status").json().await.expect("status json");
+    assert_eq!(status["paused"], serde_json::json!(true), "paused from the tray: {status}");
+    tray::click(&bus, "Resume spending").await.unwrap_or_else(|e| panic!("{e}"));
+    wait_labels(&bus, "Pause all spending").await;
+
+    // Open from the tray: the window and its page come back.
+    let t = std::time::Instant::now();
+    tray::click(&bus, "Open Purser").await.unwrap_or_else(|e| panic!("{e}"));
+    let deadline = t + Duration::from_secs(30);
+    let loaded = loop {
+        let log = std::fs::read_to_string(app.log_path()).unwrap_or_default();
+        if let Some(ms) = log.lines().find_map(|l| l.split("purser-app: window opened again, page loaded in ").nth(1)?.split(' ').next()?.parse::<u64>().ok()) {
+            break ms;
+        }
+        assert!(std::time::Instant::now() < deadline, "the window did not open again from the tray within 30 s; log:\n{}", app.log_tail(30));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let after = webkit(app.control.pid);
+    assert!(after.iter().any(|n| n.starts_with("WebKitWebProc")), "no web process after Open: {after:?}");
+    // The page is the app's, working: its commands answered (the header shows the proxy URL,
+    // the grants list its empty state), so it looks as the first window did (WebDriver's session
+    // ended with that window; the X server's picture is compared instead).
+    let again = driver::artifacts_dir().join("tray-opened-again.png");
+    let mut differ = u64::MAX;
+    while t.elapsed() < Duration::from_secs(30) {
+        app.ui.capture(&again).await.unwrap_or_else(|e| panic!("no window titled Purser after Open: {e}"));
+        differ = pixels_differing(&first, &again);
+        if differ < 2_000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(differ < 2_000, "the window opened again does not show what the first one did ({differ} pixels differ): see {} and {}", first.display(), again.display());
+    eprintln!("figure: tray Open: page loaded in {loaded} ms; the window showed the app as before {} ms after the click", t.elapsed().as_millis());
+    app.stop().await;
+}
+
+/// How many pixels differ between two screenshots (ImageMagick's `compare`, 2% colour fuzz).
+fn pixels_differing(a: &std::path::Path, b: &std::path::Path) -> u64 {
+    let out = std::process::Command::new("compare").args(["-metric", "AE", "-fuzz", "2%"]).arg(a).arg(b).arg("null:").output().expect("ImageMagick's compare");
+    // The count is on stderr ("1234", or "1.2e+04" for large counts); a size mismatch is an error.
+    String::from_utf8_lossy(&out.stderr).split_whitespace().next().and_then(|v| v.parse::<f64>().ok()).map_or(u64::MAX, |v| v as u64)
+}
+
+async fn wait_labels(bus: &str, label: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let labels = purser_desktop_e2e::tray::menu_labels(bus).await.unwrap_or_else(|e| panic!("{e}"));
+        if labels.iter().any(|l| l == label) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "the tray menu never showed {label:?}: {labels:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 const XSS: &str = "<img src=x onerror=alert(1)>";
