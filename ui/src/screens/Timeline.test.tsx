@@ -1,11 +1,11 @@
-import { fireEvent, screen, waitFor, within } from "@testing-library/react";
+import { act, fireEvent, renderHook, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import * as api from "../api";
 import type { ReceiptDetail, SearchPage, Stats } from "../bindings";
 import { item } from "../test/fixtures";
 import { renderScreen } from "../test/util";
-import { FIRST_PAGE, PAGE, Timeline } from "./Timeline";
+import { DEBOUNCE_MS, FIRST_PAGE, PAGE, Timeline, useSearchText } from "./Timeline";
 import { layout, toBars } from "./SpendChart";
 
 vi.mock("../api", async (orig) => {
@@ -270,5 +270,37 @@ describe("layout", () => {
   });
   it("widens past 30 days when the query spans more", () => {
     expect(layout([bar("2026-09-01"), bar("2026-11-25")])).toEqual({ slots: 86, slot: [0, 85] });
+  });
+});
+
+describe("useSearchText", () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
+  it("sends a keystroke at once when no search is running", () => {
+    const { result, rerender } = renderHook(({ text, busy }) => useSearchText(text, busy, DEBOUNCE_MS), { initialProps: { text: "", busy: false } });
+    rerender({ text: "a", busy: false });
+    expect(result.current).toBe("a");
+    rerender({ text: "ap", busy: false });
+    expect(result.current).toBe("ap");
+  });
+
+  it("while a search runs, waits for its answer or the debounce, whichever is first", () => {
+    const { result, rerender } = renderHook(({ text, busy }) => useSearchText(text, busy, DEBOUNCE_MS), { initialProps: { text: "a", busy: true } });
+    // A burst while "a" runs: nothing new is sent before the answer…
+    rerender({ text: "ap", busy: true });
+    act(() => void vi.advanceTimersByTime(DEBOUNCE_MS - 1));
+    rerender({ text: "api", busy: true });
+    act(() => void vi.advanceTimersByTime(DEBOUNCE_MS - 1));
+    expect(result.current).toBe("a");
+    // …then the answer comes: the latest text goes at once, the ones typed between never.
+    rerender({ text: "api", busy: false });
+    expect(result.current).toBe("api");
+    // A slow search: the latest text goes DEBOUNCE_MS after its keystroke.
+    rerender({ text: "api x", busy: true });
+    act(() => void vi.advanceTimersByTime(DEBOUNCE_MS - 1));
+    expect(result.current).toBe("api");
+    act(() => void vi.advanceTimersByTime(1));
+    expect(result.current).toBe("api x");
   });
 });

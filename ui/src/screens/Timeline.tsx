@@ -5,7 +5,7 @@
  * set, and live updates (new receipts appear at the top, or as "N new" while you read below).
  */
 import { memo, useCallback, useEffect, useMemo, useRef, useState, type KeyboardEvent, type RefObject } from "react";
-import { keepPreviousData, useInfiniteQuery, useMutation, useQueryClient, type InfiniteData } from "@tanstack/react-query";
+import { keepPreviousData, useInfiniteQuery, useIsFetching, useMutation, useQueryClient, type InfiniteData } from "@tanstack/react-query";
 import { useVirtualizer } from "@tanstack/react-virtual";
 import * as api from "../api";
 import type { SearchItem, SearchPage } from "../bindings";
@@ -26,7 +26,8 @@ export const PAGE = 200;
 export const FIRST_PAGE = 60;
 /** Fixed row height: the list never measures rows. */
 export const ROW = 44;
-/** Debounce between the last keystroke and the search. */
+/** While a search is running, the longest a keystroke waits before its own search is sent
+ * (when none is running, it is sent at once). */
 export const DEBOUNCE_MS = 40;
 /** The chart's aggregate waits this long after the list has settled. */
 export const CHART_DELAY_MS = 350;
@@ -59,9 +60,30 @@ function useDebounced<T>(value: T, ms: number): T {
   return v;
 }
 
+/**
+ * The text to search for. When no search is running, the text at once: a keystroke never waits
+ * for a timer. While one runs, the latest text once it is answered, or `ms` after the last
+ * keystroke, whichever comes first: a burst of typing queues at most one search, and a slow
+ * answer never holds the next one back longer than a debounce would.
+ */
+export function useSearchText(text: string, busy: boolean, ms: number): string {
+  const [q, setQ] = useState(text);
+  useEffect(() => {
+    if (q === text) return;
+    if (!busy) {
+      setQ(text);
+      return;
+    }
+    const t = setTimeout(() => setQ(text), ms);
+    return () => clearTimeout(t);
+  }, [text, busy, q, ms]);
+  return q;
+}
+
 export function Timeline() {
   const [text, setText] = useState("");
-  const query = useDebounced(text.trim(), DEBOUNCE_MS);
+  const searching = useIsFetching({ queryKey: keys.search("").slice(0, 2) }) > 0;
+  const query = useSearchText(text.trim(), searching, DEBOUNCE_MS);
   const [split, setSplit] = useState<Split>("grant");
   const [openId, setOpenId] = useState<string | null>(null);
   const [fresh, setFresh] = useState(0);

@@ -188,6 +188,21 @@ function step(t) { deltas.push(t - last); last = t; el.scrollTop += speed; if (t
 requestAnimationFrame(step);
 "#;
 
+/// Times `receipts_search` (the UI's first page: 60 rows) over Tauri's IPC, N times.
+const IPC_JS: &str = r#"
+const done = arguments[arguments.length - 1];
+const q = arguments[0], n = arguments[1];
+(async () => {
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await window.__TAURI_INTERNALS__.invoke('receipts_search', { query: q, cursor: null, limit: 60 });
+    out.push(performance.now() - t);
+  }
+  done(out);
+})().catch((e) => done([String(e)]));
+"#;
+
 async fn timeline(purser: &Path, o: &Opts) -> Result<()> {
     let tmp;
     let dir = match &o.seeded {
@@ -235,6 +250,15 @@ async fn timeline(purser: &Path, o: &Opts) -> Result<()> {
         ui.type_into("search-input", "").await;
         let _ = ui.wait_js("the full list", Duration::from_secs(60), "return document.querySelector('[data-testid=timeline-total]').textContent === arguments[0]", vec![json!(full)]).await;
     }
+    // The search command alone, through the same IPC the UI uses (no React, no paint).
+    let mut ipc = Vec::new();
+    for q in ["outcome:refused", "amount:>0.10", "refused", "api", "outcome:paid amount:<0.01", "search", "timeout"] {
+        let v = ui.client().execute_async(IPC_JS, vec![json!(q), json!(5)]).await?;
+        let ms: Vec<f64> = v.as_array().map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default();
+        println!("ipc    {q:<28} receipts_search (first page) round trip: {}", ms.iter().map(|m| format!("{m:.1}")).collect::<Vec<_>>().join(", "));
+        ipc.extend(ms);
+    }
+    stats("search command round trip over IPC", " ms", &ipc);
     stats("search keystroke → results painted", " ms", &painted);
     stats("search keystroke → results committed", " ms", &committed);
     // The last pass scrolls again over rows already loaded (no page fetched while it runs).
