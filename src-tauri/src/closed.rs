@@ -9,7 +9,7 @@ use std::time::Duration;
 use tauri::{AppHandle, Manager};
 
 /// How long after the window closed the app waits before giving memory back (the user may
-/// open it again at once; WebKit finishes writing what the page stored).
+/// open it again at once, and would then wait for a new network process).
 pub const SETTLE: Duration = Duration::from_secs(2);
 
 /// The name (`/proc/PID/comm`, 15 bytes at most) of WebKitGTK's network process.

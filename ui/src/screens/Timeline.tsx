@@ -63,8 +63,8 @@ function useDebounced<T>(value: T, ms: number): T {
 /**
  * The text to search for. When no search is running, the text at once: a keystroke never waits
  * for a timer. While one runs, the latest text once it is answered, or `ms` after the last
- * keystroke, whichever comes first: a burst of typing queues at most one search, and a slow
- * answer never holds the next one back longer than a debounce would.
+ * keystroke, whichever comes first: a burst of typing sends a search per answer or per `ms`, not
+ * one per keystroke, and a slow answer never holds the next one back longer than a debounce would.
  */
 export function useSearchText(text: string, busy: boolean, ms: number): string {
   const [q, setQ] = useState(text);

@@ -183,8 +183,18 @@ const el = document.querySelector('[data-testid=receipt-list]');
 // A wheel turn over the list first, as a user's scroll starts (the focus stays in the search box).
 el.dispatchEvent(new WheelEvent('wheel', { deltaY: 1, bubbles: true }));
 const ms = arguments[0], speed = arguments[1];
-const deltas = []; let last = performance.now(); const end = last + ms;
-function step(t) { deltas.push(t - last); last = t; el.scrollTop += speed; if (t < end) requestAnimationFrame(step); else done({ deltas, top: el.scrollTop }); }
+// The UI's IPC calls while it runs (when each was sent and answered), to place the long frames.
+const ipc = window.__TAURI_INTERNALS__, invoke = ipc.invoke, t0 = performance.now(), calls = [];
+ipc.invoke = (cmd, args, opts) => {
+  const c = { cmd, sent: performance.now() - t0, answered: null };
+  calls.push(c);
+  return invoke.call(ipc, cmd, args, opts).finally(() => { c.answered = performance.now() - t0; });
+};
+const deltas = [], at = []; let last = performance.now(); const end = last + ms;
+function step(t) {
+  deltas.push(t - last); at.push(t - t0); last = t; el.scrollTop += speed;
+  if (t < end) requestAnimationFrame(step); else { ipc.invoke = invoke; done({ deltas, at, calls, top: el.scrollTop }); }
+}
 requestAnimationFrame(step);
 "#;
 
@@ -270,6 +280,16 @@ async fn timeline(purser: &Path, o: &Opts) -> Result<()> {
         let at: Vec<String> = deltas.iter().enumerate().filter(|(_, d)| **d > 1.5 * 1000.0 / 60.0).map(|(i, d)| format!("#{i} {d:.0} ms")).collect();
         println!("    frames {} ({:.1} fps), over 25 ms (dropped at 60 Hz): {dropped}, scrolled to {}", deltas.len(), deltas.len() as f64 / 3.0, v["top"]);
         println!("    the long frames: {}", at.join(", "));
+        // Where each long frame ended, against the IPC answers before it.
+        let times: Vec<f64> = v["at"].as_array().map(|a| a.iter().skip(1).filter_map(Value::as_f64).collect()).unwrap_or_default();
+        let answered: Vec<(String, f64)> = v["calls"].as_array().map(|a| a.iter().filter_map(|c| Some((c["cmd"].as_str()?.to_string(), c["answered"].as_f64()?))).collect()).unwrap_or_default();
+        println!("    IPC calls while scrolling: {}", answered.len());
+        for (i, d) in deltas.iter().enumerate().filter(|(_, d)| **d > 1.5 * 1000.0 / 60.0) {
+            let t = times.get(i).copied().unwrap_or(f64::NAN);
+            let near = answered.iter().filter(|(_, a)| *a <= t).map(|(c, a)| (c, t - a)).min_by(|x, y| x.1.total_cmp(&y.1));
+            let near = near.map_or("none before it".to_string(), |(c, dt)| format!("{c} answered {dt:.0} ms before its end"));
+            println!("      #{i} {d:.0} ms, ended at {t:.0} ms: {near}");
+        }
         ui.js("document.querySelector('[data-testid=receipt-list]').scrollTop = 0; return true", vec![]).await;
     }
     ui.screenshot("bench-timeline-1m").await;
