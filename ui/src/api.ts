@@ -19,7 +19,7 @@ import type {
   QueryHelp,
   ReceiptDetail,
   RuleView,
-  SearchPage,
+  TimelinePage,
   Stats,
   WalletStatus,
   WelcomeState,
@@ -77,7 +77,7 @@ export const ruleDelete = (id: string) => call<RuleView>("rule_delete", { id });
 
 // Timeline
 export const receiptsSearch = (query: string, cursor: string | null, limit: number) =>
-  call<SearchPage>("receipts_search", { query, cursor, limit });
+  call<TimelinePage>("receipts_search", { query, cursor, limit });
 export const receiptGet = (id: string) => call<ReceiptDetail>("receipt_get", { id });
 export const receiptsStats = (query: string, by: string) => call<Stats>("receipts_stats", { query, by });
 export const receiptsExport = (query: string, format: "csv" | "jsonl") =>

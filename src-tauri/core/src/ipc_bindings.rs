@@ -16,7 +16,6 @@ fn export_all(cfg: &Config) -> Result<(), ts_rs::ExportError> {
     decisions::Decided::export_all(cfg)?;
     decisions::Missed::export_all(cfg)?;
     rules::RuleView::export_all(cfg)?;
-    search::SearchPage::export_all(cfg)?;
     search::Stats::export_all(cfg)?;
     ipc::AppInfo::export_all(cfg)?;
     ipc::GrantSpecInput::export_all(cfg)?;
@@ -24,6 +23,7 @@ fn export_all(cfg: &Config) -> Result<(), ts_rs::ExportError> {
     ipc::GrantCreated::export_all(cfg)?;
     ipc::ExportResult::export_all(cfg)?;
     ipc::ReceiptDetail::export_all(cfg)?;
+    ipc::TimelinePage::export_all(cfg)?;
     ipc::QueryHelp::export_all(cfg)?;
     wallet::custody::WalletStatus::export_all(cfg)?;
     first_run::WelcomeState::export_all(cfg)?;

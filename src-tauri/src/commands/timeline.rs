@@ -4,15 +4,15 @@
 
 use crate::error::{blocking, CmdResult};
 use crate::state::AppState;
-use purser_core::ipc::{self, ExportResult, QueryHelp, ReceiptDetail};
-use purser_core::search::{SearchPage, Stats};
+use purser_core::ipc::{self, ExportResult, QueryHelp, ReceiptDetail, TimelinePage};
+use purser_core::search::Stats;
 use tauri::{AppHandle, Manager, State};
 
 #[tauri::command]
-pub async fn receipts_search(state: State<'_, AppState>, query: String, cursor: Option<String>, limit: u32) -> CmdResult<SearchPage> {
+pub async fn receipts_search(state: State<'_, AppState>, query: String, cursor: Option<String>, limit: u32) -> CmdResult<TimelinePage> {
     let (query, cursor, limit) = (ipc::query(&query)?, ipc::cursor(cursor.as_deref())?, ipc::limit(limit)?);
     let e = state.engine();
-    blocking(move || e.search_receipts(&query, cursor.as_deref(), limit)).await
+    blocking(move || e.search_receipts(&query, cursor.as_deref(), limit).map(TimelinePage::from)).await
 }
 
 #[tauri::command]

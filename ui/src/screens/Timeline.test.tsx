@@ -2,8 +2,8 @@ import { act, fireEvent, renderHook, screen, waitFor, within } from "@testing-li
 import userEvent from "@testing-library/user-event";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import * as api from "../api";
-import type { ReceiptDetail, SearchPage, Stats } from "../bindings";
-import { item } from "../test/fixtures";
+import type { ReceiptDetail, TimelinePage, Stats } from "../bindings";
+import { item, receipt } from "../test/fixtures";
 import { renderScreen } from "../test/util";
 import { DEBOUNCE_MS, FIRST_PAGE, PAGE, Timeline, useSearchText } from "./Timeline";
 import { layout, toBars } from "./SpendChart";
@@ -23,7 +23,7 @@ vi.mock("../api", async (orig) => {
 const m = vi.mocked(api);
 
 const XSS = "<img src=x onerror=alert(1)>";
-const page = (items: SearchPage["items"], next: string | null = null, total = items.length): SearchPage => ({ items, total, next_cursor: next });
+const page = (items: TimelinePage["items"], next: string | null = null, total = items.length): TimelinePage => ({ items, total, next_cursor: next });
 const stats: Stats = {
   query: "",
   by: ["day", "grant"],
@@ -86,7 +86,7 @@ describe("Timeline", () => {
     const rows = await screen.findAllByTestId("receipt-row");
     expect(within(rows[1]!).getByTestId("row-intent").textContent).toBe(XSS);
     expect(document.querySelector("img")).toBeNull();
-    m.receiptGet.mockResolvedValue({ receipt: { ...item({ id: "r-1", intent: XSS, url: `https://api.weather.com/${XSS}` }), challenge: { description: XSS } }, flags: [], seq: 7 } as ReceiptDetail);
+    m.receiptGet.mockResolvedValue({ receipt: receipt({ id: "r-1", intent: XSS, url: `https://api.weather.com/${XSS}`, challenge: { description: XSS } }), flags: [], seq: 7 } as ReceiptDetail);
     await userEvent.setup().click(rows[1]!);
     const drawer = await screen.findByTestId("receipt-drawer");
     await waitFor(() => expect(within(drawer).getByTestId("drawer-intent").textContent).toBe(XSS));
@@ -100,15 +100,15 @@ describe("Timeline", () => {
     renderScreen(<Timeline />);
     const rows = await screen.findAllByTestId("receipt-row");
     m.receiptGet.mockResolvedValue({
-      receipt: {
-        ...item({ id: "r-2" }),
+      receipt: receipt({
+        id: "r-2",
         challenge: { x402Version: 2, accepts: [] },
         requirement: { scheme: "exact", amount: "50000" },
         settlement: { success: true },
         tx: "0xfeed",
         hash: "abc123",
         prev_hash: "def456",
-      },
+      }),
       flags: ["price_spike"],
       seq: 42,
     });
@@ -227,7 +227,7 @@ describe("Timeline", () => {
 
   it("asks for the chart of a new query only after its search has answered", async () => {
     const user = userEvent.setup();
-    let answer: (p: SearchPage) => void = () => {};
+    let answer: (p: TimelinePage) => void = () => {};
     renderScreen(<Timeline />);
     await screen.findAllByTestId("receipt-row");
     m.receiptsSearch.mockImplementation(() => new Promise((r) => (answer = r)));

@@ -8,7 +8,7 @@ import { memo, useCallback, useEffect, useMemo, useRef, useState, type KeyboardE
 import { keepPreviousData, useInfiniteQuery, useIsFetching, useMutation, useQueryClient, type InfiniteData } from "@tanstack/react-query";
 import { useVirtualizer } from "@tanstack/react-virtual";
 import * as api from "../api";
-import type { SearchItem, SearchPage } from "../bindings";
+import type { TimelinePage, TimelineRow } from "../bindings";
 import { Empty, Flags, InlineError, OutcomeBadge } from "../components/bits";
 import { useToast } from "../components/toasts";
 import { onChanged, receiptsChangedAt } from "../live";
@@ -96,11 +96,11 @@ export function Timeline() {
     queryKey: keys.search(query),
     queryFn: ({ pageParam }) => api.receiptsSearch(query, pageParam, pageParam === null ? FIRST_PAGE : PAGE),
     initialPageParam: null as string | null,
-    getNextPageParam: (last: SearchPage) => last.next_cursor,
+    getNextPageParam: (last: TimelinePage) => last.next_cursor,
     placeholderData: keepPreviousData,
   });
   // A bad query keeps the last good results on screen (with the error above them).
-  const lastGood = useRef<{ items: SearchItem[]; total: number }>({ items: [], total: 0 });
+  const lastGood = useRef<{ items: TimelineRow[]; total: number }>({ items: [], total: 0 });
   const data = search.data;
   const fresh_ = useMemo(() => (data ? { items: data.pages.flatMap((p) => p.items), total: data.pages[0]?.total ?? 0 } : null), [data]);
   if (fresh_) lastGood.current = fresh_;
@@ -131,7 +131,7 @@ export function Timeline() {
   // Only the first page is refetched on news: trim, then invalidate.
   const refreshTop = useCallback(() => {
     const key = keys.search(query);
-    qc.setQueryData<InfiniteData<SearchPage, string | null>>(key, (d) =>
+    qc.setQueryData<InfiniteData<TimelinePage, string | null>>(key, (d) =>
       d ? { pages: d.pages.slice(0, 1), pageParams: d.pageParams.slice(0, 1) } : d,
     );
     void qc.invalidateQueries({ queryKey: key });
@@ -272,7 +272,7 @@ function pathOf(url: string): string {
 
 interface RowsProps {
   scroller: RefObject<HTMLDivElement | null>;
-  items: SearchItem[];
+  items: TimelineRow[];
   hasNext: boolean;
   fetchingNext: boolean;
   fetchNext: () => void;
@@ -322,7 +322,7 @@ function VirtualRows({ scroller, items, hasNext, fetchingNext, fetchNext, openId
   );
 }
 
-const ReceiptRow = memo(function ReceiptRow({ r, onOpen, selected }: { r: SearchItem; onOpen: (id: string) => void; selected: boolean }) {
+const ReceiptRow = memo(function ReceiptRow({ r, onOpen, selected }: { r: TimelineRow; onOpen: (id: string) => void; selected: boolean }) {
   return (
     <button
       className={`row ${selected ? "selected" : ""}`}
@@ -341,7 +341,7 @@ const ReceiptRow = memo(function ReceiptRow({ r, onOpen, selected }: { r: Search
         <strong>{r.host}</strong>
         <span className="muted">{pathOf(r.url)}</span>
       </span>
-      <span className="grant">{r.grant?.label ?? "—"}</span>
+      <span className="grant">{r.grant_label ?? "—"}</span>
       <span className="muted">{words(r.decided_by)}</span>
       <span className="notes">
         <Flags flags={r.flags} />

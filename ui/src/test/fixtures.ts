@@ -1,5 +1,5 @@
 // Test data shaped exactly like the generated bindings (the types make drift a compile error).
-import type { Funds, GrantView, NetworkFunds, PendingApproval, SearchItem, WalletStatus } from "../bindings";
+import type { Funds, GrantView, NetworkFunds, PendingApproval, Receipt, TimelineRow, WalletStatus } from "../bindings";
 
 export function grant(over: Partial<GrantView> = {}): GrantView {
   return {
@@ -57,43 +57,19 @@ export function approval(over: Partial<PendingApproval> = {}): PendingApproval {
   };
 }
 
-export function item(over: Partial<SearchItem> = {}): SearchItem {
+export function item(over: Partial<TimelineRow> = {}): TimelineRow {
   return {
     flags: [],
     id: "r-1",
     time: "2026-11-25T10:00:00Z",
-    grant_id: "g-1",
-    grant: null,
-    method: "GET",
+    grant_label: null,
     url: "https://api.weather.com/v1/forecast",
     host: "api.weather.com",
     outcome: "paid",
     reason: "paid",
-    detail: null,
-    message: "paid",
     decided_by: "auto",
-    rule_id: null,
-    decided_via: null,
     intent: null,
-    x402_version: 2,
-    challenge: null,
-    requirement: null,
-    requirement_hash: null,
-    amount_atomic: "50000",
     amount_usd: "0.05",
-    network: "eip155:84532",
-    asset: null,
-    pay_to: null,
-    reservation_id: null,
-    payload_hash: null,
-    valid_before: null,
-    settlement: null,
-    tx: null,
-    payer: null,
-    upstream_status: 200,
-    ledger_after: null,
-    prev_hash: "00",
-    hash: "11",
     ...over,
   };
 }
@@ -135,4 +111,45 @@ export function networkFunds(over: Partial<NetworkFunds> = {}): NetworkFunds {
 
 export function funds(networks: NetworkFunds[] = [networkFunds()]): Funds {
   return { address: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", networks };
+}
+
+/** A whole receipt (what `receipt_get` returns for the drawer). */
+export function receipt(over: Partial<Receipt> = {}): Receipt {
+  return {
+    id: "r-1",
+    time: "2026-11-25T10:00:00Z",
+    grant_id: "g-1",
+    grant: null,
+    method: "GET",
+    url: "https://api.weather.com/v1/forecast",
+    host: "api.weather.com",
+    outcome: "paid",
+    reason: "paid",
+    detail: null,
+    message: "paid",
+    decided_by: "auto",
+    rule_id: null,
+    decided_via: null,
+    intent: null,
+    x402_version: 2,
+    challenge: null,
+    requirement: null,
+    requirement_hash: null,
+    amount_atomic: "50000",
+    amount_usd: "0.05",
+    network: "eip155:84532",
+    asset: null,
+    pay_to: null,
+    reservation_id: null,
+    payload_hash: null,
+    valid_before: null,
+    settlement: null,
+    tx: null,
+    payer: null,
+    upstream_status: 200,
+    ledger_after: null,
+    prev_hash: "00",
+    hash: "11",
+    ...over,
+  };
 }

@@ -183,17 +183,20 @@ const el = document.querySelector('[data-testid=receipt-list]');
 // A wheel turn over the list first, as a user's scroll starts (the focus stays in the search box).
 el.dispatchEvent(new WheelEvent('wheel', { deltaY: 1, bubbles: true }));
 const ms = arguments[0], speed = arguments[1];
-// The UI's IPC calls while it runs (when each was sent and answered), to place the long frames.
-const ipc = window.__TAURI_INTERNALS__, invoke = ipc.invoke, t0 = performance.now(), calls = [];
-ipc.invoke = (cmd, args, opts) => {
-  const c = { cmd, sent: performance.now() - t0, answered: null };
+// The UI's IPC calls while it runs (when each was sent and answered), to place the long frames:
+// Tauri's IPC is a fetch of ipc://localhost/<command> (its internals object is frozen).
+const fetch0 = window.fetch, t0 = performance.now(), calls = [];
+window.fetch = (input, init) => {
+  const url = String(input && input.url ? input.url : input);
+  if (!url.startsWith('ipc:') && !url.includes('ipc.localhost')) return fetch0(input, init);
+  const c = { cmd: url.split('/').pop(), sent: performance.now() - t0, answered: null };
   calls.push(c);
-  return invoke.call(ipc, cmd, args, opts).finally(() => { c.answered = performance.now() - t0; });
+  return fetch0(input, init).then(async (r) => { const b = await r.clone().arrayBuffer(); c.answered = performance.now() - t0; c.bytes = b.byteLength; return r; });
 };
 const deltas = [], at = []; let last = performance.now(); const end = last + ms;
 function step(t) {
   deltas.push(t - last); at.push(t - t0); last = t; el.scrollTop += speed;
-  if (t < end) requestAnimationFrame(step); else { ipc.invoke = invoke; done({ deltas, at, calls, top: el.scrollTop }); }
+  if (t < end) requestAnimationFrame(step); else { window.fetch = fetch0; done({ deltas, at, calls, top: el.scrollTop }); }
 }
 requestAnimationFrame(step);
 "#;
@@ -283,7 +286,8 @@ async fn timeline(purser: &Path, o: &Opts) -> Result<()> {
         // Where each long frame ended, against the IPC answers before it.
         let times: Vec<f64> = v["at"].as_array().map(|a| a.iter().skip(1).filter_map(Value::as_f64).collect()).unwrap_or_default();
         let answered: Vec<(String, f64)> = v["calls"].as_array().map(|a| a.iter().filter_map(|c| Some((c["cmd"].as_str()?.to_string(), c["answered"].as_f64()?))).collect()).unwrap_or_default();
-        println!("    IPC calls while scrolling: {}", answered.len());
+        let bytes: Vec<String> = v["calls"].as_array().map(|a| a.iter().map(|c| format!("{}", c["bytes"].as_u64().unwrap_or(0) / 1024)).collect()).unwrap_or_default();
+        println!("    IPC calls while scrolling: {} (answers of {} KiB)", answered.len(), bytes.join(", "));
         for (i, d) in deltas.iter().enumerate().filter(|(_, d)| **d > 1.5 * 1000.0 / 60.0) {
             let t = times.get(i).copied().unwrap_or(f64::NAN);
             let near = answered.iter().filter(|(_, a)| *a <= t).map(|(c, a)| (c, t - a)).min_by(|x, y| x.1.total_cmp(&y.1));
