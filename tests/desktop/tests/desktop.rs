@@ -45,10 +45,12 @@ async fn app_starts_and_shows_its_window() {
     if !user_set && !gpu_render_node() {
         let gl = gl_mappings(app.control.pid);
         assert!(gl.is_empty(), "the app's own process loaded OpenGL without a GPU: {gl:?}");
-        // The page's process still paints with it: the check above would see a driver there.
+        // The page's process still loads it, so the check above would see a driver there.
         let tree = purser_desktop_e2e::driver::process_tree(app.control.pid);
         let (web, _) = tree.iter().find(|(_, name)| name.starts_with("WebKitWebProc")).expect("web process");
-        eprintln!("figure: OpenGL libraries mapped in the page's process: {}", gl_mappings(*web).len());
+        let in_page = gl_mappings(*web);
+        assert!(!in_page.is_empty(), "no OpenGL library found in the page's process either: the check cannot see one");
+        eprintln!("figure: OpenGL libraries mapped in the page's process: {}", in_page.len());
     }
     eprintln!("figure: WebDriver session to UI shown {} ms; app said ready in {:?} ms", app.shown_after.as_millis(), app.ready_ms);
     app.stop().await;
