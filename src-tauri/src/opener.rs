@@ -21,7 +21,10 @@ pub struct OpenPayload {
 
 /// A screen to show once a window being built has loaded its page, and when the build began.
 #[derive(Default)]
-pub struct PendingOpen(Mutex<Option<OpenPayload>>, Mutex<Option<std::time::Instant>>);
+pub struct PendingOpen {
+    screen: Mutex<Option<OpenPayload>>,
+    building_since: Mutex<Option<std::time::Instant>>,
+}
 
 /// Shows and focuses the main window, building it if it was closed. `open`: a screen to show.
 pub fn show_window(app: &AppHandle, open: Option<OpenPayload>) {
@@ -35,10 +38,10 @@ pub fn show_window(app: &AppHandle, open: Option<OpenPayload>) {
         return;
     }
     if let Some(p) = open {
-        *app.state::<PendingOpen>().0.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
+        *app.state::<PendingOpen>().screen.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
     }
     let Some(cfg) = app.config().app.windows.iter().find(|w| w.label == MAIN).cloned() else { return };
-    *app.state::<PendingOpen>().1.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+    *app.state::<PendingOpen>().building_since.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
     match tauri::WebviewWindowBuilder::from_config(app, &cfg).and_then(|b| b.build()) {
         Ok(w) => {
             let _ = w.set_focus();
@@ -49,10 +52,10 @@ pub fn show_window(app: &AppHandle, open: Option<OpenPayload>) {
 
 /// After a (re)built window loaded its page: go to the screen Open asked for.
 pub fn on_loaded(app: &AppHandle, webview: &tauri::Webview) {
-    if let Some(t) = app.state::<PendingOpen>().1.lock().unwrap_or_else(|e| e.into_inner()).take() {
+    if let Some(t) = app.state::<PendingOpen>().building_since.lock().unwrap_or_else(|e| e.into_inner()).take() {
         eprintln!("purser-app: window opened again, page loaded in {} ms", t.elapsed().as_millis());
     }
-    let pending = app.state::<PendingOpen>().0.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let pending = app.state::<PendingOpen>().screen.lock().unwrap_or_else(|e| e.into_inner()).take();
     if let Some(p) = pending {
         // Ids are checked before they reach script text (UUID characters only).
         let id = p.id.as_deref().and_then(|id| purser_core::ipc::id("id", id).ok());

@@ -12,6 +12,8 @@ export const keys = {
   rules: ["rules"] as const,
   /** Prefix of every timeline search (["receipts", "search", query]). */
   receipts: ["receipts"] as const,
+  /** Prefix of the timeline searches alone. */
+  searches: ["receipts", "search"] as const,
   search: (query: string) => ["receipts", "search", query] as const,
   receipt: (id: string) => ["receipt", id] as const,
   stats: (query: string, by: string) => ["stats", query, by] as const,

@@ -82,7 +82,7 @@ export function useSearchText(text: string, busy: boolean, ms: number): string {
 
 export function Timeline() {
   const [text, setText] = useState("");
-  const searching = useIsFetching({ queryKey: keys.search("").slice(0, 2) }) > 0;
+  const searching = useIsFetching({ queryKey: keys.searches }) > 0;
   const query = useSearchText(text.trim(), searching, DEBOUNCE_MS);
   const [split, setSplit] = useState<Split>("grant");
   const [openId, setOpenId] = useState<string | null>(null);
