@@ -38,6 +38,8 @@ const COMMANDS: &[&str] = &[
     "demo_status",
     "demo_start",
     "demo_stop",
+    "run_start",
+    "runs_list",
 ];
 
 fn main() {

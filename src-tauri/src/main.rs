@@ -51,6 +51,10 @@ fn main() {
     let painting = render::apply();
     // Everything Purser writes is the user's alone.
     unsafe { libc::umask(0o077) };
+    // The passphrase leaves the environment (and /proc/<pid>/environ); nobody else of the user
+    // may read this process's memory or ptrace it.
+    purser_core::secrets::take_from_env();
+    purser_core::secrets::not_dumpable();
     let filter = tracing_subscriber::EnvFilter::try_from_env("PURSER_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     tracing::info!(?painting, "webview painting");

@@ -7,7 +7,6 @@
 
 use crate::opener::AppOpener;
 use crate::state::{AppState, Running};
-use purser_core::control::ControlFile;
 use purser_core::datadir::{self, Owner};
 use purser_core::engine::Engine;
 use purser_core::wallet::custody::KeychainUnlock;
@@ -63,12 +62,13 @@ pub async fn start(opener: AppOpener) -> Result<AppState, Fatal> {
     let engine = Arc::new(engine);
     engine.set_data_dir(&dir);
     let local_ca = Arc::new(purser_core::proxy::ca::LocalCa::load_or_create(&dir).map_err(|e| fatal("the local CA", e))?);
-    let token = purser_core::auth::new_token("pct_");
-    let proxy = purser_core::proxy::start_with_ca(engine.clone(), port, Some(token.clone()), GRACE, Some(local_ca))
+    let proxy = purser_core::proxy::start_with_ca(engine.clone(), port, GRACE, Some(local_ca.clone()))
         .await
         .map_err(|e| fatal(&format!("starting the proxy on 127.0.0.1:{port}"), e))?;
     let proxy_url = format!("http://127.0.0.1:{}", proxy.port());
-    ControlFile { url: proxy_url.clone(), token, pid: std::process::id() }.write(&dir).map_err(|e| fatal("writing control.json", e))?;
+    let runs = purser_core::runs::Runs::new(Some(local_ca), Some(purser_core::proxy::ca::LocalCa::cert_path(&dir)));
+    let control = purser_core::control::socket::publish(engine.clone(), runs.clone(), &dir, &proxy_url).await.map_err(|e| fatal("the control socket", e))?;
+    let reaper = runs.spawn_reaper(engine.clone(), std::time::Duration::from_secs(1));
     let prompter = if std::env::var_os("PURSER_NO_NOTIFY").is_some() {
         None
     } else {
@@ -83,7 +83,7 @@ pub async fn start(opener: AppOpener) -> Result<AppState, Fatal> {
         data_dir: dir,
         proxy_url,
         has_tray: Default::default(),
-        running: std::sync::Mutex::new(Some(Running { proxy, prompter, chain })),
+        running: std::sync::Mutex::new(Some(Running { proxy, prompter, chain, control, runs, reaper })),
         _lock: lock,
     })
 }
@@ -106,7 +106,7 @@ fn unlock_in_background(engine: Arc<Engine>, dir: PathBuf) {
             Ok(Err(e)) => tracing::warn!(error = %e, "keychain lookup failed"),
             Err(_) => tracing::warn!("the OS keychain did not answer in time"),
         }
-        let Some(pass) = std::env::var("PURSER_PASSPHRASE").ok().filter(|p| !p.is_empty()).map(zeroize::Zeroizing::new) else {
+        let Some(pass) = purser_core::secrets::env_passphrase().filter(|p| !p.is_empty()) else {
             eprintln!("purser-app: the wallet is locked; unlock it in the Wallet screen");
             return;
         };

@@ -19,6 +19,11 @@ pub struct Running {
     pub prompter: Option<PrompterHandle>,
     /// Balance refreshes and on-chain reconciliation (as in `purser serve`).
     pub chain: tokio::task::JoinHandle<()>,
+    /// The control API's Unix socket (removed when dropped).
+    pub control: purser_core::control::socket::ControlServer,
+    /// Contained runs (`purser run`, the "Run an agent" action).
+    pub runs: std::sync::Arc<purser_core::runs::Runs>,
+    pub reaper: tokio::task::JoinHandle<()>,
 }
 
 pub struct AppState {
@@ -50,6 +55,11 @@ impl AppState {
         self.demo.proxy_url().unwrap_or_else(|| self.proxy_url.clone())
     }
 
+    /// The runs registry (None once shut down).
+    pub fn runs(&self) -> Option<Arc<purser_core::runs::Runs>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|r| r.runs.clone())
+    }
+
     pub fn info(&self) -> AppInfo {
         let proxy_url = self.active_proxy_url();
         AppInfo {
@@ -72,6 +82,9 @@ impl AppState {
         }
         eprintln!("purser-app: stopping; letting in-flight requests finish");
         running.chain.abort();
+        drop(running.control);
+        running.reaper.abort();
+        running.runs.reap(&self.real, true);
         running.proxy.shutdown().await;
         if let Some(p) = running.prompter {
             p.shutdown().await;

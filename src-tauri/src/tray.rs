@@ -92,7 +92,7 @@ fn on_menu(app: &AppHandle, event: MenuEvent) {
             let engine = app.state::<AppState>().engine();
             let paused = !engine.paused();
             tauri::async_runtime::spawn_blocking(move || {
-                if let Err(e) = engine.set_paused(paused) {
+                if let Err(e) = engine.set_paused(paused, Some(&purser_core::presence::Presence::app_click())) {
                     eprintln!("purser-app: could not {} spending: {e}", if paused { "pause" } else { "resume" });
                 }
             });

@@ -342,9 +342,11 @@ fn demo_prompt_is_answered_by_the_printed_command() {
     let line = d.out.last().unwrap().clone();
     let words: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(&words[..3], &["purser", "--data-dir", demo_dir.to_str().unwrap()], "{line}");
+    // Approving asks for the wallet's passphrase at the terminal: the demo prints its own.
+    let pass = d.out.iter().find_map(|l| l.strip_prefix("wallet    passphrase ")).and_then(|r| r.split_whitespace().next()).unwrap_or_else(|| panic!("no passphrase line:\n{}", d.out.join("\n"))).to_string();
     let mut cmd = Command::new(BIN);
-    cmd.args(&words[1..]);
-    let out = proc::run_with_timeout(cmd, Duration::from_secs(60));
+    cmd.args(&words[1..]).env_remove("PURSER_PASSPHRASE");
+    let out = purser_testkit::pty::run_in_pty(cmd, &[("passphrase", &pass)], Duration::from_secs(60));
     assert!(out.status.success(), "{line}: {}", String::from_utf8_lossy(&out.stderr));
     let st = d.finish();
     assert!(st.success(), "exit {st}; output:\n{}\nstderr:\n{}", d.out.join("\n"), proc::tail(&d.stderr, 40));

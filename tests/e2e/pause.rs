@@ -73,5 +73,15 @@ fn pause_without_a_daemon_is_stored_for_the_next_start() {
     };
     assert_eq!(run(&["pause", "--json"])["paused"], true);
     assert_eq!(run(&["pause", "--json"])["paused"], true, "idempotent");
-    assert_eq!(run(&["resume", "--json"])["paused"], false);
+    // Resuming widens spending: with nobody at a terminal it is refused and stays paused...
+    let refused = std::process::Command::new(BIN).arg("--data-dir").arg(dir.path()).args(["resume", "--json"]).output().unwrap();
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&refused.stdout).unwrap()["code"], "presence_required");
+    assert_eq!(run(&["pause", "--json"])["paused"], true);
+    // ...and with the wallet's passphrase typed at one, it resumes.
+    let new = std::process::Command::new(BIN).arg("--data-dir").arg(dir.path()).args(["wallet", "new"]).env("PURSER_PASSPHRASE", "pause-e2e").env("PURSER_INSECURE_TEST_KDF", "1").output().unwrap();
+    assert!(new.status.success(), "{}", String::from_utf8_lossy(&new.stderr));
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.arg("--data-dir").arg(dir.path()).args(["resume", "--json"]).env("PURSER_INSECURE_TEST_KDF", "1");
+    let out = purser_testkit::pty::run_in_pty(cmd, &[("passphrase", "pause-e2e")], std::time::Duration::from_secs(60));
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["paused"], false, "{}", String::from_utf8_lossy(&out.stderr));
 }

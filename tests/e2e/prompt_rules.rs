@@ -43,7 +43,7 @@ async fn an_allow_rule_pays_without_asking_until_it_expires() {
     let wallet = Wallet::from_key_hex(&peers.payer_key).unwrap();
     let engine = Arc::new(Engine::with_sources(Ledger::open_in(&dir.path().join("data")).unwrap(), Some(wallet), clock.clone(), Arc::new(OsNonces)).unwrap());
     let prompter = purser_core::notify::spawn(engine.clone(), Arc::new(DesktopNotifier::new()), Arc::new(PrintCommand::new(None)));
-    let proxy = purser_core::proxy::start(engine.clone(), 0, None, Duration::from_secs(5)).await.unwrap();
+    let proxy = purser_core::proxy::start(engine.clone(), 0, Duration::from_secs(5)).await.unwrap();
     let proxy_url = format!("http://127.0.0.1:{}", proxy.port());
     let spec = GrantSpec {
         label: "rules".into(),
@@ -56,22 +56,22 @@ async fn an_allow_rule_pays_without_asking_until_it_expires() {
         approval_timeout: Some("60s".into()),
         ..Default::default()
     };
-    let token = engine.create_grant(&spec).unwrap().token;
+    let token = engine.create_grant(&spec, Some(&purser_core::presence::Presence::app_click())).unwrap().token;
     let (mid, pricey) = (format!("{}/mid", peers.v2), format!("{}/pricey", peers.v2));
     let receipt = |r: &Reply| engine.ledger.receipt(&r.receipt_id()).unwrap().unwrap();
 
     // $0.05 asks; the window approves it "and auto-approve this host up to $0.10 for 10 minutes".
     let held = get(&proxy_url, &token, &mid).await;
     let n = server.wait_for(1, Duration::from_secs(20)).await.remove(0);
-    assert!(n.summary.starts_with("Pay $0.05"), "{n:#?}");
+    assert!(n.summary.contains(": pay $0.05"), "{n:#?}");
     let a = engine.pending_approvals().remove(0);
     let d = Decision { approve: true, requirement_hash: Some(a.requirement_hash.clone()), allow_for: Some("10m".into()), up_to: Some("0.10".into()), block_host: false };
-    let rule = engine.decide(&a.id, &d, Via::Window).unwrap().rule.unwrap();
+    let rule = engine.decide(&a.id, &d, purser_core::presence::Presence::app_click()).unwrap().rule.unwrap();
     assert_eq!(rule.description, format!("auto-approve {} up to $0.10 for 10 min", peers.v2.trim_start_matches("http://")));
     let r = answered(held).await;
     assert_eq!(r.status, 200, "{r}");
     let rec = receipt(&r);
-    assert_eq!((rec.outcome, rec.decided_by, rec.decided_via), (Outcome::Paid, DecidedBy::User, Some(Via::Window)));
+    assert_eq!((rec.outcome, rec.decided_by, rec.decided_via), (Outcome::Paid, DecidedBy::User, Some(Via::App)));
     server.wait_closed(n.id, Duration::from_secs(10)).await;
 
     // The next matching request pays at once, without a prompt, naming the rule.
@@ -85,7 +85,7 @@ async fn an_allow_rule_pays_without_asking_until_it_expires() {
     // Above $0.10 it asks (and is denied from the notification).
     let held = get(&proxy_url, &token, &pricey).await;
     let n = server.wait_for(2, Duration::from_secs(20)).await.remove(1);
-    assert!(n.summary.starts_with("Pay $2.00"), "{n:#?}");
+    assert!(n.summary.contains(": pay $2.00"), "{n:#?}");
     server.invoke(n.id, "deny").await;
     let r = answered(held).await;
     assert_eq!(r.code().as_deref(), Some("user_denied"), "{r}");
@@ -94,7 +94,7 @@ async fn an_allow_rule_pays_without_asking_until_it_expires() {
     clock.advance(chrono::Duration::minutes(10));
     let held = get(&proxy_url, &token, &mid).await;
     let n = server.wait_for(3, Duration::from_secs(20)).await.remove(2);
-    assert!(n.summary.starts_with("Pay $0.05"), "{n:#?}");
+    assert!(n.summary.contains(": pay $0.05"), "{n:#?}");
     server.invoke(n.id, "deny").await;
     let r = answered(held).await;
     assert_eq!(r.code().as_deref(), Some("user_denied"), "{r}");

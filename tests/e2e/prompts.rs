@@ -64,7 +64,9 @@ async fn approve_deny_and_timeout_from_notifications() {
     eprintln!("measured: prompt on the bus {} ms after the agent's request (50 ms polling)", t0.elapsed().as_millis());
     assert_eq!(n.app_name, "Purser", "{n:#?}");
     assert_eq!(n.action_keys(), ["approve", "deny", "open"], "{n:#?}");
-    assert_eq!(n.summary, format!("Pay $0.05 to {v2_host}?"), "{n:#?}");
+    // Who asks comes first: this test process, identified from its socket by the OS.
+    assert_eq!(n.summary, format!("{}: pay $0.05 to {v2_host}?", me()), "{n:#?}");
+    assert!(n.body.lines().next().is_some_and(|l| l.starts_with("Asked by ") && l.contains(&me()) && l.contains(&format!("pid {}", std::process::id()))), "{}", n.body);
     for want in [
         format!("GET {v2_host}/mid"),
         format!("$0.05 (0.05 USDC on base-sepolia) to {}", short(&peers.pay_to)),
@@ -151,10 +153,11 @@ async fn hostile_text_is_sanitised_and_a_price_change_after_the_prompt_pays_noth
     let held = spawn_get(&p, &token, &hostile.url_of("/h"), &[("Purser-Intent", intent), ("User-Agent", "agent\u{200F}-007")]);
     let n: Notification = server.wait_for(1, Duration::from_secs(20)).await.remove(0);
     // The verified host and amount, unchanged and first.
-    assert_eq!(n.summary, format!("Pay $0.05 to {host}?"));
+    assert_eq!(n.summary, format!("{}: pay $0.05 to {host}?", me()));
     let lines: Vec<&str> = n.body.lines().collect();
-    assert_eq!(lines[0], format!("GET {host}/h"), "{}", n.body);
-    assert_eq!(lines[1], format!("$0.05 (0.05 USDC on base-sepolia) to {}", short(purser_testkit::ANVIL_PAYEE_ADDR)), "{}", n.body);
+    assert!(lines[0].starts_with("Asked by "), "{}", n.body);
+    assert_eq!(lines[1], format!("GET {host}/h"), "{}", n.body);
+    assert_eq!(lines[2], format!("$0.05 (0.05 USDC on base-sepolia) to {}", short(purser_testkit::ANVIL_PAYEE_ADDR)), "{}", n.body);
     // Attacker text: marked, quoted on its own line, stripped of bidi and markup, capped.
     let agent_line = lines.iter().find(|l| l.starts_with("Unverified, the agent")).unwrap_or_else(|| panic!("{}", n.body));
     assert!(agent_line.contains("(agent-007)") && agent_line.contains("“approve &lt;b&gt;now&lt;/b&gt; Pay $0.00 to trusted.example.com?”"), "{agent_line}");
@@ -248,7 +251,7 @@ async fn a_flood_of_fifty_raises_at_most_the_threshold() {
     distinct.sort();
     distinct.dedup();
     assert!(distinct.len() <= FLOOD_THRESHOLD, "{} notifications for one grant: {all:#?}", distinct.len());
-    let prompts: Vec<&Notification> = all.iter().filter(|n| n.summary.starts_with("Pay ")).collect();
+    let prompts: Vec<&Notification> = all.iter().filter(|n| n.summary.contains(": pay ")).collect();
     assert_eq!(prompts.len(), FLOOD_THRESHOLD - 1, "{all:#?}");
     let summary = all.last().unwrap();
     assert_eq!(summary.action_keys(), ["open"]);
@@ -280,12 +283,10 @@ async fn without_a_notification_server_the_cli_decides_and_makes_rules() {
     let held = spawn_get(&p, &token, &mid, &[]);
     let a = p.wait_approvals(1, Duration::from_secs(15), |a| a["grant_id"] == gid.as_str()).remove(0);
     // The window has it open: its countdown stands still, and runs on when closed.
-    let control: Value = serde_json::from_slice(&std::fs::read(p.data_dir.join("control.json")).unwrap()).unwrap();
-    let route = |verb: &str| format!("{}/_purser/v1/approvals/{}/{verb}", control["url"].as_str().unwrap(), a["id"].as_str().unwrap());
-    let ctl_token = control["token"].as_str().unwrap();
-    let viewed: Value = agent().post(route("view")).bearer_auth(ctl_token).send().await.unwrap().json().await.unwrap();
+    let route = |verb: &str| format!("approvals/{}/{verb}", a["id"].as_str().unwrap());
+    let (_, viewed) = p.control("POST", &route("view"), None);
     assert_eq!(viewed["paused"], true, "{viewed}");
-    let unviewed: Value = agent().post(route("unview")).bearer_auth(ctl_token).send().await.unwrap().json().await.unwrap();
+    let (_, unviewed) = p.control("POST", &route("unview"), None);
     assert_eq!(unviewed["paused"], false, "{unviewed}");
     let out = p.cli_json(&["approvals", "approve", a["id"].as_str().unwrap(), "--allow-for", "10m", "--up-to", "0.10", "--json"]);
     let rule_id = out["rule"]["id"].as_str().unwrap_or_else(|| panic!("no rule in {out}")).to_string();
@@ -293,7 +294,7 @@ async fn without_a_notification_server_the_cli_decides_and_makes_rules() {
     let r = answered(held).await;
     assert_eq!(r.status, 200, "{r}");
     let rec = p.receipt(&r.receipt_id());
-    assert_eq!((rec["decided_by"].as_str(), rec["decided_via"].as_str()), (Some("user"), Some("control")), "{rec}");
+    assert_eq!((rec["decided_by"].as_str(), rec["decided_via"].as_str()), (Some("user"), Some("terminal")), "{rec}");
 
     // The rule pays the next one at once, and says so.
     let r = answered(spawn_get(&p, &token, &mid, &[])).await;
@@ -323,13 +324,19 @@ async fn without_a_notification_server_the_cli_decides_and_makes_rules() {
         let out = p.cli(&["approvals", "approve", bad]);
         assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("(no_such_approval)"), "{out:?}");
     }
-    let resp = agent().post(format!("{}/_purser/v1/approvals/x/approve", control["url"].as_str().unwrap())).bearer_auth("pct_wrong").send().await.unwrap();
-    assert_eq!(resp.status(), 401);
-    assert_eq!(resp.json::<Value>().await.unwrap()["code"], "unauthorized");
+    // The control API is not served through the proxy at all.
+    let resp = agent().post(format!("{}/_purser/v1/approvals/x/approve", p.proxy_url)).bearer_auth("pct_wrong").send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(resp.json::<Value>().await.unwrap()["code"], "not_found");
 
     // One clear warning, no crash.
     let log = std::fs::read_to_string(p.stderr_log()).unwrap_or_default();
     assert_eq!(log.matches("desktop prompts unavailable").count(), 1, "stderr:\n{log}");
     assert!(p.is_running());
     drop(bus);
+}
+
+/// This test binary's name, as the OS reports the process behind its requests.
+fn me() -> String {
+    std::env::current_exe().ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).unwrap_or_default()
 }

@@ -50,7 +50,16 @@ impl Sandbox {
             .stdin(Stdio::null());
         c
     }
+    /// Unlock and export widen what can be spent: the passphrase is typed at a terminal (the
+    /// `PURSER_PASSPHRASE` of `extra` is what gets typed, and stays in the environment too, where
+    /// the CLI must not read it for these).
     fn run_with(&self, bin: &str, args: &[&str], extra: &[(&str, &str)]) -> Output {
+        let os: Vec<OsString> = args.iter().map(OsString::from).collect();
+        if purser_testkit::purser::asks_presence(&os) {
+            let typed = extra.iter().find(|(k, _)| *k == "PURSER_PASSPHRASE").map_or("", |(_, v)| *v);
+            let out = purser_testkit::pty::run_at_terminal(self.cmd(bin, args, extra), &[("passphrase", typed)], Duration::from_secs(120));
+            return Output { status: out.status, stdout: out.stdout, stderr: out.stderr };
+        }
         proc::run_with_timeout(self.cmd(bin, args, extra), Duration::from_secs(120))
     }
     fn run(&self, args: &[&str], extra: &[(&str, &str)]) -> Output {
@@ -221,7 +230,8 @@ fn export_needs_the_passphrase_and_a_confirmation() {
     let b = Sandbox::new(test_kdf());
     let address = b.json(&["wallet", "new", "--json"], &[("PURSER_PASSPHRASE", PASS)])["address"].as_str().unwrap().to_string();
     assert_eq!(b.json(&["wallet", "address", "--json"], &[])["address"], address);
-    let refused = b.run(&["wallet", "export"], &[("PURSER_PASSPHRASE", PASS)]);
+    // No terminal and no --yes-i-understand: refused before anything is asked.
+    let refused = proc::run_with_timeout(b.cmd(BIN, &["wallet", "export"], &[("PURSER_PASSPHRASE", PASS)]), Duration::from_secs(60));
     assert!(!refused.status.success() && refused.stdout.is_empty(), "{}", show(&refused));
     assert!(stderr(&refused).contains("WARNING: whoever holds this private key") && stderr(&refused).contains("--yes-i-understand"), "{}", show(&refused));
     let wrong = b.run(&["wallet", "export", "--yes-i-understand"], &[("PURSER_PASSPHRASE", "nope")]);
@@ -354,14 +364,13 @@ async fn a_locked_wallet_refuses_to_pay_and_says_so() {
     assert_eq!(facilitator_count(&peers.facilitator, "verify").await, verify);
     assert_eq!(facilitator_count(&peers.facilitator, "settle").await, settle);
 
-    // A wrong passphrase through the control API is a clear error and leaves it locked.
-    let wrong = Command::new(BIN)
-        .args(["--data-dir", p.data_dir.to_str().unwrap(), "wallet", "unlock"])
-        .env("PURSER_PASSPHRASE", "wrong")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    // A wrong passphrase through the control API is a clear error and leaves it locked; the
+    // right one only in the environment is no unlock at all (it must be typed).
+    let wrong = p.cli_typing(&["wallet", "unlock"], "wrong");
+    let wrong = Output { status: wrong.status, stdout: wrong.stdout, stderr: wrong.stderr };
     assert!(!wrong.status.success() && stderr(&wrong).contains("wrong passphrase") && stderr(&wrong).contains("(wallet_unlock_failed)"), "{}", show(&wrong));
+    let env_only = p.cli_without_tty(&["wallet", "unlock"]);
+    assert!(!env_only.status.success() && stderr(&env_only).contains("(presence_required)"), "{}", show(&env_only));
     assert_eq!(p.cli_json(&["wallet", "status", "--json"])["locked"], true);
 
     // Unlocked at runtime (the harness's PURSER_PASSPHRASE), the same request pays.

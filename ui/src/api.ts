@@ -18,6 +18,8 @@ import type {
   PendingApproval,
   QueryHelp,
   ReceiptDetail,
+  RunLaunched,
+  RunView,
   RuleView,
   TimelinePage,
   Stats,
@@ -62,6 +64,10 @@ export const grantTopUp = (id: string, usd: string) => call<GrantView>("grant_to
 export const grantRevoke = (id: string) => call<GrantView>("grant_revoke", { id });
 export const grantUnrevoke = (id: string) => call<GrantView>("grant_unrevoke", { id });
 export const grantsRevokeAll = () => call<GrantView[]>("grants_revoke_all");
+
+// Runs: an agent started contained on a grant (as `purser run` starts it)
+export const runStart = (grantId: string, command: string, cwd: string) => call<RunLaunched>("run_start", { grantId, command, cwd });
+export const runsList = () => call<RunView[]>("runs_list");
 
 // Approvals and rules
 export const approvalsList = () => call<PendingApproval[]>("approvals_list");

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { atomic, countdown, microsFromUsd, share, shortAddr, usdFromMicros, usdText } from "./format";
+import { askedBy, atomic, countdown, microsFromUsd, share, shortAddr, usdFromMicros, usdText } from "./format";
 
 describe("format", () => {
   it.each([
@@ -40,5 +40,23 @@ describe("format", () => {
     expect(countdown(90061)).toBe("1d 1h");
     expect(countdown(-5)).toBe("0s");
     expect(shortAddr("0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC")).toBe("0x3C44…93BC");
+  });
+
+  it("says who is asking as the OS said it, and never guesses", () => {
+    expect(askedBy(null)).toBe("an unidentified process");
+    expect(askedBy({ kind: "unknown", pid: null, exe: null, cmdline: null, parents: [], run_label: null })).toBe("an unidentified process");
+    const curl = {
+      kind: "process" as const,
+      pid: 42,
+      exe: "/usr/bin/curl",
+      cmdline: "curl -s x",
+      parents: [
+        { pid: 41, exe: "/usr/bin/node", name: "node" },
+        { pid: 40, exe: null, name: "claude" },
+      ],
+      run_label: null,
+    };
+    expect(askedBy(curl)).toBe("claude → node → curl, pid 42");
+    expect(askedBy({ ...curl, kind: "run", run_label: "research", cmdline: "claude --print", parents: [] })).toBe("run “research”: claude --print, pid 42");
   });
 });

@@ -3,6 +3,8 @@
  * never a float), shares for bars, countdowns, times and short addresses.
  */
 
+import type { AgentInfo } from "./bindings/AgentInfo";
+
 const MICROS = 1_000_000n;
 
 /** Parses a non-negative integer string (atomic units); anything else is `null`. */
@@ -110,4 +112,23 @@ export function shortAddr(a: string | null | undefined): string {
 /** Reason and flag codes in words: `over_budget` → `over budget`. */
 export function words(code: string): string {
   return code.replace(/_/g, " ");
+}
+
+/** A process name from an executable path: `/usr/bin/python3.11` → `python3.11`. */
+function baseName(p: string): string {
+  return p.slice(p.lastIndexOf("/") + 1);
+}
+
+/**
+ * Who is asking, as the OS said it, in one line (the same words as the native prompt's first
+ * line): the run and its command, else the process with its parents root first
+ * (`claude → node → curl`), else that nobody could be identified (never a guess).
+ */
+export function askedBy(who: AgentInfo | null | undefined): string {
+  const pid = who?.pid != null ? `, pid ${who.pid}` : "";
+  if (!who || who.kind === "unknown") return "an unidentified process";
+  if (who.kind === "run") return `run “${who.run_label ?? "unlabelled"}”: ${who.cmdline ?? "?"}${pid}`;
+  const me = who.exe ? baseName(who.exe) : (who.cmdline?.split(" ")[0] ?? `pid ${who.pid}`);
+  const chain = [...who.parents].reverse().map((p) => p.name);
+  return `${[...chain, me].join(" → ")}${pid}`;
 }

@@ -76,6 +76,12 @@ pub enum Command {
     /// Try Purser with nothing real at stake: a local test chain, a real x402 paywall, a demo
     /// wallet and grant, and a sample agent whose calls are paid, asked about or refused.
     Demo(crate::demo::DemoArgs),
+    /// Run an agent contained: a private filesystem view, PID and network namespace whose only
+    /// way out is Purser, on a grant bound to the run. Exits with the agent's status.
+    Run(RunArgs),
+    /// Hidden: `__sandbox-init` (the sandbox's first process) and `__sandbox-exec` (tests).
+    #[command(flatten)]
+    Sandbox(crate::sandbox::SandboxCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -212,6 +218,12 @@ pub struct GrantCreate {
     /// Standard proxy mode: refuse hosts not listed with --host (default: tunnel them blind).
     #[arg(long)]
     pub only_listed_hosts: bool,
+    /// The token works only inside `purser run` (each run gets a token of its own).
+    #[arg(long)]
+    pub only_run: bool,
+    /// Outside a run, the token works only for a client whose executable is this path.
+    #[arg(long, value_name = "PATH")]
+    pub only_exe: Option<String>,
     #[arg(long)]
     pub json: bool,
 }
@@ -377,4 +389,53 @@ pub enum ReceiptsCmd {
     },
     #[command(flatten)]
     Timeline(crate::timeline::TimelineCmd),
+}
+
+/// `purser run [--grant ID | grant create's flags] [--allow-write PATH]... [--keep-grant] -- CMD`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Run on this existing grant (its token from `PURSER_GRANT`, else the passphrase is asked).
+    #[arg(long, conflicts_with_all = ["budget", "expires", "hosts"])]
+    pub grant: Option<String>,
+    /// The run's label (shown in prompts and receipts; `run:LABEL` finds them); for a new grant,
+    /// also its label.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// A new grant for the run: total it may spend, in USD.
+    #[arg(long)]
+    pub budget: Option<String>,
+    /// A new grant for the run: how long it lasts (90s, 30m, 2h, 7d).
+    #[arg(long)]
+    pub expires: Option<String>,
+    /// A new grant for the run: a host it may pay (repeatable).
+    #[arg(long = "host")]
+    pub hosts: Vec<String>,
+    #[arg(long = "payee")]
+    pub payees: Vec<String>,
+    #[arg(long = "network")]
+    pub networks: Vec<String>,
+    #[arg(long)]
+    pub per_request_max: Option<String>,
+    #[arg(long)]
+    pub auto_below: Option<String>,
+    #[arg(long)]
+    pub ask_below: Option<String>,
+    #[arg(long)]
+    pub approval_timeout: Option<String>,
+    #[arg(long)]
+    pub only_listed_hosts: bool,
+    #[arg(long, value_name = "PATH")]
+    pub only_exe: Option<String>,
+    /// Another writable path inside the sandbox (repeatable; the working dir always is).
+    #[arg(long = "allow-write", value_name = "PATH")]
+    pub allow_write: Vec<std::path::PathBuf>,
+    /// The working dir (default: the current one).
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<std::path::PathBuf>,
+    /// Keep the grant made for the run after it ends (default: it is revoked).
+    #[arg(long)]
+    pub keep_grant: bool,
+    /// The agent's command and arguments.
+    #[arg(last = true, required = true)]
+    pub command: Vec<std::ffi::OsString>,
 }

@@ -44,7 +44,9 @@ pub async fn grant(dir: &Path, cmd: GrantCmd) -> Result<()> {
             if json { crate::print_json(&g) } else { print_grant(&g); Ok(()) }
         }
         GrantCmd::TopUp { id, amount, json } => {
-            let g = e.top_up(&id, &amount)?;
+            e.grant(&id)?;
+            let presence = crate::presence::prove(dir, "topping up a grant")?;
+            let g = e.top_up(&id, &amount, Some(&presence)).map_err(crate::presence::engine)?;
             if json { crate::print_json(&g) } else { print_grant(&g); Ok(()) }
         }
         GrantCmd::Revoke { id, json } => {
@@ -78,8 +80,12 @@ fn create(dir: &Path, e: &Engine, c: GrantCreate) -> Result<()> {
         approval_timeout: c.approval_timeout,
         only_listed_hosts: c.only_listed_hosts,
         allow_mixed_networks: c.allow_mixed,
+        only_run: c.only_run,
+        only_exe: c.only_exe,
     };
-    let created = e.create_grant(&spec).map_err(|err| anyhow::anyhow!("{} ({})", err, err.code()))?;
+    spec.validate(chrono::Utc::now()).map_err(|err| crate::presence::Coded::new(err.code(), err.to_string()))?;
+    let presence = crate::presence::prove(dir, "creating a grant")?;
+    let created = e.create_grant(&spec, Some(&presence)).map_err(crate::presence::engine)?;
     let url = crate::proxy_url(dir);
     let exports = vec![
         format!("export PURSER_PROXY={url}"),

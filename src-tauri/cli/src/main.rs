@@ -8,8 +8,11 @@ mod chain;
 mod commands;
 mod demo;
 mod limits;
+mod presence;
 mod remote;
 mod rules;
+mod run;
+mod sandbox;
 mod serve;
 mod spending;
 mod timeline;
@@ -22,7 +25,9 @@ use std::path::Path;
 
 fn main() {
     // Everything Purser writes is the user's alone.
-    unsafe { libc::umask(0o077) };
+    sandbox::remember_umask(unsafe { libc::umask(0o077) });
+    // Before any thread starts: the passphrase leaves the environment (and /proc/<pid>/environ).
+    purser_core::secrets::take_from_env();
     let cli = Cli::parse();
     // A one-shot command piped into `head` should end quietly when the pipe closes, as other
     // command-line tools do, not panic on a failed print. The daemon keeps ignoring SIGPIPE so a
@@ -45,7 +50,15 @@ fn main() {
 }
 
 fn fail(e: anyhow::Error) -> ! {
-    eprintln!("purser: {e:#}");
+    // A coded error is `{code, message}` on stdout under --json (scripts read it there).
+    if let Some(c) = e.downcast_ref::<presence::Coded>() {
+        if std::env::args().any(|a| a == "--json") {
+            println!("{}", serde_json::json!({"code": c.code, "message": c.message}));
+        }
+        eprintln!("purser: {} ({})", c.message, c.code);
+    } else {
+        eprintln!("purser: {e:#}");
+    }
     std::process::exit(1);
 }
 
@@ -61,7 +74,10 @@ fn init_tracing(verbose: u8) {
 
 async fn run(cli: Cli) -> Result<()> {
     let dir = cli.data_dir.clone().unwrap_or_else(purser_core::datadir::default_dir);
-    purser_core::datadir::ensure_private_dir(&dir).with_context(|| format!("data dir {}", dir.display()))?;
+    // Not in the sandbox: there the host is read-only and Purser's dirs are hidden.
+    if !matches!(cli.command, Command::Sandbox(_)) {
+        purser_core::datadir::ensure_private_dir(&dir).with_context(|| format!("data dir {}", dir.display()))?;
+    }
     match cli.command {
         Command::Serve { port, grace_secs, no_notify, upstream_ca } => serve::run(&dir, port, grace_secs, !no_notify, cli.data_dir.is_some(), upstream_ca.as_deref()).await,
         Command::Ca(cmd) => ca::ca(&dir, cmd),
@@ -76,13 +92,16 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Pause { json } => spending::set(&dir, true, json).await,
         Command::Resume { json } => spending::set(&dir, false, json).await,
         Command::Demo(args) => demo::command(&dir, args).await,
+        Command::Sandbox(cmd) => sandbox::command(cmd).await,
+        Command::Run(args) => run::run(&dir, args).await,
     }
 }
 
-/// The passphrase: `PURSER_PASSPHRASE`, else a prompt on the terminal (twice when `confirm`).
+/// The passphrase for an unattended start or a new wallet: `PURSER_PASSPHRASE`, else a prompt
+/// on the terminal (twice when `confirm`). Widening actions never use this: see `presence`.
 pub fn passphrase(confirm: bool) -> Result<zeroize::Zeroizing<String>> {
-    if let Ok(p) = std::env::var("PURSER_PASSPHRASE") {
-        return Ok(zeroize::Zeroizing::new(p));
+    if let Some(p) = purser_core::secrets::env_passphrase() {
+        return Ok(p);
     }
     let first = zeroize::Zeroizing::new(rpassword::prompt_password("Wallet passphrase: ").context("no PURSER_PASSPHRASE and no terminal to ask on")?);
     if confirm {

@@ -1,7 +1,8 @@
-//! Talks to a running daemon over its control API (approvals live in the daemon's memory).
+//! Talks to a running daemon (or desktop app) over its control socket (approvals live in its
+//! memory). Approving asks for the wallet passphrase at the terminal: the daemon checks it.
 
 use crate::args::ApprovalsCmd;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use purser_core::control::ControlFile;
 use serde_json::Value;
 use std::path::Path;
@@ -12,18 +13,11 @@ pub fn daemon(dir: &Path) -> Option<ControlFile> {
     Path::new(&format!("/proc/{}", c.pid)).exists().then_some(c)
 }
 
-/// Calls a control route; a `{code, message}` error becomes an error.
+/// Calls a control route; a `{code, message}` error becomes a coded error.
 pub async fn call(c: &ControlFile, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
-    let client = reqwest::Client::builder().no_proxy().build()?;
-    let mut rb = client.request(method, format!("{}/_purser/v1/{path}", c.url)).bearer_auth(&c.token);
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    let resp = rb.send().await.with_context(|| format!("reaching the daemon at {}", c.url))?;
-    let status = resp.status();
-    let v: Value = resp.json().await.context("reading the daemon's answer")?;
+    let (status, v) = purser_core::control::client::call(&c.socket, method, path, body.as_ref()).await.map_err(|e| crate::presence::Coded::new(e.code(), e.to_string()))?;
     if !status.is_success() {
-        bail!("{} ({})", v["message"].as_str().unwrap_or("error"), v["code"].as_str().unwrap_or("unknown"));
+        return Err(crate::presence::Coded::new(v["code"].as_str().unwrap_or("unknown"), v["message"].as_str().unwrap_or("error")));
     }
     Ok(v)
 }
@@ -75,7 +69,8 @@ pub async fn approvals(dir: &Path, cmd: ApprovalsCmd) -> Result<()> {
             Ok(())
         }
         ApprovalsCmd::Approve { id, requirement_hash, allow_for, up_to, json } => {
-            let body = serde_json::json!({"requirement_hash": requirement_hash, "allow_for": allow_for, "up_to": up_to});
+            let pass = crate::presence::typed(dir, "approving a held payment")?;
+            let body = serde_json::json!({"requirement_hash": requirement_hash, "allow_for": allow_for, "up_to": up_to, "passphrase": pass.as_str()});
             let v = call(&c, reqwest::Method::POST, &format!("approvals/{id}/approve"), Some(body)).await?;
             if json { crate::print_json(&v) } else { println!("Approved {id}.{}", rule_note(&v)); Ok(()) }
         }

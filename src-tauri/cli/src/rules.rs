@@ -11,7 +11,7 @@ fn engine(dir: &std::path::Path) -> Result<Engine> {
 }
 
 fn fail(e: purser_core::engine::EngineError) -> anyhow::Error {
-    anyhow::anyhow!("{} ({})", e, e.code())
+    crate::presence::engine(e)
 }
 
 fn print_rule(r: &RuleView) {
@@ -44,7 +44,11 @@ pub fn rules(dir: &std::path::Path, cmd: RulesCmd) -> Result<()> {
                 (None, Some(host)) => RuleSpec { kind: Some(RuleKind::Block), host, up_to, duration },
                 _ => anyhow::bail!("give --allow HOST (with --up-to and --for) or --block HOST"),
             };
-            let r = e.add_rule(&grant, &spec).map_err(fail)?;
+            let presence = match spec.kind {
+                Some(RuleKind::Allow) => Some(crate::presence::prove(dir, "adding an allow rule")?),
+                _ => None,
+            };
+            let r = e.add_rule(&grant, &spec, presence.as_ref()).map_err(fail)?;
             if json { crate::print_json(&r) } else { print_rule(&r); Ok(()) }
         }
         RulesCmd::Remove { id, json } => {

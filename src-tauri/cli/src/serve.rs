@@ -1,6 +1,8 @@
 //! `purser serve`: the headless daemon. Unlocks the wallet, starts the proxy on 127.0.0.1,
-//! publishes the control file, raises desktop prompts for held payments (unless `--no-notify`),
-//! and shuts down cleanly on Ctrl-C or SIGTERM.
+//! serves the control API on its Unix socket (and `purser run`'s runs), publishes the control
+//! file, raises desktop prompts for held payments (unless `--no-notify`), and shuts down
+//! cleanly on Ctrl-C or SIGTERM. It is not dumpable: another process of the user can neither
+//! read its memory or environment nor ptrace it.
 
 use anyhow::{Context, Result};
 use purser_core::control::ControlFile;
@@ -14,6 +16,7 @@ use std::time::Duration;
 /// "Open" prints name it).
 /// `upstream_ca`: extra CA certificates (PEM) upstream TLS trusts.
 pub async fn run(dir: &Path, port: u16, grace_secs: u64, notify: bool, explicit_dir: bool, upstream_ca: Option<&Path>) -> Result<()> {
+    purser_core::secrets::not_dumpable();
     // One owner per data dir (this daemon or the desktop app), held until the process ends.
     let _owner = purser_core::datadir::lock_exclusive(dir, purser_core::datadir::Owner::Daemon)?;
     let ledger = crate::ledger(dir)?;
@@ -37,15 +40,16 @@ pub async fn run(dir: &Path, port: u16, grace_secs: u64, notify: bool, explicit_
         let opener = purser_core::notify::PrintCommand::new(explicit_dir.then(|| dir.to_path_buf()));
         purser_core::notify::spawn(engine.clone(), Arc::new(purser_core::notify::desktop::DesktopNotifier::new()), Arc::new(opener))
     });
-    let token = purser_core::auth::new_token("pct_");
-    let handle = purser_core::proxy::start_with_ca(engine.clone(), port, Some(token.clone()), Duration::from_secs(grace_secs), Some(local_ca)).await?;
+    let handle = purser_core::proxy::start_with_ca(engine.clone(), port, Duration::from_secs(grace_secs), Some(local_ca.clone())).await?;
     let url = format!("http://127.0.0.1:{}", handle.port());
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on {url}")?;
         out.flush()?;
     }
-    ControlFile { url: url.clone(), token, pid: std::process::id() }.write(dir).context("writing control.json")?;
+    let runs = purser_core::runs::Runs::new(Some(local_ca), Some(purser_core::proxy::ca::LocalCa::cert_path(dir)));
+    let control = purser_core::control::socket::publish(engine.clone(), runs.clone(), dir, &url).await.context("the control socket")?;
+    let reaper = runs.spawn_reaper(engine.clone(), Duration::from_secs(1));
     tracing::info!(%url, "serving");
     // Balances and reconciliation, off the payment path (interval: PURSER_CHAIN_INTERVAL_SECS).
     let chain_task = purser_core::chain::background::spawn(engine.clone(), dir.to_path_buf(), purser_core::chain::background::interval_from_env());
@@ -57,6 +61,9 @@ pub async fn run(dir: &Path, port: u16, grace_secs: u64, notify: bool, explicit_
     }
     eprintln!("purser: stopping; letting in-flight requests finish");
     let _ = std::fs::remove_file(ControlFile::path(dir));
+    drop(control);
+    reaper.abort();
+    runs.reap(&engine, true);
     handle.shutdown().await;
     chain_task.abort();
     if let Some(p) = prompter {

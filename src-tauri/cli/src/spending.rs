@@ -5,15 +5,22 @@
 use anyhow::Result;
 use std::path::Path;
 
+/// Resuming widens spending: it asks for the wallet passphrase at the terminal.
 pub async fn set(dir: &Path, pause: bool, json: bool) -> Result<()> {
+    const ACTION: &str = "resuming spending";
     let paused = match crate::remote::daemon(dir) {
         Some(c) => {
-            let v = crate::remote::call(&c, reqwest::Method::POST, if pause { "spending/pause" } else { "spending/resume" }, None).await?;
+            let body = match pause {
+                true => None,
+                false => Some(serde_json::json!({"passphrase": crate::presence::typed(dir, ACTION)?.as_str()})),
+            };
+            let v = crate::remote::call(&c, reqwest::Method::POST, if pause { "spending/pause" } else { "spending/resume" }, body).await?;
             v["paused"].as_bool().unwrap_or(pause)
         }
         None => {
+            let presence = if pause { None } else { Some(crate::presence::prove(dir, ACTION)?) };
             let engine = purser_core::engine::Engine::new(crate::ledger(dir)?, None)?;
-            engine.set_paused(pause)?
+            engine.set_paused(pause, presence.as_ref()).map_err(crate::presence::engine)?
         }
     };
     if json {

@@ -79,7 +79,7 @@ pub async fn wallet(dir: &Path, cmd: WalletCmd) -> Result<()> {
 fn export(dir: &Path, keystore: Option<&Path>, yes: bool) -> Result<()> {
     eprintln!("{EXPORT_WARNING}");
     if let Some(out) = keystore {
-        let pass = crate::passphrase(false)?;
+        let pass = crate::presence::typed(dir, "exporting the wallet's key")?;
         let address = Wallet::export_keystore(dir, &pass, out).map_err(coded)?;
         eprintln!("Wrote the key of {} to {} (a standard encrypted keystore; its passphrase is the wallet's).", address.to_checksum(None), out.display());
         return Ok(());
@@ -95,7 +95,7 @@ fn export(dir: &Path, keystore: Option<&Path>, yes: bool) -> Result<()> {
             bail!("not confirmed; nothing was printed");
         }
     }
-    let pass = crate::passphrase(false)?;
+    let pass = crate::presence::typed(dir, "exporting the wallet's key")?;
     let key = Wallet::export_key(dir, &pass).map_err(coded)?;
     println!("{}", key.as_str());
     Ok(())
@@ -131,7 +131,7 @@ fn print_status(v: &Value, json: bool) -> Result<()> {
 
 async fn unlock(dir: &Path, remember: bool, json: bool) -> Result<()> {
     let address = Wallet::address_of(dir).map_err(coded)?;
-    let pass = crate::passphrase(false)?;
+    let pass = crate::presence::typed(dir, "unlocking the wallet")?;
     if let Some(c) = crate::remote::daemon(dir) {
         let v = crate::remote::call(&c, reqwest::Method::POST, "wallet/unlock", Some(json!({"passphrase": pass.as_str(), "remember": remember}))).await?;
         return print_status(&v, json);
@@ -191,7 +191,7 @@ pub async fn unlock_at_start(engine: &Arc<Engine>, dir: &Path) -> Result<()> {
         Ok(Err(join)) => eprintln!("purser: the keychain lookup failed ({join}); using the passphrase instead"),
         Err(_) => eprintln!("purser: the OS keychain did not answer within {} s; using the passphrase instead", KEYCHAIN_TIMEOUT.as_secs()),
     }
-    let pass = if std::env::var_os("PURSER_PASSPHRASE").is_some() || std::io::stdin().is_terminal() {
+    let pass = if purser_core::secrets::env_passphrase().is_some() || std::io::stdin().is_terminal() {
         crate::passphrase(false)?
     } else {
         eprintln!("purser: the wallet is locked (nothing remembered in the OS keychain, no PURSER_PASSPHRASE, no terminal): payments are refused (wallet_locked) until `purser wallet unlock`");

@@ -41,8 +41,9 @@ fn not_found(id: &str) -> ApiError {
 impl Engine {
     /// Creates a grant and the lines its agent needs (`proxy_url`: where this Purser listens;
     /// `ca_cert`: its local CA certificate).
-    pub fn create_grant_for_app(&self, spec: &crate::grants::GrantSpec, proxy_url: &str, ca_cert: &Path) -> Result<GrantCreated, ApiError> {
-        let created = self.create_grant(spec)?;
+    /// `presence`: the click in the app's window that asked for it.
+    pub fn create_grant_for_app(&self, spec: &crate::grants::GrantSpec, proxy_url: &str, ca_cert: &Path, presence: &crate::presence::Presence) -> Result<GrantCreated, ApiError> {
+        let created = self.create_grant(spec, Some(presence))?;
         let setup_lines = crate::ipc::setup_lines(proxy_url, &created.token, ca_cert);
         Ok(GrantCreated { grant: created.grant, token: created.token, setup_lines })
     }
@@ -120,6 +121,8 @@ impl Engine {
                 key("since", "from a UTC day, date-time, or an age", strings(&["1d", "7d", "30d"]), "since:7d"),
                 key("until", "up to a UTC day or date-time (included)", vec![], "until:2026-11-30"),
                 key("flag", "price-memory flags", strings(&["price_spike", "new_payee", "any"]), "flag:any"),
+                key("agent", "the asking process or one of its parents, by name (any case)", vec![], "agent:claude"),
+                key("run", "a purser run, by label (any case)", vec![], "run:research"),
             ],
         })
     }
@@ -146,7 +149,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let e = Engine::new(Ledger::open_in(&dir.path().join("d")).unwrap(), None).unwrap();
         let spec = GrantSpec { label: "research".into(), budget: "5".into(), expires: "2h".into(), hosts: vec!["api.x.com".into()], ..Default::default() };
-        let g = e.ledger.grant(&e.create_grant(&spec).unwrap().grant.id).unwrap();
+        let g = e.ledger.grant(&e.create_grant(&spec, Some(&crate::presence::Presence::app_click())).unwrap().grant.id).unwrap();
         let mut ids = vec![];
         for (i, outcome) in [Outcome::Refused, Outcome::NotPayable, Outcome::Refused].into_iter().enumerate() {
             let mut r = Receipt::new(crate::clock::new_id(), chrono::Utc::now(), "GET", &format!("https://api.x.com/w?n={i}"), "api.x.com");
@@ -177,6 +180,10 @@ mod tests {
         let grant = help.keys.iter().find(|k| k.key == "grant").unwrap();
         assert_eq!(grant.values, ["research"]);
         assert!(help.keys.iter().any(|k| k.key == "host" && k.values == ["api.x.com"]));
+        for k in &help.keys {
+            let q = k.example.replace('…', "");
+            assert!(crate::search::Query::parse(&q, chrono::Utc::now()).is_ok() || k.key == "payee", "the example of {}: {q}", k.key);
+        }
     }
 
     #[test]

@@ -33,10 +33,13 @@ pub enum Verdict {
 pub enum Via {
     /// An action button of the desktop notification.
     Notification,
-    /// The desktop app's approval window.
-    Window,
-    /// The control API (the `purser approvals` CLI, or any local tool holding its token).
-    Control,
+    /// The desktop app's window (receipts before wave 3 said `window`).
+    #[serde(alias = "window")]
+    App,
+    /// The `purser` CLI at a terminal (receipts before wave 3 said `control`, for the control
+    /// API).
+    #[serde(alias = "control")]
+    Terminal,
 }
 
 /// A held request, with the facts the user decides on.
@@ -67,6 +70,9 @@ pub struct PendingApproval {
     pub description: Option<String>,
     /// What the agent calls itself (`Purser-Agent`, else `User-Agent`), sanitised; unverified.
     pub agent: Option<String>,
+    /// Who is asking, as the OS says: the contained run, or the local process that owns the
+    /// connection (with its parent chain), or unknown. Shown first.
+    pub who: crate::agent::AgentInfo,
     pub remaining_before_atomic: String,
     pub remaining_after_atomic: String,
     pub created_at: DateTime<Utc>,
@@ -190,12 +196,6 @@ impl Approvals {
         decision
     }
 
-    /// The user's decision on `id` (through the control API). With `requirement_hash`,
-    /// approves only if it is exactly the requirement the request is held for.
-    pub fn decide(&self, id: &str, approve: bool, requirement_hash: Option<&str>) -> Result<PendingApproval, ApprovalError> {
-        self.decide_via(id, approve, requirement_hash, Via::Control)
-    }
-
     /// The user's decision on `id`, made through `via`.
     pub fn decide_via(&self, id: &str, approve: bool, requirement_hash: Option<&str>, via: Via) -> Result<PendingApproval, ApprovalError> {
         let mut pending = self.lock();
@@ -308,6 +308,7 @@ mod tests {
             intent: None,
             description: None,
             agent: None,
+            who: crate::agent::AgentInfo::unknown(),
             remaining_before_atomic: "1".into(),
             remaining_after_atomic: "0".into(),
             created_at: Utc::now(),
@@ -321,10 +322,10 @@ mod tests {
         let a = Arc::new(Approvals::default());
         let held = a.hold(view("1", "g"));
         assert_eq!(a.list().len(), 1);
-        assert_eq!(a.decide("1", true, Some("other")).unwrap_err().code(), "requirement_changed");
-        a.decide("1", true, Some("h")).unwrap();
+        assert_eq!(a.decide_via("1", true, Some("other"), Via::Terminal).unwrap_err().code(), "requirement_changed");
+        a.decide_via("1", true, Some("h"), Via::Terminal).unwrap();
         assert_eq!(a.wait(held, Duration::from_secs(5)).await, Verdict::Approved);
-        assert_eq!(a.decide("1", false, None).unwrap_err().code(), "no_such_approval");
+        assert_eq!(a.decide_via("1", false, None, Via::Terminal).unwrap_err().code(), "no_such_approval");
 
         let held = a.hold(view("2", "g"));
         assert_eq!(a.wait(held, Duration::from_millis(20)).await, Verdict::TimedOut);
@@ -334,7 +335,7 @@ mod tests {
         assert_eq!(a.cancel_grant("g", Verdict::Revoked), 2);
         assert_eq!(a.wait(h3, Duration::from_secs(5)).await, Verdict::Revoked);
         assert_eq!(a.wait(h4, Duration::from_secs(5)).await, Verdict::Revoked);
-        a.decide("5", false, None).unwrap();
+        a.decide_via("5", false, None, Via::Terminal).unwrap();
         assert_eq!(a.wait(h5, Duration::from_secs(5)).await, Verdict::Denied);
     }
 
@@ -383,8 +384,8 @@ mod tests {
         a.decide_via("n", true, Some("h"), Via::Notification).unwrap();
         assert_eq!(a.wait_decision(held, Duration::from_secs(5)).await, (Verdict::Approved, Some(Via::Notification)));
         let held = a.hold(view("w", "g"));
-        a.decide_via("w", false, None, Via::Window).unwrap();
-        assert_eq!(a.wait_decision(held, Duration::from_secs(5)).await, (Verdict::Denied, Some(Via::Window)));
+        a.decide_via("w", false, None, Via::App).unwrap();
+        assert_eq!(a.wait_decision(held, Duration::from_secs(5)).await, (Verdict::Denied, Some(Via::App)));
         let held = a.hold(view("r", "g"));
         a.cancel_grant("g", Verdict::Revoked);
         assert_eq!(a.wait_decision(held, Duration::from_secs(5)).await, (Verdict::Revoked, None));

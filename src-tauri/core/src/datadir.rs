@@ -3,7 +3,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Creates `dir` (and parents) if needed and makes it 0700.
@@ -39,6 +39,45 @@ pub fn default_dir() -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
         .unwrap_or_else(|| PathBuf::from("."))
         .join("purser")
+}
+
+/// The private runtime dir for sockets: `$XDG_RUNTIME_DIR/purser`, else `/tmp/purser-<uid>`.
+/// Created 0700; an existing one must be a directory owned by this user with no group or other
+/// access, or it is refused (someone else may have made it to catch the socket).
+pub fn runtime_dir() -> std::io::Result<PathBuf> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    let dir = match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).filter(|d| d.is_absolute() && d.is_dir()) {
+        Some(d) => d.join("purser"),
+        None => std::env::temp_dir().join(format!("purser-{uid}")),
+    };
+    match fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let meta = fs::symlink_metadata(&dir)?;
+    use std::os::unix::fs::MetadataExt;
+    if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("{} is not a private directory of this user (owner uid {}, mode {:o}); remove it", dir.display(), meta.uid(), meta.mode() & 0o7777),
+        ));
+    }
+    Ok(dir)
+}
+
+/// A short name for a data dir, stable across runs (the first 12 hex digits of the SHA-256 of
+/// its canonical path): sockets of two data dirs never collide.
+pub fn dir_key(data_dir: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let path = fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    hex::encode(Sha256::digest(path.as_os_str().as_encoded_bytes()))[..12].to_string()
+}
+
+/// The control socket of the Purser serving `data_dir`.
+pub fn control_socket(data_dir: &Path) -> std::io::Result<PathBuf> {
+    Ok(runtime_dir()?.join(format!("control-{}.sock", dir_key(data_dir))))
 }
 
 /// The lock file: whoever holds an exclusive lock on it owns the data dir (the proxy, the
@@ -127,7 +166,7 @@ mod tests {
         let held = lock_exclusive(dir.path(), Owner::App).unwrap();
         let mode = fs::metadata(dir.path().join(LOCK_FILE)).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        crate::control::ControlFile { url: "http://127.0.0.1:4999".into(), token: "t".into(), pid: std::process::id() }.write(dir.path()).unwrap();
+        crate::control::ControlFile { url: "http://127.0.0.1:4999".into(), socket: dir.path().join("c.sock"), pid: std::process::id() }.write(dir.path()).unwrap();
         let e = lock_exclusive(dir.path(), Owner::Daemon).unwrap_err();
         assert_eq!(e.code(), "already_running");
         let want = format!("Purser is already running (the desktop app, pid {}, at http://127.0.0.1:4999); stop it first, or use another data dir", std::process::id());

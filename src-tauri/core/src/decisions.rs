@@ -4,7 +4,8 @@
 //! while it is open in the window, the rules on a grant, payee names, and the approvals that
 //! timed out while the user was away.
 
-use crate::approvals::{ApprovalError, PendingApproval, Via};
+use crate::approvals::{ApprovalError, PendingApproval};
+use crate::presence::{self, Answerer, Presence};
 use crate::clock::new_id;
 use crate::engine::{Engine, EngineError};
 use crate::events::Event;
@@ -60,11 +61,17 @@ impl From<MissedApprovals> for Missed {
 }
 
 impl Engine {
-    /// Decides the held request `id` as `d` says, through `via`. A rule is stored first and
+    /// Decides the held request `id` as `d` says, answered by `who`. An approval (and the allow
+    /// rule it may add) needs the user's presence; a denial does not. A rule is stored first and
     /// taken back if the request was decided in the meantime: an unknown, expired or decided id
     /// changes nothing.
-    pub fn decide(&self, id: &str, d: &Decision, via: Via) -> Result<Decided, EngineError> {
+    pub fn decide(&self, id: &str, d: &Decision, who: impl Into<Answerer>) -> Result<Decided, EngineError> {
+        let who: Answerer = who.into();
         let view = self.approvals.get(id).ok_or_else(|| ApprovalError::NotFound(id.to_string()))?;
+        if d.approve {
+            who.presence("approving a held payment")?;
+        }
+        let via = who.via();
         if d.approve && d.requirement_hash.as_deref().is_some_and(|h| h != view.requirement_hash) {
             return Err(ApprovalError::HashMismatch(id.to_string()).into());
         }
@@ -115,10 +122,15 @@ impl Engine {
         Ok(self.approvals.resume(id)?)
     }
 
-    /// Adds a rule to a grant by hand (the window's rule editor, `purser rules add`).
-    pub fn add_rule(&self, grant_id: &str, spec: &RuleSpec) -> Result<RuleView, EngineError> {
+    /// Adds a rule to a grant by hand (the window's rule editor, `purser rules add`). An allow
+    /// rule widens spending and needs the user's presence; a block rule does not.
+    pub fn add_rule(&self, grant_id: &str, spec: &RuleSpec, presence: Option<&Presence>) -> Result<RuleView, EngineError> {
         let now = self.clock.now();
-        let rule = self.ledger.add_rule(&new_id(), grant_id, &spec.validate(now)?, None, now)?;
+        let new = spec.validate(now)?;
+        if new.kind == RuleKind::Allow {
+            presence::require(presence, "adding an allow rule")?;
+        }
+        let rule = self.ledger.add_rule(&new_id(), grant_id, &new, None, now)?;
         self.events.publish(Event::GrantChanged { id: grant_id.to_string() });
         Ok(rule.view(now))
     }
@@ -179,7 +191,7 @@ pub struct PayeeLabel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::approvals::Verdict;
+    use crate::approvals::{Verdict, Via};
     use crate::clock::{Clock, ManualClock, OsNonces};
     use crate::grants::GrantSpec;
     use crate::ledger::Ledger;
@@ -191,7 +203,7 @@ mod tests {
         let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
         let e = Engine::with_sources(Ledger::open_in(&dir.path().join("d")).unwrap(), None, clock.clone(), Arc::new(OsNonces)).unwrap();
         let spec = GrantSpec { label: "t".into(), budget: "5".into(), expires: "2h".into(), hosts: vec!["127.0.0.1".into()], ..Default::default() };
-        let g = e.create_grant(&spec).unwrap();
+        let g = e.create_grant(&spec, Some(&crate::presence::Presence::app_click())).unwrap();
         (dir, e, clock, g.grant.id)
     }
 
@@ -207,8 +219,11 @@ mod tests {
         let (_d, e, clock, gid) = engine();
         let held = e.approvals.hold(view("a", &gid));
         let d = Decision { approve: true, requirement_hash: Some("h".into()), allow_for: Some("10m".into()), up_to: Some("0.10".into()), block_host: false };
-        let out = e.decide("a", &d, Via::Window).unwrap();
-        assert_eq!(e.approvals.wait_decision(held, Duration::from_secs(1)).await, (Verdict::Approved, Some(Via::Window)));
+        // Without presence an approval (and its rule) is refused and changes nothing.
+        assert_eq!(e.decide("a", &d, Via::Terminal).unwrap_err().code(), "presence_required");
+        assert!(e.approvals.get("a").is_some() && e.rules(Some(&gid), true).unwrap().is_empty());
+        let out = e.decide("a", &d, Presence::app_click()).unwrap();
+        assert_eq!(e.approvals.wait_decision(held, Duration::from_secs(1)).await, (Verdict::Approved, Some(Via::App)));
         let rule = out.rule.unwrap();
         assert_eq!((rule.kind, rule.host.as_str(), rule.max_usd.as_deref(), rule.from_approval.as_deref()), (RuleKind::Allow, "127.0.0.1:4021", Some("0.10"), Some("a")));
         assert_eq!(rule.description, "auto-approve 127.0.0.1:4021 up to $0.10 for 10 min");
@@ -216,14 +231,14 @@ mod tests {
         assert!((lasts - chrono::Duration::minutes(10)).num_milliseconds().abs() < 1, "{lasts}");
 
         let held = e.approvals.hold(view("b", &gid));
-        let out = e.decide("b", &Decision { approve: false, block_host: true, ..Default::default() }, Via::Window).unwrap();
+        let out = e.decide("b", &Decision { approve: false, block_host: true, ..Default::default() }, Via::App).unwrap();
         assert_eq!(e.approvals.wait(held, Duration::from_secs(1)).await, Verdict::Denied);
         assert_eq!(out.rule.unwrap().description, "block 127.0.0.1:4021");
         assert_eq!(e.rules(Some(&gid), false).unwrap().len(), 2);
 
         // Default price limit: this request's price.
         let held = e.approvals.hold(view("c", &gid));
-        let out = e.decide("c", &Decision { approve: true, allow_for: Some("1m".into()), ..Default::default() }, Via::Control).unwrap();
+        let out = e.decide("c", &Decision { approve: true, allow_for: Some("1m".into()), ..Default::default() }, Presence::app_click()).unwrap();
         let _ = e.approvals.wait(held, Duration::from_secs(1)).await;
         assert_eq!(out.rule.unwrap().max_atomic.as_deref(), Some("50000"));
 
@@ -238,7 +253,7 @@ mod tests {
     #[tokio::test]
     async fn bad_decisions_change_nothing() {
         let (_d, e, _c, gid) = engine();
-        let unknown = e.decide("nope", &Decision { approve: true, allow_for: Some("10m".into()), ..Default::default() }, Via::Control);
+        let unknown = e.decide("nope", &Decision { approve: true, allow_for: Some("10m".into()), ..Default::default() }, Presence::app_click());
         assert_eq!(unknown.unwrap_err().code(), "no_such_approval");
         let held = e.approvals.hold(view("x", &gid));
         for (d, code) in [
@@ -249,13 +264,13 @@ mod tests {
             (Decision { approve: true, allow_for: Some("forever".into()), ..Default::default() }, "invalid_duration"),
             (Decision { approve: true, allow_for: Some("1m".into()), up_to: Some("lots".into()), ..Default::default() }, "invalid_amount"),
         ] {
-            assert_eq!(e.decide("x", &d, Via::Control).unwrap_err().code(), code, "{d:?}");
+            assert_eq!(e.decide("x", &d, Presence::app_click()).unwrap_err().code(), code, "{d:?}");
         }
         assert!(e.approvals.get("x").is_some(), "still pending");
         assert!(e.rules(None, true).unwrap().is_empty(), "no rule stored");
-        e.decide("x", &Decision::default(), Via::Control).unwrap();
+        e.decide("x", &Decision::default(), Via::Terminal).unwrap();
         assert_eq!(e.approvals.wait(held, Duration::from_secs(1)).await, Verdict::Denied);
-        assert_eq!(e.decide("x", &Decision::default(), Via::Control).unwrap_err().code(), "no_such_approval", "already decided");
+        assert_eq!(e.decide("x", &Decision::default(), Via::Terminal).unwrap_err().code(), "no_such_approval", "already decided");
     }
 
     #[test]

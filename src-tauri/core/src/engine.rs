@@ -9,6 +9,7 @@ use crate::events::{Event, Events};
 use crate::grants::{Grant, GrantError, GrantSpec};
 use crate::ledger::{Ledger, LedgerError};
 use crate::money::{self, MoneyError};
+use crate::presence::{self, Presence};
 use crate::upstream::{Upstream, UpstreamError};
 use crate::wallet::Wallet;
 use serde::Serialize;
@@ -35,6 +36,8 @@ pub enum EngineError {
     Wallet(#[from] crate::wallet::WalletError),
     #[error(transparent)]
     Chain(#[from] crate::chain::ChainError),
+    #[error(transparent)]
+    Presence(#[from] crate::presence::PresenceError),
 }
 
 /// The error shape every front end gets.
@@ -57,6 +60,7 @@ impl EngineError {
             EngineError::Edit(e) => e.code(),
             EngineError::Wallet(e) => e.code(),
             EngineError::Chain(e) => e.code(),
+            EngineError::Presence(e) => e.code(),
         }
     }
 
@@ -125,7 +129,9 @@ impl Engine {
         Ok(self.ledger.grant_by_token_hash(&auth::token_hash(token))?)
     }
 
-    pub fn create_grant(&self, spec: &GrantSpec) -> Result<CreatedGrant, EngineError> {
+    /// Creates a grant (widens spending: needs the user's presence).
+    pub fn create_grant(&self, spec: &GrantSpec, presence: Option<&Presence>) -> Result<CreatedGrant, EngineError> {
+        presence::require(presence, "creating a grant")?;
         let now = self.clock.now();
         let (label, limits) = spec.validate(now)?;
         let token = auth::new_token(auth::GRANT_TOKEN_PREFIX);
@@ -143,7 +149,9 @@ impl Engine {
         Ok(self.ledger.grant(id)?.view(self.clock.now()))
     }
 
-    pub fn top_up(&self, id: &str, usd: &str) -> Result<crate::grants::GrantView, EngineError> {
+    /// Adds to a grant's budget (widens spending: needs the user's presence).
+    pub fn top_up(&self, id: &str, usd: &str, presence: Option<&Presence>) -> Result<crate::grants::GrantView, EngineError> {
+        presence::require(presence, "topping up a grant")?;
         let micros = money::parse_usd(usd)?;
         let g = self.ledger.top_up(id, micros)?;
         self.events.publish(Event::GrantChanged { id: id.to_string() });
@@ -162,9 +170,5 @@ impl Engine {
 
     pub fn pending_approvals(&self) -> Vec<PendingApproval> {
         self.approvals.list()
-    }
-
-    pub fn decide_approval(&self, id: &str, approve: bool, requirement_hash: Option<&str>) -> Result<PendingApproval, EngineError> {
-        Ok(self.approvals.decide(id, approve, requirement_hash)?)
     }
 }

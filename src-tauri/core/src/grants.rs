@@ -153,6 +153,13 @@ pub struct Limits {
     /// blind. Absent in grants stored before it existed (false).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub only_listed_hosts: bool,
+    /// The grant's own token is refused outside `purser run`: only runs (each with a token of
+    /// its own, bound to its socket) spend it. Absent in older grants (false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub only_run: bool,
+    /// Outside a run, the token works only for a client whose executable is this path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only_exe: Option<String>,
 }
 
 /// A grant as the user typed it, before validation.
@@ -171,6 +178,10 @@ pub struct GrantSpec {
     pub only_listed_hosts: bool,
     /// Allow a testnet and a mainnet in the same grant (never silently).
     pub allow_mixed_networks: bool,
+    /// The token works only inside `purser run` (see [`Limits::only_run`]).
+    pub only_run: bool,
+    /// The token works only for this executable (an absolute path).
+    pub only_exe: Option<String>,
 }
 
 /// Default time a held request waits for the user.
@@ -210,7 +221,13 @@ impl GrantSpec {
             None => DEFAULT_APPROVAL_TIMEOUT_SECS,
         };
         let only_listed_hosts = self.only_listed_hosts;
-        Ok((label, Limits { budget, per_request_max, auto_below, ask_below, hosts, payees, networks, expires_at, approval_timeout_secs, only_listed_hosts }))
+        let only_exe = match self.only_exe.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(p) if p.starts_with('/') && !p.chars().any(char::is_control) && p.len() <= 4096 => Some(p.to_string()),
+            Some(p) => return Err(GrantError::Inconsistent(format!("--only-exe takes an absolute path, not {:?}", p.chars().take(60).collect::<String>()))),
+        };
+        let only_run = self.only_run;
+        Ok((label, Limits { budget, per_request_max, auto_below, ask_below, hosts, payees, networks, expires_at, approval_timeout_secs, only_listed_hosts, only_run, only_exe }))
     }
 }
 
@@ -409,6 +426,10 @@ pub struct GrantView {
     pub expires_at: DateTime<Utc>,
     pub approval_timeout_secs: u64,
     pub only_listed_hosts: bool,
+    /// The token works only inside `purser run`.
+    pub only_run: bool,
+    /// The token works only for this executable.
+    pub only_exe: Option<String>,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
@@ -436,6 +457,8 @@ impl Grant {
             expires_at: l.expires_at,
             approval_timeout_secs: l.approval_timeout_secs,
             only_listed_hosts: l.only_listed_hosts,
+            only_run: l.only_run,
+            only_exe: l.only_exe.clone(),
             created_at: self.created_at,
             revoked_at: self.revoked_at,
         }

@@ -217,6 +217,12 @@ pub struct GrantSpecInput {
     pub approval_timeout: Option<String>,
     #[serde(default)]
     pub only_listed_hosts: bool,
+    /// The token works only inside `purser run`.
+    #[serde(default)]
+    pub only_run: bool,
+    /// The token works only for this executable (absolute path).
+    #[serde(default)]
+    pub only_exe: Option<String>,
 }
 
 impl From<GrantSpecInput> for GrantSpec {
@@ -234,6 +240,8 @@ impl From<GrantSpecInput> for GrantSpec {
             approval_timeout: i.approval_timeout,
             only_listed_hosts: i.only_listed_hosts,
             allow_mixed_networks: false,
+            only_run: i.only_run,
+            only_exe: i.only_exe,
         }
     }
 }
@@ -342,6 +350,10 @@ pub struct TimelineRow {
     pub intent: Option<String>,
     /// Flag names (`price_spike`, `new_payee`).
     pub flags: Vec<String>,
+    /// Who asked, in short (`curl`, `run:research`, `unknown`), when the receipt records it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub agent: Option<String>,
 }
 
 /// One page of the timeline list, newest first (the search's page, in rows).
@@ -373,6 +385,7 @@ impl From<crate::search::SearchPage> for TimelinePage {
                     decided_by: r.decided_by,
                     intent: r.intent,
                     flags,
+                    agent: r.agent.as_ref().map(crate::agent::AgentInfo::display_name),
                 }
             })
             .collect();
@@ -440,8 +453,14 @@ mod tests {
             decided_by: receipt.decided_by,
             intent: Some("<b>forecast</b> for Paris".into()),
             flags: vec!["price_spike".into(), "new_payee".into()],
+            agent: None,
         };
-        assert_eq!(rows.items, vec![want]);
+        assert_eq!(rows.items, vec![want.clone()]);
+        // With an agent, its short name.
+        let mut with = receipt.clone();
+        with.agent = Some(crate::agent::run("run-1", "research", None, "python3 agent.py"));
+        let page = SearchPage { items: vec![SearchItem { receipt: with, flags }], total: 1, next_cursor: None };
+        assert_eq!(TimelinePage::from(page).items, vec![TimelineRow { agent: Some("run:research".into()), ..want }]);
         let slim = serde_json::to_vec(&rows).unwrap().len();
         assert!(slim * 4 < full, "a row page of {slim} bytes against {full} for the receipts");
     }

@@ -30,6 +30,8 @@ fn export_all(cfg: &Config) -> Result<(), ts_rs::ExportError> {
     first_run::DemoStatus::export_all(cfg)?;
     chain::funds::Funds::export_all(cfg)?;
     ledger::Reconciliation::export_all(cfg)?;
+    runs::RunView::export_all(cfg)?;
+    runs::launch::RunLaunched::export_all(cfg)?;
     Ok(())
 }
 

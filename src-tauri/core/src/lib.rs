@@ -3,6 +3,7 @@
 //!
 //! The payment road is [`pipeline`]; each step is a call into the module that owns it.
 
+pub mod agent;
 pub mod app_ops;
 pub mod approvals;
 pub mod auth;
@@ -27,11 +28,14 @@ pub mod notify;
 pub mod pause;
 pub mod pipeline;
 pub mod policy;
+pub mod presence;
 pub mod prompt;
 pub mod proxy;
 pub mod receipt;
 pub mod rules;
+pub mod runs;
 pub mod search;
+pub mod secrets;
 pub mod upstream;
 pub mod wallet;
 pub mod x402;

@@ -5,6 +5,7 @@
 use crate::engine::{Engine, EngineError};
 use crate::events::Event;
 use crate::ledger::{Ledger, LedgerError, PAUSED};
+use crate::presence::Presence;
 use std::sync::atomic::Ordering;
 
 /// The reason code of a payment refused while spending is paused.
@@ -22,8 +23,12 @@ impl Engine {
     }
 
     /// Pauses (`true`) or resumes all spending. Stored durably before it takes effect; publishes
-    /// `Event::PauseChanged`. Returns the new state.
-    pub fn set_paused(&self, paused: bool) -> Result<bool, EngineError> {
+    /// `Event::PauseChanged`. Returns the new state. Resuming widens spending and needs the
+    /// user's presence; pausing never does.
+    pub fn set_paused(&self, paused: bool, presence: Option<&Presence>) -> Result<bool, EngineError> {
+        if !paused {
+            crate::presence::require(presence, "resuming spending")?;
+        }
         self.ledger.set_setting(PAUSED, if paused { "1" } else { "0" }, self.clock.now())?;
         let was = self.paused.swap(paused, Ordering::SeqCst);
         if was != paused {
@@ -44,13 +49,15 @@ mod tests {
         let e = Engine::new(Ledger::open_in(dir.path()).unwrap(), None).unwrap();
         assert!(!e.paused(), "off by default");
         let mut rx = e.events.subscribe();
-        assert!(e.set_paused(true).unwrap());
+        assert!(e.set_paused(true, None).unwrap());
         assert!(e.paused());
         assert_eq!(rx.try_recv().unwrap(), Event::PauseChanged { paused: true });
         drop(e);
         let e = Engine::new(Ledger::open_in(dir.path()).unwrap(), None).unwrap();
         assert!(e.paused(), "still paused after a restart");
-        assert!(!e.set_paused(false).unwrap());
+        assert_eq!(e.set_paused(false, None).unwrap_err().code(), "presence_required", "resuming needs the user");
+        assert!(e.paused(), "a refused resume changes nothing");
+        assert!(!e.set_paused(false, Some(&Presence::app_click())).unwrap());
         let e = Engine::new(Ledger::open_in(dir.path()).unwrap(), None).unwrap();
         assert!(!e.paused());
     }

@@ -71,6 +71,7 @@ pub async fn run(e: &Engine, grant: Grant, req: AgentRequest, intent: Option<Str
     let mut receipt = Receipt::new(new_id(), e.clock.now(), req.method.as_str(), req.url.as_str(), req.host());
     receipt.set_grant(&grant);
     receipt.intent = intent;
+    receipt.agent = Some(req.who.clone());
 
     // A revoked or expired grant governs nothing, not even free traffic.
     if let Err(refusal) = policy::check_budget(&grant, 0, e.clock.now()) {
@@ -358,6 +359,7 @@ async fn ask(e: &Engine, grant: &Grant, req: &AgentRequest, requirement: &Requir
         intent: receipt.intent.clone(),
         description: description.and_then(|d| crate::prompt::clean_opt(d, crate::prompt::MAX_CLAIM)),
         agent,
+        who: req.who.clone(),
         remaining_before_atomic: grant.remaining().to_string(),
         remaining_after_atomic: grant.remaining().saturating_sub(micros).to_string(),
         created_at: now,

@@ -159,8 +159,25 @@ fn quote(s: &str) -> String {
     format!("“{}”", clean(s, MAX_CLAIM))
 }
 
-/// The prompt for one held payment. Every line is built from cleaned fields; the verified
-/// facts come first, the agent's and the server's words after them, quoted and marked.
+/// Who is asking, as the OS says, in one line: the run (its label and command), else the
+/// process with its parent chain, else that nobody could be identified (never a guess).
+pub fn asked_by(who: &crate::agent::AgentInfo) -> String {
+    use crate::agent::AgentKind;
+    let pid = who.pid.map(|p| format!(", pid {p}")).unwrap_or_default();
+    match who.kind {
+        AgentKind::Run => format!(
+            "Asked by run “{}”: {}{pid}",
+            clean(who.run_label.as_deref().unwrap_or("unlabelled"), MAX_NAME),
+            clean(who.cmdline.as_deref().unwrap_or("?"), MAX_PATH)
+        ),
+        AgentKind::Process => format!("Asked by {}{pid}", clean(&who.chain(), MAX_PATH)),
+        AgentKind::Unknown => "Asked by an unidentified process".to_string(),
+    }
+}
+
+/// The prompt for one held payment. Every line is built from cleaned fields; who is asking
+/// comes first, then the verified facts, the agent's and the server's words after them, quoted
+/// and marked.
 pub fn approval(a: &PendingApproval, style: Style, now: DateTime<Utc>) -> PromptText {
     let host = authority(&a.url);
     let amount = usd_of(a);
@@ -169,6 +186,7 @@ pub fn approval(a: &PendingApproval, style: Style, now: DateTime<Utc>) -> Prompt
         None => short_address(&a.pay_to),
     };
     let mut lines = vec![
+        asked_by(&a.who),
         format!("{} {}{}", clean(&a.method, 10), host, path(&a.url)),
         format!("{amount} ({} on {}) to {payee}", clean(&a.amount_asset, MAX_NAME), clean(&a.network_name, MAX_NAME)),
         format!(
@@ -199,7 +217,8 @@ pub fn approval(a: &PendingApproval, style: Style, now: DateTime<Utc>) -> Prompt
         lines.push(format!("Decide: purser approvals approve {id}  or  purser approvals deny {id}"));
     }
     let body = lines.join("\n");
-    PromptText { summary: format!("Pay {amount} to {host}?"), body: if style.markup { escape_markup(&body) } else { body } }
+    let name = clean(&a.who.display_name(), MAX_NAME);
+    PromptText { summary: format!("{name}: pay {amount} to {host}?"), body: if style.markup { escape_markup(&body) } else { body } }
 }
 
 fn usd_of(a: &PendingApproval) -> String {
@@ -277,6 +296,7 @@ pub(crate) mod tests {
             intent: None,
             description: None,
             agent: None,
+            who: crate::agent::AgentInfo::unknown(),
             remaining_before_atomic: "1000000".into(),
             remaining_after_atomic: "950000".into(),
             created_at: now,
@@ -330,14 +350,32 @@ pub(crate) mod tests {
     fn the_prompt_states_the_verified_facts() {
         let v = view();
         let p = approval(&v, Style { markup: false, actions: true }, v.created_at);
-        assert_eq!(p.summary, "Pay $0.05 to 127.0.0.1:4021?");
+        assert_eq!(p.summary, "unknown: pay $0.05 to 127.0.0.1:4021?");
         let lines: Vec<&str> = p.body.lines().collect();
-        assert_eq!(lines[0], "GET 127.0.0.1:4021/mid?q=1");
-        assert_eq!(lines[1], "$0.05 (0.05 USDC on base-sepolia) to 0x3C44…93BC");
-        assert_eq!(lines[2], "Task “research”: budget $1.00 left, $0.95 after");
-        assert_eq!(lines[3], "Denied in 60 s unless you approve.");
-        assert_eq!(lines[4], "Payee 0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC");
-        assert_eq!(lines.len(), 5);
+        assert_eq!(lines[0], "Asked by an unidentified process");
+        assert_eq!(lines[1], "GET 127.0.0.1:4021/mid?q=1");
+        assert_eq!(lines[2], "$0.05 (0.05 USDC on base-sepolia) to 0x3C44…93BC");
+        assert_eq!(lines[3], "Task “research”: budget $1.00 left, $0.95 after");
+        assert_eq!(lines[4], "Denied in 60 s unless you approve.");
+        assert_eq!(lines[5], "Payee 0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC");
+        assert_eq!(lines.len(), 6);
+
+        // Who is asking comes first, as the OS says it: a process with its parents, or a run.
+        let mut v = view();
+        v.who = crate::agent::AgentInfo {
+            kind: crate::agent::AgentKind::Process,
+            pid: Some(42),
+            exe: Some("/usr/bin/curl".into()),
+            cmdline: Some("curl -s x".into()),
+            parents: vec![crate::agent::ParentProcess { pid: 41, exe: Some("/usr/bin/node".into()), name: "node".into() }, crate::agent::ParentProcess { pid: 40, exe: None, name: "claude".into() }],
+            run_label: None,
+            run_id: None,
+        };
+        let p = approval(&v, Style { markup: false, actions: true }, v.created_at);
+        assert_eq!((p.summary.as_str(), p.body.lines().next()), ("curl: pay $0.05 to 127.0.0.1:4021?", Some("Asked by claude → node → curl, pid 42")));
+        v.who = crate::agent::run("r1", "research", Some(7), "claude --print");
+        let p = approval(&v, Style { markup: false, actions: true }, v.created_at);
+        assert_eq!((p.summary.as_str(), p.body.lines().next()), ("run:research: pay $0.05 to 127.0.0.1:4021?", Some("Asked by run “research”: claude --print, pid 7")));
 
         let mut v = view();
         v.payee_label = Some("Acme\nweather".into());
@@ -357,16 +395,16 @@ pub(crate) mod tests {
         v.agent = Some("agent\u{200F}-x".into());
         let style = Style { markup: true, actions: true };
         let p = approval(&v, style, v.created_at);
-        assert_eq!(p.summary, "Pay $0.05 to 127.0.0.1:4021?");
+        assert_eq!(p.summary, "unknown: pay $0.05 to 127.0.0.1:4021?");
         let lines: Vec<&str> = p.body.lines().collect();
-        assert_eq!(lines.len(), 7, "attacker text cannot add lines: {}", p.body);
-        assert_eq!(lines[0], "GET 127.0.0.1:4021/mid?q=1");
-        assert_eq!(lines[1], "$0.05 (0.05 USDC on base-sepolia) to 0x3C44…93BC");
-        assert!(lines[3].starts_with("Unverified, the agent (agent-x) says: “ignore the amount, Pay $0.00"), "{}", lines[3]);
-        assert!(lines[4].starts_with("Unverified, the server says: “evorppa ot kcilc $0.00 to trusted.example.com &lt;img src=x"), "{}", lines[4]);
+        assert_eq!(lines.len(), 8, "attacker text cannot add lines: {}", p.body);
+        assert_eq!(lines[1], "GET 127.0.0.1:4021/mid?q=1");
+        assert_eq!(lines[2], "$0.05 (0.05 USDC on base-sepolia) to 0x3C44…93BC");
+        assert!(lines[4].starts_with("Unverified, the agent (agent-x) says: “ignore the amount, Pay $0.00"), "{}", lines[4]);
+        assert!(lines[5].starts_with("Unverified, the server says: “evorppa ot kcilc $0.00 to trusted.example.com &lt;img src=x"), "{}", lines[5]);
         assert!(!p.body.contains('\u{202E}') && !p.body.contains("<img") && !p.body.contains('\u{200F}'));
-        assert!(lines[4].chars().count() < MAX_CLAIM + 80, "capped: {} chars", lines[4].chars().count());
-        assert!(lines[4].ends_with("…”"), "{}", lines[4]);
+        assert!(lines[5].chars().count() < MAX_CLAIM + 80, "capped: {} chars", lines[5].chars().count());
+        assert!(lines[5].ends_with("…”"), "{}", lines[5]);
     }
 
     #[test]

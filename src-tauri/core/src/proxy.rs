@@ -1,10 +1,13 @@
 //! Owns the listener: loopback only, the Host and Origin checks that keep browsers and DNS
 //! rebinding out, grant-token authentication, and routing between gateway mode
 //! (`/https://host/path`), standard proxy mode ([`forward`]: absolute-form requests and
-//! `CONNECT`, intercepted with the local CA of [`ca`] or tunnelled blind) and the control API
-//! (`/_purser/`). It neither decides nor signs.
+//! `CONNECT`, intercepted with the local CA of [`ca`] or tunnelled blind). It serves loopback
+//! TCP and, for each contained run, a Unix socket of the run's own ([`start_unix`]); who is on
+//! the other end is [`caller`]'s. The control API is not served here (see `control`). It
+//! neither decides nor signs.
 
 pub mod ca;
+pub mod caller;
 pub mod forward;
 pub mod head;
 pub mod limits;
@@ -12,11 +15,11 @@ pub mod limits;
 #[cfg(test)]
 use {head::grant_token, http::HeaderMap};
 
-use crate::control;
 use crate::engine::Engine;
+use caller::{Caller, Origin};
 use crate::upstream::{error_response, Body, BoxError};
 use bytes::Bytes;
-use http::{header, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
@@ -44,10 +47,9 @@ impl ProxyError {
 /// What a request is checked against.
 #[derive(Clone)]
 pub struct ProxyContext {
-    /// The port we are bound to: the only one a Host header may name.
+    /// The port we are bound to: the only one a Host header may name (for a run's socket,
+    /// the port its bridge listens on inside the sandbox).
     pub port: u16,
-    /// The control API's token; `None` disables the control API.
-    pub control_token: Option<String>,
     /// The local CA that intercepts CONNECTs to in-scope hosts; `None`: such CONNECTs are refused.
     pub ca: Option<Arc<ca::LocalCa>>,
     /// Requests in progress inside intercepted tunnels (shutdown waits for them, like for
@@ -87,25 +89,61 @@ impl Drop for ProxyHandle {
 }
 
 /// Binds 127.0.0.1:`port` (0 picks one) and serves until the handle stops it.
-pub async fn start(engine: Arc<Engine>, port: u16, control_token: Option<String>, grace: Duration) -> Result<ProxyHandle, ProxyError> {
-    start_with_ca(engine, port, control_token, grace, None).await
+pub async fn start(engine: Arc<Engine>, port: u16, grace: Duration) -> Result<ProxyHandle, ProxyError> {
+    start_with_ca(engine, port, grace, None).await
 }
 
 /// [`start`], with the local CA that standard proxy mode intercepts HTTPS with.
-pub async fn start_with_ca(engine: Arc<Engine>, port: u16, control_token: Option<String>, grace: Duration, ca: Option<Arc<ca::LocalCa>>) -> Result<ProxyHandle, ProxyError> {
+pub async fn start_with_ca(engine: Arc<Engine>, port: u16, grace: Duration, ca: Option<Arc<ca::LocalCa>>) -> Result<ProxyHandle, ProxyError> {
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await.map_err(|source| ProxyError::Bind { port, source })?;
     let addr = listener.local_addr().map_err(|source| ProxyError::Bind { port, source })?;
+    let listener = Arc::new(listener);
+    let accept = move || {
+        let listener = listener.clone();
+        async move {
+            let (stream, peer) = listener.accept().await?;
+            let _ = stream.set_nodelay(true);
+            let local = stream.local_addr().unwrap_or(addr);
+            Ok((stream, Origin::Tcp { peer, local }))
+        }
+    };
+    Ok(serve(engine, addr, addr.port(), grace, ca, accept, true))
+}
+
+/// Serves the proxy on a run's own Unix socket (already bound): every connection is that run.
+/// `port` is the one its bridge listens on inside the sandbox (the only one a Host header may
+/// name). Held approvals are not closed when it stops (the daemon's other listeners go on).
+pub fn start_unix(engine: Arc<Engine>, listener: tokio::net::UnixListener, binding: Arc<crate::runs::RunBinding>, port: u16, ca: Option<Arc<ca::LocalCa>>) -> ProxyHandle {
+    let listener = Arc::new(listener);
+    let accept = move || {
+        let (listener, binding) = (listener.clone(), binding.clone());
+        async move {
+            let (stream, _) = listener.accept().await?;
+            let pid = stream.peer_cred().ok().and_then(|c| c.pid()).and_then(|p| u32::try_from(p).ok());
+            Ok((stream, Origin::Run { binding, pid }))
+        }
+    };
+    serve(engine, SocketAddr::from(([127, 0, 0, 1], port)), port, Duration::from_secs(2), ca, accept, false)
+}
+
+/// The accept loop shared by both kinds of listener.
+fn serve<S, F, Fut>(engine: Arc<Engine>, addr: SocketAddr, port: u16, grace: Duration, ca: Option<Arc<ca::LocalCa>>, mut accept: F, owns_approvals: bool) -> ProxyHandle
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = std::io::Result<(S, Origin)>> + Send,
+{
     let inflight = Arc::new(forward::InFlight::default());
-    let ctx = Arc::new(ProxyContext { port: addr.port(), control_token, ca, inflight: inflight.clone() });
+    let ctx = Arc::new(ProxyContext { port, ca, inflight: inflight.clone() });
     let (stop, mut stopped) = watch::channel(false);
     let conn_limits = limits::ConnLimits::from_env();
     let task = tokio::spawn(async move {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         loop {
             tokio::select! {
-                accepted = listener.accept() => {
-                    let stream = match accepted {
-                        Ok((stream, _)) => stream,
+                accepted = accept() => {
+                    let (stream, origin) = match accepted {
+                        Ok(pair) => pair,
                         Err(e) => {
                             // e.g. EMFILE: every accept fails until a connection closes; never spin.
                             tracing::warn!(error = %e, "accept failed");
@@ -114,15 +152,14 @@ pub async fn start_with_ca(engine: Arc<Engine>, port: u16, control_token: Option
                         }
                     };
                     let Some(slot) = conn_limits.admit() else { continue };
-                    let _ = stream.set_nodelay(true);
-                    let (engine, ctx) = (engine.clone(), ctx.clone());
+                    let (engine, ctx, caller) = (engine.clone(), ctx.clone(), Arc::new(Caller::new(origin)));
                     let svc = service_fn(move |req| {
-                        let (engine, ctx) = (engine.clone(), ctx.clone());
+                        let (engine, ctx, caller) = (engine.clone(), ctx.clone(), caller.clone());
                         async move {
                             if head::is_proxy_request(req.method(), req.uri()) {
-                                return Ok::<_, Infallible>(forward::handle(engine, ctx, req).await);
+                                return Ok::<_, Infallible>(forward::handle(engine, ctx, caller, req).await);
                             }
-                            Ok::<_, Infallible>(handle(&engine, &ctx, req).await)
+                            Ok::<_, Infallible>(handle(&engine, &ctx, &caller, req).await)
                         }
                     });
                     // HTTP/1.1 with upgrades (CONNECT hands the connection to `forward`).
@@ -138,20 +175,23 @@ pub async fn start_with_ca(engine: Arc<Engine>, port: u16, control_token: Option
                 _ = stopped.changed() => break,
             }
         }
-        drop(listener);
-        let denied = engine.approvals.close();
-        tracing::info!(denied, "proxy stopping; waiting for in-flight requests");
+        drop(accept);
+        if owns_approvals {
+            let denied = engine.approvals.close();
+            tracing::info!(denied, "proxy stopping; waiting for in-flight requests");
+        }
         tokio::select! {
             _ = async { graceful.shutdown().await; inflight.idle().await } => tracing::info!("all connections closed"),
             _ = tokio::time::sleep(grace) => tracing::warn!("grace period over; closing remaining connections"),
         }
     });
-    Ok(ProxyHandle { addr, stop, task: Some(task) })
+    ProxyHandle { addr, stop, task: Some(task) }
 }
 
-/// Handles one gateway-mode or control request (origin-form; standard proxy requests go to
-/// [`forward::handle`]): a plain function of (engine, context, request), testable without a socket.
-pub async fn handle<B>(engine: &Engine, ctx: &ProxyContext, req: Request<B>) -> Response<Body>
+/// Handles one gateway-mode request (origin-form; standard proxy requests go to
+/// [`forward::handle`]) from `caller`: a plain function of (engine, context, caller, request),
+/// testable without a socket.
+pub async fn handle<B>(engine: &Engine, ctx: &ProxyContext, caller: &Caller, req: Request<B>) -> Response<Body>
 where
     B: hyper::body::Body<Data = Bytes> + Send,
     B::Error: Into<BoxError>,
@@ -159,28 +199,19 @@ where
     let (url, token) = match head::gateway(req.uri(), req.headers(), ctx.port) {
         Err(refusal) => return refusal.response(),
         Ok(head::GatewayHead::Control) => {
-            return match ctx.control_token.as_deref() {
-                Some(token) => control::handle(engine, token, req).await,
-                None => error_response(StatusCode::NOT_FOUND, "not_found", "the control API is disabled", None),
-            }
+            return error_response(StatusCode::NOT_FOUND, "not_found", "the control API is served only on Purser's Unix socket, never through the proxy", None);
         }
         Ok(head::GatewayHead::Target { url, token }) => (url, token),
     };
-    let grant = match token {
-        None => return proxy_auth_required("missing_token", "send your grant token as Proxy-Authorization: Bearer <token> or X-Purser-Grant"),
-        Some(token) => match engine.authenticate(&token) {
-            Ok(Some(g)) => g,
-            Ok(None) => return proxy_auth_required("unknown_token", "this grant token is not known to Purser"),
-            Err(e) => return error_response(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string(), None),
-        },
+    let grant = match caller.authenticate(engine, token.as_deref()).await {
+        Ok(g) => g,
+        Err(refusal) => return refusal,
     };
-    forward::govern(engine, grant, url, req).await
-}
-
-fn proxy_auth_required(code: &str, message: &str) -> Response<Body> {
-    let mut r = error_response(StatusCode::PROXY_AUTHENTICATION_REQUIRED, code, message, None);
-    r.headers_mut().insert(header::PROXY_AUTHENTICATE, http::HeaderValue::from_static("Bearer realm=\"purser\""));
-    r
+    let (host, port) = (url.host_str().unwrap_or_default().to_string(), url.port_or_known_default().unwrap_or(0));
+    if let Err(refusal) = caller.check_target(&grant, &host, port).await {
+        return refusal;
+    }
+    forward::govern(engine, caller, grant, url, req).await
 }
 
 #[cfg(test)]

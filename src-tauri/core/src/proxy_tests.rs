@@ -1,6 +1,7 @@
 //! The request gate, tested without a socket: Host/Origin table, token checks, routing.
 
 use super::*;
+use http::header;
 use http_body_util::BodyExt;
 use crate::grants::GrantSpec;
 use crate::ledger::Ledger;
@@ -10,12 +11,12 @@ fn engine() -> (tempfile::TempDir, Engine, String) {
     let dir = tempfile::tempdir().unwrap();
     let e = Engine::new(Ledger::open_in(dir.path()).unwrap(), None).unwrap();
     let spec = GrantSpec { label: "t".into(), budget: "1".into(), expires: "1h".into(), hosts: vec!["127.0.0.1".into()], ..Default::default() };
-    let token = e.create_grant(&spec).unwrap().token;
+    let token = e.create_grant(&spec, Some(&crate::presence::Presence::app_click())).unwrap().token;
     (dir, e, token)
 }
 
 fn ctx() -> ProxyContext {
-    ProxyContext { port: 4020, control_token: Some("ctl".into()), ca: None, inflight: Default::default() }
+    ProxyContext { port: 4020, ca: None, inflight: Default::default() }
 }
 
 async fn send(e: &Engine, uri: &str, headers: &[(&str, &str)]) -> (StatusCode, serde_json::Value) {
@@ -23,7 +24,7 @@ async fn send(e: &Engine, uri: &str, headers: &[(&str, &str)]) -> (StatusCode, s
     for (k, v) in headers {
         b = b.header(*k, *v);
     }
-    let resp = handle(e, &ctx(), b.body(Full::new(Bytes::new())).unwrap()).await;
+    let resp = handle(e, &ctx(), &caller::Caller::unknown(), b.body(Full::new(Bytes::new())).unwrap()).await;
     let status = resp.status();
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     (status, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
@@ -59,18 +60,34 @@ async fn host_and_origin_table() {
 }
 
 #[tokio::test]
-async fn routing_and_control_auth() {
-    let (_d, e, _) = engine();
+async fn routing_and_no_control_api_through_the_proxy() {
+    let (_d, e, token) = engine();
     let h = ("host", "127.0.0.1:4020");
     assert_eq!(send(&e, "/", &[h]).await.1["code"], "not_found");
     assert_eq!(send(&e, "/ftp://x/y", &[h]).await.1["code"], "not_found");
     assert_eq!(send(&e, "/http://", &[h]).await.1["code"], "bad_target");
-    assert_eq!(send(&e, "/_purser/v1/approvals", &[h]).await.0, StatusCode::UNAUTHORIZED);
-    assert_eq!(send(&e, "/_purser/v1/approvals", &[h, ("authorization", "Bearer ctl2")]).await.0, StatusCode::UNAUTHORIZED);
-    let (s, v) = send(&e, "/_purser/v1/approvals", &[h, ("authorization", "Bearer ctl")]).await;
-    assert_eq!((s, v), (StatusCode::OK, serde_json::json!([])));
-    let (s, v) = send(&e, "/_purser/v1/grants/nope", &[h, ("authorization", "Bearer ctl")]).await;
-    assert_eq!((s, v["code"].as_str().unwrap()), (StatusCode::NOT_FOUND, "no_such_grant"));
+    // The control API lives on a Unix socket only: no token, old or new, opens it here.
+    let auth = format!("Bearer {token}");
+    for headers in [vec![h], vec![h, ("authorization", "Bearer pct_anything")], vec![h, ("authorization", auth.as_str())], vec![h, ("proxy-authorization", auth.as_str())]] {
+        let (s, v) = send(&e, "/_purser/v1/approvals", &headers).await;
+        assert_eq!((s, v["code"].as_str().unwrap()), (StatusCode::NOT_FOUND, "not_found"), "{headers:?}");
+        let (s, _) = send(&e, "/_purser/v1/spending/resume", &headers).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+    }
+}
+
+#[tokio::test]
+async fn a_run_only_grant_is_refused_outside_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::new(Ledger::open_in(dir.path()).unwrap(), None).unwrap();
+    let spec = GrantSpec { label: "r".into(), budget: "1".into(), expires: "1h".into(), hosts: vec!["127.0.0.1".into()], only_run: true, ..Default::default() };
+    let token = e.create_grant(&spec, Some(&crate::presence::Presence::app_click())).unwrap().token;
+    let (s, v) = send(&e, "/http://127.0.0.1:9/x", &[("host", "127.0.0.1:4020"), ("proxy-authorization", &format!("Bearer {token}"))]).await;
+    assert_eq!((s, v["code"].as_str().unwrap()), (StatusCode::FORBIDDEN, "run_only"), "{v}");
+    let spec = GrantSpec { label: "x".into(), budget: "1".into(), expires: "1h".into(), hosts: vec!["127.0.0.1".into()], only_exe: Some("/usr/bin/definitely-not-this".into()), ..Default::default() };
+    let token = e.create_grant(&spec, Some(&crate::presence::Presence::app_click())).unwrap().token;
+    let (s, v) = send(&e, "/http://127.0.0.1:9/x", &[("host", "127.0.0.1:4020"), ("proxy-authorization", &format!("Bearer {token}"))]).await;
+    assert_eq!((s, v["code"].as_str().unwrap()), (StatusCode::FORBIDDEN, "exe_not_allowed"), "an unidentified caller is not the listed exe: {v}");
 }
 
 #[test]

@@ -115,6 +115,12 @@ pub struct Receipt {
     pub decided_via: Option<crate::approvals::Via>,
     /// What the agent said it was doing (`Purser-Intent`), sanitised: the agent's words.
     pub intent: Option<String>,
+    /// Who asked: the local process behind the connection (or the `purser run` that started
+    /// it), when identified. Absent from receipts written before it was recorded (and left out
+    /// when None, so their hashed bytes stay what they were).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub agent: Option<crate::agent::AgentInfo>,
     pub x402_version: Option<u8>,
     pub challenge: Option<Value>,
     pub requirement: Option<Value>,
@@ -163,6 +169,7 @@ impl Receipt {
             rule_id: None,
             decided_via: None,
             intent: None,
+            agent: None,
             x402_version: None,
             challenge: None,
             requirement: None,

@@ -57,6 +57,9 @@ pub struct AgentRequest {
     pub url: reqwest::Url,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// Who is asking (the run, or the local process behind the connection), as the proxy
+    /// found it; recorded in the receipt and shown first in prompts.
+    pub who: crate::agent::AgentInfo,
 }
 
 impl AgentRequest {

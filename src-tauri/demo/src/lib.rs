@@ -15,7 +15,7 @@ pub mod peers;
 
 pub use crate::lines::{Summary, Tally};
 use crate::lines::{summary_lines, usd6};
-use purser_core::approvals::Via;
+use purser_core::presence::Presence;
 use purser_core::control::ControlFile;
 use purser_core::datadir::{self, DirLock, LockError, Owner};
 use purser_core::decisions::Decision;
@@ -212,6 +212,9 @@ pub async fn run_with(opts: &Options, mut on_progress: impl FnMut(Progress<'_>) 
     on_line(&format!("chain     {} (local anvil, chain id {}, test USDC {}; logs in {})", ep.rpc, ep.chain_id, ep.token, logs.display()));
     on_line(&format!("paywall   {} (x402 v2 reference server: /cheap $0.001, /mid $0.05, /pricey $2.00)", ep.paywall));
     on_line(&format!("wallet    {wallet} (demo wallet, funded with {} test USDC)", usd6(FUND_ATOMIC as u64).trim_start_matches('$')));
+    // Approving at a terminal needs the wallet's passphrase (user presence): the demo wallet's
+    // own, which holds only local test money, is shown so the printed commands work.
+    on_line(&format!("wallet    passphrase {} (asked by `approvals approve`; test money on a local chain only)", passphrase.as_str()));
     let result = with_peers(opts, &ep, &wallet, &passphrase, &mut on_progress, &mut on_line, stop).await;
     peers.stop().await;
     on_line("stopped   proxy, paywall, facilitator and chain: nothing the demo started is running");
@@ -231,10 +234,14 @@ async fn with_peers(opts: &Options, ep: &peers::Endpoints, wallet: &str, passphr
     let (e, pass) = (engine.clone(), zeroize::Zeroizing::new(passphrase.to_string()));
     tokio::task::spawn_blocking(move || e.unlock_wallet(&pass, false)).await.map_err(|e| DemoError::Io(e.to_string()))??;
 
-    let control_token = purser_core::auth::new_token("pct_");
-    let proxy = purser_core::proxy::start(engine.clone(), 0, Some(control_token.clone()), Duration::from_secs(5)).await.map_err(|e| DemoError::Io(e.to_string()))?;
+    let proxy = purser_core::proxy::start(engine.clone(), 0, Duration::from_secs(5)).await.map_err(|e| DemoError::Io(e.to_string()))?;
     let proxy_url = format!("http://127.0.0.1:{}", proxy.port());
-    ControlFile { url: proxy_url.clone(), token: control_token, pid: std::process::id() }.write(dir).map_err(io(dir))?;
+    let runs = purser_core::runs::Runs::new(None, None);
+    let _control = purser_core::control::socket::publish(engine.clone(), runs, dir, &proxy_url).await.map_err(io(dir))?;
+    // The demo's own wallet, its passphrase made by the demo: the person who started the demo
+    // is its user, so the demo's grant and its auto-answers carry that presence.
+    let (d, pass) = (dir.clone(), zeroize::Zeroizing::new(passphrase.to_string()));
+    let presence = tokio::task::spawn_blocking(move || Presence::typed_passphrase(&d, &pass, "the demo's grant")).await.map_err(|e| DemoError::Io(e.to_string()))?.map_err(EngineError::from)?;
     let prompter = (opts.auto_answer.is_none() && opts.notify).then(|| {
         let opener = purser_core::notify::PrintCommand::new(Some(dir.clone()));
         purser_core::notify::spawn(engine.clone(), Arc::new(purser_core::notify::desktop::DesktopNotifier::new()), Arc::new(opener))
@@ -242,7 +249,7 @@ async fn with_peers(opts: &Options, ep: &peers::Endpoints, wallet: &str, passphr
     on_line(&format!("proxy     {proxy_url} (Purser, in this process)"));
     on_progress(Progress::Ready(Ready { engine: engine.clone(), proxy_url: proxy_url.clone(), rpc: ep.rpc.clone(), paywall: ep.paywall.clone(), wallet: wallet.to_string() }));
 
-    let result = session(&engine, opts, ep, wallet, &proxy_url, on_progress, on_line, stop).await;
+    let result = session(&engine, presence, opts, ep, wallet, &proxy_url, on_progress, on_line, stop).await;
     let _ = std::fs::remove_file(ControlFile::path(dir));
     proxy.shutdown().await;
     if let Some(p) = prompter {
@@ -254,7 +261,7 @@ async fn with_peers(opts: &Options, ep: &peers::Endpoints, wallet: &str, passphr
 
 /// The demo grant, the agent's run with its lines, and the summary.
 #[allow(clippy::too_many_arguments)]
-async fn session(engine: &Arc<Engine>, opts: &Options, ep: &peers::Endpoints, wallet: &str, proxy_url: &str, on_progress: &mut (impl FnMut(Progress<'_>) + Send), on_line: &mut (impl FnMut(&str) + Send), stop: watch::Receiver<bool>) -> Result<Summary, DemoError> {
+async fn session(engine: &Arc<Engine>, presence: Presence, opts: &Options, ep: &peers::Endpoints, wallet: &str, proxy_url: &str, on_progress: &mut (impl FnMut(Progress<'_>) + Send), on_line: &mut (impl FnMut(&str) + Send), stop: watch::Receiver<bool>) -> Result<Summary, DemoError> {
     let host = reqwest::Url::parse(&ep.paywall).ok().and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?))).ok_or_else(|| DemoError::PeersFailed(format!("paywall URL {}", ep.paywall)))?;
     let spec = GrantSpec {
         label: GRANT_LABEL.into(),
@@ -267,13 +274,13 @@ async fn session(engine: &Arc<Engine>, opts: &Options, ep: &peers::Endpoints, wa
         approval_timeout: Some(APPROVAL_TIMEOUT.into()),
         ..Default::default()
     };
-    let grant = engine.create_grant(&spec)?;
+    let grant = engine.create_grant(&spec, Some(&presence))?;
     on_line(&format!("grant     \"{GRANT_LABEL}\": $1.00 for 30 minutes on {host}, auto below $0.01, ask below $0.25 (id {})", grant.grant.id));
     on_line("agent     3x /cheap, 1x /mid (asks you), 1x /pricey, then /mid until Purser refuses (only if the first /mid was approved)");
     let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().map_err(|e| DemoError::Io(e.to_string()))?;
     let payee_before = peers::usdc_balance(&http, ep, &ep.pay_to).await?;
     let agent = agent::Agent::new(proxy_url, &grant.token, &ep.paywall).map_err(|e| DemoError::Io(e.to_string()))?;
-    let (requests, interrupted) = drive(engine, opts, &agent, on_line, stop.clone()).await?;
+    let (requests, interrupted) = drive(engine, presence, opts, &agent, on_line, stop.clone()).await?;
     if interrupted {
         return Err(DemoError::Interrupted);
     }
@@ -294,7 +301,7 @@ async fn session(engine: &Arc<Engine>, opts: &Options, ep: &peers::Endpoints, wa
 /// prompts when asked to. Returns how many requests the agent made, and whether `stop` cut the
 /// run short: then held prompts are refused (`shutting_down`, with receipts), the agent makes no
 /// new call, and its call in flight gets up to [`STOP_GRACE`] to be decided and recorded.
-async fn drive(engine: &Arc<Engine>, opts: &Options, agent: &agent::Agent, on_line: &mut (impl FnMut(&str) + Send), stop: watch::Receiver<bool>) -> Result<(usize, bool), DemoError> {
+async fn drive(engine: &Arc<Engine>, presence: Presence, opts: &Options, agent: &agent::Agent, on_line: &mut (impl FnMut(&str) + Send), stop: watch::Receiver<bool>) -> Result<(usize, bool), DemoError> {
     let mut events = engine.events.subscribe();
     let mut printed = HashSet::new();
     let mut answers = tokio::task::JoinSet::new();
@@ -335,7 +342,7 @@ async fn drive(engine: &Arc<Engine>, opts: &Options, agent: &agent::Agent, on_li
                                     AutoAnswer::Approve => Decision { approve: true, allow_for: Some(ALLOW_FOR.into()), ..Default::default() },
                                     AutoAnswer::Deny => Decision { approve: false, ..Default::default() },
                                 };
-                                if let Err(err) = e.decide(&id, &d, Via::Control) {
+                                if let Err(err) = e.decide(&id, &d, presence) {
                                     tracing::warn!(error = %err, approval = %id, "the demo's auto-answer failed");
                                 }
                             });

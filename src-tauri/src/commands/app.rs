@@ -12,7 +12,7 @@ pub fn app_info(state: State<'_, AppState>) -> AppInfo {
 
 async fn set_paused(state: State<'_, AppState>, paused: bool) -> CmdResult<AppInfo> {
     let e = state.engine();
-    blocking(move || Ok(e.set_paused(paused)?)).await?;
+    blocking(move || Ok(e.set_paused(paused, Some(&purser_core::presence::Presence::app_click()))?)).await?;
     Ok(state.info())
 }
 

@@ -3,7 +3,8 @@
 
 use crate::error::{blocking, CmdResult};
 use crate::state::AppState;
-use purser_core::approvals::{PendingApproval, Via};
+use purser_core::approvals::PendingApproval;
+use purser_core::presence::Presence;
 use purser_core::decisions::{Decided, Decision};
 use purser_core::ipc;
 use purser_core::rules::RuleView;
@@ -17,7 +18,7 @@ pub fn approvals_list(state: State<'_, AppState>) -> Vec<PendingApproval> {
 async fn decide(state: State<'_, AppState>, id: String, d: Decision) -> CmdResult<Decided> {
     let id = ipc::id("id", &id)?;
     let e = state.engine();
-    blocking(move || Ok(e.decide(&id, &d, Via::Window)?)).await
+    blocking(move || Ok(e.decide(&id, &d, Presence::app_click())?)).await
 }
 
 #[tauri::command]

@@ -4,6 +4,7 @@
 use crate::error::{blocking, CmdResult};
 use crate::state::AppState;
 use purser_core::grants::{GrantSpec, GrantView};
+use purser_core::presence::Presence;
 use purser_core::ipc::{self, GrantCreated, GrantPatch, GrantSpecInput};
 use tauri::State;
 
@@ -24,7 +25,7 @@ pub async fn grant_get(state: State<'_, AppState>, id: String) -> CmdResult<Gran
 pub async fn grant_create(state: State<'_, AppState>, spec: GrantSpecInput) -> CmdResult<GrantCreated> {
     ipc::grant_input(&spec)?;
     let (e, url, ca) = (state.engine(), state.active_proxy_url(), state.ca_cert.clone());
-    blocking(move || e.create_grant_for_app(&GrantSpec::from(spec), &url, &ca)).await
+    blocking(move || e.create_grant_for_app(&GrantSpec::from(spec), &url, &ca, &Presence::app_click())).await
 }
 
 #[tauri::command]
@@ -32,14 +33,14 @@ pub async fn grant_update(state: State<'_, AppState>, id: String, spec: GrantPat
     let id = ipc::id("id", &id)?;
     ipc::grant_patch(&spec)?;
     let e = state.engine();
-    blocking(move || Ok(e.update_grant(&id, &spec)?)).await
+    blocking(move || Ok(e.update_grant(&id, &spec, Some(&Presence::app_click()))?)).await
 }
 
 #[tauri::command]
 pub async fn grant_top_up(state: State<'_, AppState>, id: String, usd: String) -> CmdResult<GrantView> {
     let (id, usd) = (ipc::id("id", &id)?, ipc::positive_usd("usd", &usd)?);
     let e = state.engine();
-    blocking(move || Ok(e.top_up(&id, &usd)?)).await
+    blocking(move || Ok(e.top_up(&id, &usd, Some(&Presence::app_click()))?)).await
 }
 
 #[tauri::command]
@@ -54,7 +55,7 @@ pub async fn grant_revoke(state: State<'_, AppState>, id: String) -> CmdResult<G
 pub async fn grant_unrevoke(state: State<'_, AppState>, id: String) -> CmdResult<GrantView> {
     let id = ipc::id("id", &id)?;
     let e = state.engine();
-    blocking(move || Ok(e.unrevoke_grant(&id)?)).await
+    blocking(move || Ok(e.unrevoke_grant(&id, Some(&Presence::app_click()))?)).await
 }
 
 #[tauri::command]

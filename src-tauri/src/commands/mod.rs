@@ -6,6 +6,7 @@ pub mod app;
 pub mod approvals;
 pub mod first_run;
 pub mod grants;
+pub mod runs;
 pub mod timeline;
 pub mod wallet;
 
@@ -49,6 +50,8 @@ macro_rules! handlers {
             $crate::commands::first_run::demo_status,
             $crate::commands::first_run::demo_start,
             $crate::commands::first_run::demo_stop,
+            $crate::commands::runs::run_start,
+            $crate::commands::runs::runs_list,
         ]
     };
 }

@@ -58,9 +58,9 @@ impl Purser {
             ask_below: Some("2".into()),
             ..Default::default()
         };
-        let token = engine.create_grant(&spec).map_err(|e| anyhow!("grant: {e}"))?.token;
+        let token = engine.create_grant(&spec, Some(&purser_core::presence::Presence::app_click())).map_err(|e| anyhow!("grant: {e}"))?.token;
         let handle = runtime
-            .block_on(proxy::start(engine.clone(), 0, None, Duration::from_secs(5)))
+            .block_on(proxy::start(engine.clone(), 0, Duration::from_secs(5)))
             .map_err(|e| anyhow!("proxy: {e}"))
             .context("starting the Purser gateway")?;
         Ok(Purser { addr: handle.addr(), token, threads, engine, handle: Some(handle), runtime: Some(runtime), _dir: dir })

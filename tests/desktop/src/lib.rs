@@ -38,8 +38,17 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(90);
 pub struct Control {
     /// `http://127.0.0.1:PORT` (no trailing slash).
     pub url: String,
-    pub token: String,
+    /// The control API's Unix socket.
+    pub socket: PathBuf,
     pub pid: u32,
+}
+
+impl Control {
+    /// Calls the control API on its socket: `(status, JSON)`.
+    pub async fn call(&self, method: &str, path: &str) -> (u16, Value) {
+        let (socket, method, path) = (self.socket.clone(), method.to_string(), path.to_string());
+        tokio::task::spawn_blocking(move || purser_testkit::purser::control_call(&socket, &method, &path, None)).await.expect("control call")
+    }
 }
 
 /// The app under test, with its WebDriver session.
@@ -123,7 +132,7 @@ impl App {
         let mut app = App {
             ui,
             data_dir: data_dir.clone(),
-            control: Control { url: String::new(), token: String::new(), pid: 0 },
+            control: Control { url: String::new(), socket: PathBuf::new(), pid: 0 },
             address,
             shown_after: Duration::ZERO,
             ready_ms: None,
@@ -149,7 +158,7 @@ impl App {
             if let Some(c) = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok()).and_then(|v| {
                 Some(Control {
                     url: v["url"].as_str()?.trim_end_matches('/').to_string(),
-                    token: v["token"].as_str()?.to_string(),
+                    socket: PathBuf::from(v["socket"].as_str()?),
                     pid: v["pid"].as_u64()? as u32,
                 })
             }) {

@@ -136,7 +136,7 @@ async fn closed_to_the_tray_then_opened_from_it() {
     // Pause and resume from the tray: the menu item says which one it will do.
     tray::click(&bus, "Pause all spending").await.unwrap_or_else(|e| panic!("{e}"));
     wait_labels(&bus, "Resume spending").await;
-    let status: serde_json::Value = http.get(format!("{}/_purser/v1/spending", app.control.url)).bearer_auth(&app.control.token).send().await.expect("status").json().await.expect("status json");
+    let (_, status) = app.control.call("GET", "spending").await;
     assert_eq!(status["paused"], serde_json::json!(true), "paused from the tray: {status}");
     tray::click(&bus, "Resume spending").await.unwrap_or_else(|e| panic!("{e}"));
     wait_labels(&bus, "Pause all spending").await;
@@ -260,6 +260,9 @@ async fn grant_pay_approve_search_revoke_and_escaping() {
     ui.click("approval-approve").await;
     let approved = tokio::time::timeout(WAIT, held).await.expect("the held request completes after Approve").unwrap();
     assert_eq!(approved.status, 200, "{approved}");
+    // The click in the app's window is the user's presence, and the receipt says where it was.
+    let rec = purser_core::ledger::Ledger::open_in(&app.data_dir).expect("the app's ledger").receipt(&approved.receipt_id()).expect("read").expect("the receipt");
+    assert_eq!((rec.decided_by, rec.decided_via), (purser_core::receipt::DecidedBy::User, Some(purser_core::approvals::Via::App)), "{rec:?}");
     ui.click("nav-timeline").await;
     wait_row(&app, &approved.receipt_id(), "paid").await;
 

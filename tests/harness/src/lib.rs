@@ -10,6 +10,7 @@
 //! * [`proc`]: child-process plumbing (timeouts, SIGTERM, log tails).
 //! * [`desktop`]: a private D-Bus session bus and a test notification server on it.
 //! * [`keyring`]: a real gnome-keyring (Secret Service) on that bus, in a throwaway data dir.
+//! * [`pty`]: running a command on a real pseudo-terminal and answering its prompts, or with no terminal at all.
 
 pub mod agent;
 pub mod chain;
@@ -20,6 +21,7 @@ pub mod keyring;
 pub mod onchain;
 pub mod peers;
 pub mod proc;
+pub mod pty;
 pub mod purser;
 pub mod tls;
 

@@ -233,14 +233,37 @@ impl Purser {
         self.spawn_serve();
     }
 
+    /// Runs the CLI. A command that widens spending asks for the wallet passphrase at the
+    /// terminal (never from the environment): it runs on a pseudo-terminal and the harness types
+    /// [`PASSPHRASE`] when asked, as the user would.
     pub fn cli_raw<I, S>(&self, args: I) -> Output
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_os_string()).collect();
+        let mut cmd = self.base_cmd();
+        cmd.args(&args);
+        if asks_presence(&args) {
+            let out = crate::pty::run_at_terminal(cmd, &[("passphrase", PASSPHRASE)], Duration::from_secs(60));
+            return Output { status: out.status, stdout: out.stdout, stderr: out.stderr };
+        }
+        proc::run_with_timeout(cmd, Duration::from_secs(60))
+    }
+
+    /// Runs the CLI with no terminal at all (nobody there to type), `PURSER_PASSPHRASE` still in
+    /// its environment: a widening command must be refused (`presence_required`).
+    pub fn cli_without_tty(&self, args: &[&str]) -> Output {
         let mut cmd = self.base_cmd();
         cmd.args(args);
-        proc::run_with_timeout(cmd, Duration::from_secs(60))
+        crate::pty::run_without_tty(cmd, Duration::from_secs(60))
+    }
+
+    /// Runs the CLI on a terminal where `typed` is typed at the passphrase prompt.
+    pub fn cli_typing(&self, args: &[&str], typed: &str) -> crate::pty::PtyOutput {
+        let mut cmd = self.base_cmd();
+        cmd.args(args);
+        crate::pty::run_at_terminal(cmd, &[("passphrase", typed)], Duration::from_secs(60))
     }
 
     /// Runs `purser --data-dir DIR ARGS...` and returns its output (whatever the exit status).
@@ -369,12 +392,63 @@ impl Purser {
         format!("{}/{}", self.proxy_url, upstream_url)
     }
 
+    /// Calls the running Purser's control API on its Unix socket (from `control.json`), as a
+    /// local tool of the user's would: `(status, JSON answer)`.
+    pub fn control(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let c: Value = serde_json::from_slice(&std::fs::read(self.data_dir.join("control.json")).expect("control.json")).expect("control.json is JSON");
+        control_call(Path::new(c["socket"].as_str().expect("control.json names its socket")), method, path, body)
+    }
+
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("purser.db")
     }
 
     pub fn work_dir(&self) -> &Path {
         self.work.path()
+    }
+}
+
+/// One HTTP/1.1 request on a control socket (`/_purser/v1/<path>`), `Connection: close`.
+pub fn control_call(socket: &Path, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap_or_else(|e| panic!("control socket {}: {e}", socket.display()));
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let req = format!("{method} /_purser/v1/{path} HTTP/1.1\r\nHost: purser\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    s.write_all(req.as_bytes()).expect("write control request");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read control answer");
+    let text = String::from_utf8_lossy(&raw);
+    let status: u16 = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("not HTTP: {text}"));
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    // A chunked answer: the JSON is between the chunk sizes.
+    let json = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        let mut out = String::new();
+        let mut r = rest;
+        while let Some((size, tail)) = r.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 { break; }
+            out.push_str(&tail[..n.min(tail.len())]);
+            r = tail.get(n + 2..).unwrap_or("");
+        }
+        out
+    } else {
+        rest.to_string()
+    };
+    (status, serde_json::from_str(&json).unwrap_or(Value::Null))
+}
+
+/// Does this command line widen spending (so the CLI asks for the passphrase at the terminal)?
+pub fn asks_presence(args: &[std::ffi::OsString]) -> bool {
+    let words: Vec<&str> = args.iter().filter_map(|a| a.to_str()).collect();
+    let has = |w: &str| words.contains(&w);
+    match words.first().copied() {
+        Some("grant") => matches!(words.get(1).copied(), Some("create" | "top-up")),
+        Some("approvals") => words.get(1) == Some(&"approve"),
+        Some("resume") | Some("run") => true,
+        Some("rules") => words.get(1) == Some(&"add") && has("--allow"),
+        Some("wallet") => matches!(words.get(1).copied(), Some("unlock" | "export")),
+        _ => false,
     }
 }
 

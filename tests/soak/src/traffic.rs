@@ -116,29 +116,30 @@ pub async fn generate(agent: Agent, proxy: String, urls: Urls, per_sec: f64, unt
     let _all = sem.acquire_many(max_in_flight as u32).await;
 }
 
-/// The daemon's control API, from its `control.json`.
+/// The daemon's control API: its Unix socket, from `control.json`.
 #[derive(Clone, Debug)]
 pub struct Control {
-    pub url: String,
-    pub token: String,
+    pub socket: std::path::PathBuf,
 }
 
 impl Control {
     pub fn read(data_dir: &Path) -> anyhow::Result<Control> {
         let v: Value = serde_json::from_slice(&std::fs::read(data_dir.join("control.json"))?)?;
-        let s = |k: &str| v[k].as_str().map(|s| s.trim_end_matches('/').to_string()).ok_or_else(|| anyhow::anyhow!("control.json has no {k}"));
-        Ok(Control { url: s("url")?, token: s("token")? })
+        let socket = v["socket"].as_str().ok_or_else(|| anyhow::anyhow!("control.json has no socket"))?;
+        Ok(Control { socket: socket.into() })
     }
 
-    async fn call(&self, c: &reqwest::Client, method: reqwest::Method, path: &str) -> Result<Value, String> {
-        let url = format!("{}/_purser/v1/{path}", self.url);
-        let resp = c.request(method, &url).bearer_auth(&self.token).send().await.map_err(|e| format!("{url}: {e}"))?;
-        let status = resp.status();
-        let v: Value = resp.json().await.map_err(|e| format!("{url}: {e}"))?;
-        if status.is_success() {
+    /// One call; an approval carries the passphrase the user typed (their presence).
+    async fn call(&self, _c: &reqwest::Client, method: reqwest::Method, path: &str) -> Result<Value, String> {
+        let (socket, path) = (self.socket.clone(), path.to_string());
+        let body = path.ends_with("/approve").then(|| serde_json::json!({"passphrase": purser_testkit::purser::PASSPHRASE}));
+        let (status, v) = tokio::task::spawn_blocking(move || purser_testkit::purser::control_call(&socket, method.as_str(), &path, body.as_ref()))
+            .await
+            .map_err(|e| e.to_string())?;
+        if (200..300).contains(&status) {
             Ok(v)
         } else {
-            Err(format!("{url}: HTTP {status} {v}"))
+            Err(format!("HTTP {status} {v}"))
         }
     }
 }

@@ -4,4 +4,12 @@
  * The grant form, as the UI sends it (amounts are USD decimal strings, durations `90s`,
  * `30m`, `2h`, `7d`).
  */
-export type GrantSpecInput = { label: string, budget: string, expires: string, hosts: Array<string>, payees: Array<string>, networks: Array<string>, perRequestMax: string | null, autoBelow: string | null, askBelow: string | null, approvalTimeout: string | null, onlyListedHosts: boolean, };
+export type GrantSpecInput = { label: string, budget: string, expires: string, hosts: Array<string>, payees: Array<string>, networks: Array<string>, perRequestMax: string | null, autoBelow: string | null, askBelow: string | null, approvalTimeout: string | null, onlyListedHosts: boolean, 
+/**
+ * The token works only inside `purser run`.
+ */
+onlyRun: boolean, 
+/**
+ * The token works only for this executable (absolute path).
+ */
+onlyExe: string | null, };

@@ -5,4 +5,12 @@ import type { GrantState } from "./GrantState";
  * A grant as the CLI's `--json`, the control API and the app show it (amounts: micro-USD
  * strings; `*_usd`: decimal strings).
  */
-export type GrantView = { id: string, label: string, state: GrantState, budget_atomic: string, spent_atomic: string, reserved_atomic: string, remaining_atomic: string, budget_usd: string, spent_usd: string, remaining_usd: string, per_request_max_atomic: string | null, auto_below_atomic: string, ask_below_atomic: string | null, hosts: Array<string>, payees: Array<string>, networks: Array<string>, expires_at: string, approval_timeout_secs: number, only_listed_hosts: boolean, created_at: string, revoked_at: string | null, };
+export type GrantView = { id: string, label: string, state: GrantState, budget_atomic: string, spent_atomic: string, reserved_atomic: string, remaining_atomic: string, budget_usd: string, spent_usd: string, remaining_usd: string, per_request_max_atomic: string | null, auto_below_atomic: string, ask_below_atomic: string | null, hosts: Array<string>, payees: Array<string>, networks: Array<string>, expires_at: string, approval_timeout_secs: number, only_listed_hosts: boolean, 
+/**
+ * The token works only inside `purser run`.
+ */
+only_run: boolean, 
+/**
+ * The token works only for this executable.
+ */
+only_exe: string | null, created_at: string, revoked_at: string | null, };

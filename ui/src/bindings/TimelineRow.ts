@@ -24,4 +24,8 @@ intent: string | null,
 /**
  * Flag names (`price_spike`, `new_payee`).
  */
-flags: Array<string>, };
+flags: Array<string>, 
+/**
+ * Who asked, in short (`curl`, `run:research`, `unknown`), when the receipt records it.
+ */
+agent?: string, };

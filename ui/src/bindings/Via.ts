@@ -3,4 +3,4 @@
 /**
  * Where a user's decision came from (recorded in the receipt as `decided_via`).
  */
-export type Via = "notification" | "window" | "control";
+export type Via = "notification" | "app" | "terminal";

@@ -5,6 +5,8 @@
 // grant limits and spend; the asset's own units for a payment), `*_usd` fields exact decimal
 // strings. Plain `number`s are counts, seconds and sequence numbers. Errors from every command
 // reject with an `ApiError` ({code, message}).
+export type * from "./AgentInfo";
+export type * from "./AgentKind";
 export type * from "./ApiError";
 export type * from "./AppInfo";
 export type * from "./CreatedGrant";
@@ -26,6 +28,7 @@ export type * from "./LedgerAfter";
 export type * from "./Missed";
 export type * from "./NetworkFunds";
 export type * from "./Outcome";
+export type * from "./ParentProcess";
 export type * from "./PendingApproval";
 export type * from "./QueryHelp";
 export type * from "./QueryKey";
@@ -34,6 +37,8 @@ export type * from "./ReceiptDetail";
 export type * from "./Reconciliation";
 export type * from "./RuleKind";
 export type * from "./RuleView";
+export type * from "./RunLaunched";
+export type * from "./RunView";
 export type * from "./Stats";
 export type * from "./TimelinePage";
 export type * from "./TimelineRow";

@@ -32,6 +32,9 @@ describe("Approvals", () => {
   it("shows the facts of the prompt, with the agent's words marked as such", async () => {
     renderScreen(<Approvals focusId={null} />);
     const card = await screen.findByTestId("approval-detail");
+    expect(within(card).getByTestId("approval-who")).toHaveTextContent("claude → node → curl, pid 4242");
+    const facts = within(card).getAllByRole("definition");
+    expect(facts[0]).toBe(within(card).getByTestId("approval-who"));
     expect(within(card).getByTestId("approval-usd")).toHaveTextContent("$0.12");
     expect(within(card).getByTestId("approval-asset")).toHaveTextContent("0.12 USDC on base-sepolia");
     expect(within(card).getByTestId("approval-request")).toHaveTextContent("GET api.weather.com/v1/forecast?city=paris");

@@ -121,6 +121,13 @@ export function GrantForm({ grant, onClose, onCreated }: Props) {
           />
           Refuse every host not listed (standard proxy mode)
         </label>
+        {!grant && (
+          <label className="check">
+            <input type="checkbox" checked={v.onlyRun} onChange={(e) => set("onlyRun", e.target.checked)} data-testid="form-onlyRun" />
+            Only inside <code>purser run</code> (the agent runs contained)
+          </label>
+        )}
+        {!grant && text("onlyExe", "Only this program", "Optional: the absolute path of the one executable whose requests may use the token", "/usr/bin/python3")}
       </div>
       <InlineError error={save.error} testid="grant-form-error" />
       <footer className="panel-foot">

@@ -18,6 +18,7 @@ vi.mock("../api", async (orig) => {
     grantUnrevoke: vi.fn(),
     grantsRevokeAll: vi.fn(),
     grantTopUp: vi.fn(),
+    runStart: vi.fn(),
     queryHelp: vi.fn(),
   };
 });
@@ -101,6 +102,8 @@ describe("Grants", () => {
       askBelow: "1",
       approvalTimeout: null,
       onlyListedHosts: false,
+      onlyRun: false,
+      onlyExe: null,
     });
     expect(await screen.findByTestId("setup-lines")).toHaveTextContent("export PURSER_GRANT=pgt_secret");
     const writeText = vi.fn().mockResolvedValue(undefined);
@@ -199,5 +202,24 @@ describe("Grants", () => {
     await user.type(screen.getByTestId("topup-usd"), "5");
     await user.click(screen.getByTestId("topup-save"));
     expect(m.grantTopUp).toHaveBeenCalledWith(grant().id, "5");
+  });
+
+  it("runs an agent contained on a grant: a command and an absolute working dir", async () => {
+    const user = userEvent.setup();
+    m.runStart.mockResolvedValue({ run_id: "r1", grant_id: grant().id, label: "research", pid: 4242, log: "/d/runs/r1.log" });
+    renderScreen(<Grants />);
+    await user.click(await screen.findByTestId("grant-run"));
+    await user.click(screen.getByTestId("run-start"));
+    expect(screen.getByTestId("run-error")).toHaveTextContent("Give the agent's command");
+    await user.type(screen.getByTestId("run-command"), "  python3 agent.py ");
+    await user.type(screen.getByTestId("run-cwd"), "project");
+    await user.click(screen.getByTestId("run-start"));
+    expect(screen.getByTestId("run-error")).toHaveTextContent("absolute path");
+    expect(m.runStart).not.toHaveBeenCalled();
+    await user.clear(screen.getByTestId("run-cwd"));
+    await user.type(screen.getByTestId("run-cwd"), "/home/me/project");
+    await user.click(screen.getByTestId("run-start"));
+    expect(m.runStart).toHaveBeenCalledWith(grant().id, "python3 agent.py", "/home/me/project");
+    expect(await screen.findByTestId("toast-info")).toHaveTextContent("running contained (pid 4242); its output goes to /d/runs/r1.log");
   });
 });

@@ -175,6 +175,7 @@ interface RowProps {
 
 function GrantRow({ g, now, canUndo, busy, onRevoke, onUndo, onEdit }: RowProps) {
   const [topUp, setTopUp] = useState(false);
+  const [run, setRun] = useState(false);
   const budget = atomic(g.budget_atomic) ?? 0n;
   const spent = atomic(g.spent_atomic) ?? 0n;
   const reserved = atomic(g.reserved_atomic) ?? 0n;
@@ -223,6 +224,7 @@ function GrantRow({ g, now, canUndo, busy, onRevoke, onUndo, onEdit }: RowProps)
           ))}
         </div>
         {topUp && <TopUp g={g} onDone={() => setTopUp(false)} />}
+        {run && <RunAgent g={g} onDone={() => setRun(false)} />}
       </div>
       <div className="grant-actions">
         {g.state === "active" && (
@@ -232,6 +234,9 @@ function GrantRow({ g, now, canUndo, busy, onRevoke, onUndo, onEdit }: RowProps)
             </button>
             <button className="ghost" onClick={() => setTopUp((t) => !t)} data-testid="grant-topup">
               Top up
+            </button>
+            <button className="ghost" onClick={() => setRun((r) => !r)} data-testid="grant-run">
+              Run an agent
             </button>
             <button className="danger-outline" onClick={onRevoke} disabled={busy} data-testid="grant-revoke">
               Revoke
@@ -282,6 +287,53 @@ function TopUp({ g, onDone }: { g: GrantView; onDone: () => void }) {
       </button>
       {err && (
         <span className="field-error" data-testid="topup-error">
+          {err}
+        </span>
+      )}
+      <InlineError error={m.error} />
+    </form>
+  );
+}
+
+/**
+ * "Run an agent": the command (run by `sh -c`) and its working dir; Purser starts it contained
+ * (bubblewrap: the host read-only, Purser's files hidden, the network only through Purser), on
+ * this grant, with a token that works only for that run.
+ */
+function RunAgent({ g, onDone }: { g: GrantView; onDone: () => void }) {
+  const [command, setCommand] = useState("");
+  const [cwd, setCwd] = useState("");
+  const [err, setErr] = useState("");
+  const toast = useToast();
+  const m = useMutation({
+    mutationFn: () => api.runStart(g.id, command.trim(), cwd.trim()),
+    onSuccess: (r) => {
+      toast.info(`“${r.label}” is running contained (pid ${r.pid}); its output goes to ${r.log}`);
+      onDone();
+    },
+  });
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    if (command.trim() === "") return setErr("Give the agent's command, e.g. python3 agent.py");
+    if (!cwd.trim().startsWith("/")) return setErr("Give the working dir as an absolute path, e.g. /home/you/project");
+    setErr("");
+    m.mutate();
+  };
+  return (
+    <form className="topup run-agent" onSubmit={submit} noValidate data-testid="run-form">
+      <label>
+        Command{" "}
+        <input value={command} onChange={(e) => setCommand(e.target.value)} placeholder="python3 agent.py" data-testid="run-command" autoFocus />
+      </label>
+      <label>
+        Working dir{" "}
+        <input value={cwd} onChange={(e) => setCwd(e.target.value)} placeholder="/home/you/project" data-testid="run-cwd" />
+      </label>
+      <button type="submit" className="primary small" disabled={m.isPending} data-testid="run-start">
+        Run contained
+      </button>
+      {err && (
+        <span className="field-error" data-testid="run-error">
           {err}
         </span>
       )}

@@ -18,6 +18,10 @@ export interface FormValues {
   askBelow: string;
   approvalTimeout: string;
   onlyListedHosts: boolean;
+  /** The token works only inside `purser run` (new grants only). */
+  onlyRun: boolean;
+  /** The token works only for this executable, an absolute path (new grants only). */
+  onlyExe: string;
 }
 
 export type Field = keyof FormValues;
@@ -35,6 +39,8 @@ export const EMPTY: FormValues = {
   askBelow: "",
   approvalTimeout: "",
   onlyListedHosts: false,
+  onlyRun: false,
+  onlyExe: "",
 };
 
 export interface Preset {
@@ -103,6 +109,7 @@ export function validate(v: FormValues, mode: "create" | "edit"): Errors {
     const bad = hosts.find((h) => !HOST_RE.test(h));
     if (bad) e.hosts = `${bad} is not a host (api.example.com, 127.0.0.1:8080 or *.example.org)`;
   }
+  if (mode === "create" && v.onlyExe.trim() && !v.onlyExe.trim().startsWith("/")) e.onlyExe = "Give the program's absolute path, e.g. /usr/bin/python3.11";
   if (v.perRequestMax.trim()) e.perRequestMax = usdError(v.perRequestMax.trim(), "Per-request cap", true);
   if (v.autoBelow.trim()) e.autoBelow = usdError(v.autoBelow.trim(), "Pay-without-asking limit");
   if (v.askBelow.trim()) e.askBelow = usdError(v.askBelow.trim(), "Refuse-from limit", true);
@@ -138,6 +145,8 @@ export function toSpec(v: FormValues): GrantSpecInput {
     askBelow: opt(v.askBelow),
     approvalTimeout: opt(v.approvalTimeout),
     onlyListedHosts: v.onlyListedHosts,
+    onlyRun: v.onlyRun,
+    onlyExe: opt(v.onlyExe),
   };
 }
 
@@ -176,5 +185,7 @@ export function fromGrant(g: GrantView): FormValues {
     askBelow: plain(g.ask_below_atomic),
     approvalTimeout: `${g.approval_timeout_secs}s`,
     onlyListedHosts: g.only_listed_hosts,
+    onlyRun: g.only_run,
+    onlyExe: g.only_exe ?? "",
   };
 }

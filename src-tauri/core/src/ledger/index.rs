@@ -128,6 +128,10 @@ pub mod dim {
     pub const REASON: i64 = 6;
     /// What follows a dot in a host (`*.example.com` matches the hosts carrying `example.com`).
     pub const HOST_SUFFIX: i64 = 11;
+    /// A name of the agent's process or of one of its parents, lowercased (`agent:`).
+    pub const AGENT: i64 = 12;
+    /// A `purser run` label, lowercased; the label as given in `label` (`run:`).
+    pub const RUN: i64 = 13;
 }
 
 /// The parent domains of a host, as `host:*.<suffix>` names them: what follows each dot
@@ -279,6 +283,22 @@ fn words_of(r: &Receipt) -> String {
     parts.join(" ").replace('$', " ")
 }
 
+/// The tokens of who asked: `$w<id>` per name of the agent's process and parents
+/// ([`AgentInfo::search_names`](crate::agent::AgentInfo::search_names)), `$j<id>` for a run's
+/// label. Receipts without an agent (all those written before it was recorded) carry none, so
+/// the index of an older ledger needs no rebuild.
+fn agent_tokens(c: &Connection, r: &Receipt) -> Result<Vec<String>> {
+    let Some(a) = &r.agent else { return Ok(vec![]) };
+    let mut out = vec![];
+    for name in a.search_names() {
+        out.push(token('w', dim_id(c, dim::AGENT, Some(&name), None)?));
+    }
+    if let Some(label) = a.run_label.as_deref().filter(|l| !l.is_empty()) {
+        out.push(token('j', dim_id(c, dim::RUN, Some(&label.to_lowercase()), Some(label))?));
+    }
+    Ok(out)
+}
+
 /// Indexes one receipt (already inserted with this `seq`) inside the caller's transaction.
 pub(crate) fn index_receipt(c: &Connection, seq: i64, r: &Receipt) -> Result<()> {
     backfill_if_pending(c)?;
@@ -331,6 +351,7 @@ fn index_one(c: &Connection, seq: i64, r: &Receipt) -> Result<()> {
             doc.push(token(prefix, id));
         }
     }
+    doc.extend(agent_tokens(c, r)?);
     if let (Some(a), Some(exact)) = (amount, amount_i) {
         doc.push(token('l', lower_cell(a) as i64));
         doc.push(token('u', upper_cell(a) as i64));

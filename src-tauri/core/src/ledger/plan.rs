@@ -2,7 +2,9 @@
 //! ids and its words to FTS5 tokens, and says how to answer it: one FTS5 expression (words and
 //! fact tokens) with the amount cells or the priced-word pairs (`ledger::priced_words`) an
 //! amount filter needs, the per-day counts or rollup when no word is involved, and the seq
-//! ranges a date filter reduces to. `ledger::search` runs the plans.
+//! ranges a date filter reduces to. `agent:` and `run:` are FTS tokens only (no facts, rollup
+//! or counts column), so a query with them is answered from the index's matches. `ledger::search`
+//! runs the plans.
 
 use super::index::{self, dim, DAY, TOKEN_ALL, TOKEN_FLAGGED};
 use super::priced_words;
@@ -211,6 +213,9 @@ impl Plan {
                         Key::Host => (dim::HOST, 'h', Some("host")),
                         Key::Payee => (dim::PAYEE, 'p', Some("payee")),
                         Key::Network => (dim::NETWORK, 'n', Some("network")),
+                        // Tokens only: a receipt has many names, and no facts column holds them.
+                        Key::Agent => (dim::AGENT, 'w', None),
+                        Key::Run => (dim::RUN, 'j', None),
                         _ => (dim::REASON, 'r', None),
                     };
                     let mut toks = vec![];
@@ -245,7 +250,8 @@ impl Plan {
                 if let Some(cond) = &cond {
                     outcome_conds.push(if f.negated { format!("NOT ({cond})") } else { format!("({cond})") });
                 }
-            } else if f.negated || counts_filter.is_some() {
+            } else if f.negated || counts_filter.is_some() || matches!(f.key, Key::Agent | Key::Run) {
+                // receipt_counts has no rows by agent or run.
                 counts_ok = false;
             } else {
                 let kind = match f.key {

@@ -7,7 +7,7 @@
 //! working through the control API, the CLI and the window.
 
 use super::{Capabilities, Note, NoteEvent, Notifier, Opener, ACTION_APPROVE, ACTION_DEFAULT, ACTION_DENY, ACTION_OPEN};
-use crate::approvals::{PendingApproval, Via};
+use crate::approvals::PendingApproval;
 use crate::engine::Engine;
 use crate::events::Event;
 use crate::prompt::{self, Style};
@@ -286,7 +286,8 @@ impl Prompter {
                         ACTION_APPROVE | ACTION_DENY => {
                             let approve = key == ACTION_APPROVE;
                             // Bound to exactly what the notification showed.
-                            match self.engine.approvals.decide_via(&view.id, approve, Some(&view.requirement_hash), Via::Notification) {
+                            let d = crate::decisions::Decision { approve, requirement_hash: Some(view.requirement_hash.clone()), ..Default::default() };
+                            match self.engine.decide(&view.id, &d, crate::presence::Presence::notification_click()) {
                                 Ok(_) => tracing::info!(approval = %view.id, approve, "decided from the notification"),
                                 Err(e) => tracing::info!(approval = %view.id, error = %e, "a notification's decision came too late"),
                             }
@@ -318,7 +319,7 @@ impl Prompter {
 mod tests {
     use super::super::NotifyError;
     use super::*;
-    use crate::approvals::Verdict;
+    use crate::approvals::{Verdict, Via};
     use crate::clock::{ManualClock, OsNonces};
     use crate::ledger::Ledger;
     use futures_util::future::BoxFuture;
@@ -407,7 +408,7 @@ mod tests {
         let _held = e.approvals.hold(view("l1", "g"));
         settle(|| rec.shown.lock().unwrap().len() == 1).await;
         let (_, note) = rec.shown.lock().unwrap()[0].clone();
-        assert_eq!(note.summary, "Pay $0.05 to 127.0.0.1:4021? (wallet locked)");
+        assert_eq!(note.summary, "unknown: pay $0.05 to 127.0.0.1:4021? (wallet locked)");
         assert_eq!(note.body.lines().next(), Some(crate::prompt::WALLET_LOCKED));
         prompter.shutdown().await;
     }
@@ -438,7 +439,7 @@ mod tests {
         let held = e.approvals.hold(view("a1", "g"));
         settle(|| rec.shown.lock().unwrap().len() == 1).await;
         let (nid, note) = rec.shown.lock().unwrap()[0].clone();
-        assert_eq!(note.summary, "Pay $0.05 to 127.0.0.1:4021?");
+        assert_eq!(note.summary, "unknown: pay $0.05 to 127.0.0.1:4021?");
         assert_eq!(note.actions.iter().map(|a| a.0.as_str()).collect::<Vec<_>>(), ["approve", "deny", "open"]);
         rec.press(nid, "open");
         settle(|| rec.opened.lock().unwrap().len() == 1).await;
@@ -480,7 +481,7 @@ mod tests {
         settle(|| rec.shown.lock().unwrap().iter().any(|(_, n)| n.summary == "46 more payments waiting for you")).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         let shown = rec.shown.lock().unwrap().clone();
-        let individual: Vec<_> = shown.iter().filter(|(_, n)| n.summary.starts_with("Pay")).collect();
+        let individual: Vec<_> = shown.iter().filter(|(_, n)| n.summary.contains(": pay ")).collect();
         assert_eq!(individual.len(), FLOOD_THRESHOLD - 1 + 1, "4 for the flooded grant, 1 for the other grant");
         assert_eq!(rec.distinct(), FLOOD_THRESHOLD + 1, "the flooded grant has at most the threshold on screen");
         let summary_id = shown.iter().find(|(_, n)| n.summary.contains("more")).unwrap().0;
@@ -490,14 +491,14 @@ mod tests {
 
         // Deciding queued requests (window, CLI) counts the summary down, then closes it.
         for i in 4..49 {
-            e.approvals.decide(&format!("f{i:02}"), false, None).unwrap();
+            e.approvals.decide_via(&format!("f{i:02}"), false, None, Via::Terminal).unwrap();
         }
         let mut helds = helds.into_iter();
         for h in helds.by_ref().take(49) {
             let _ = e.approvals.wait(h, Duration::from_millis(1)).await;
         }
         settle(|| rec.shown.lock().unwrap().last().is_some_and(|(_, n)| n.summary == "1 more payment waiting for you")).await;
-        e.approvals.decide("f49", false, None).unwrap();
+        e.approvals.decide_via("f49", false, None, Via::Terminal).unwrap();
         let _ = e.approvals.wait(helds.next().unwrap(), Duration::from_millis(1)).await;
         settle(|| rec.closed.lock().unwrap().contains(&summary_id)).await;
         assert_eq!(rec.distinct(), FLOOD_THRESHOLD + 1, "no new notification while the flood drains");
@@ -511,8 +512,8 @@ mod tests {
         let _prompter = spawn(e.clone(), rec.clone(), rec.clone());
         let held = e.approvals.hold(view("q1", "g"));
         tokio::time::sleep(Duration::from_millis(30)).await;
-        e.approvals.decide("q1", true, Some("hash-q1")).unwrap();
-        assert_eq!(e.approvals.wait_decision(held, Duration::from_secs(5)).await, (Verdict::Approved, Some(Via::Control)));
+        e.approvals.decide_via("q1", true, Some("hash-q1"), Via::Terminal).unwrap();
+        assert_eq!(e.approvals.wait_decision(held, Duration::from_secs(5)).await, (Verdict::Approved, Some(Via::Terminal)));
         assert!(rec.shown.lock().unwrap().is_empty());
     }
 }

@@ -11,6 +11,7 @@
 //! requests are recognised by their request line, still refused with any `Origin` header, and
 //! never served without a grant token.
 
+use super::caller::Caller;
 use super::head::ForwardHead;
 use super::{ProxyContext, MAX_REQUEST_BODY};
 use crate::engine::Engine;
@@ -72,29 +73,42 @@ pub fn is_proxy_request<B>(req: &Request<B>) -> bool {
 }
 
 /// Handles a CONNECT or an absolute-form request.
-pub async fn handle<B>(engine: Arc<Engine>, ctx: Arc<ProxyContext>, req: Request<B>) -> Response<Body>
+pub async fn handle<B>(engine: Arc<Engine>, ctx: Arc<ProxyContext>, caller: Arc<Caller>, req: Request<B>) -> Response<Body>
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
+    // `$PURSER_PROXY/https://host/path` sent by a client that also has HTTP_PROXY set (as every
+    // client in `purser run` has) arrives as an absolute-form request for the proxy itself: it
+    // is a gateway-mode request, served as one.
+    if let Some(origin_form) = gateway_through_proxy(req.method(), req.uri(), ctx.port) {
+        let mut req = req;
+        *req.uri_mut() = origin_form;
+        if let Ok(host) = http::HeaderValue::from_str(&format!("127.0.0.1:{}", ctx.port)) {
+            req.headers_mut().insert(header::HOST, host);
+        }
+        return super::handle(&engine, &ctx, &caller, req).await;
+    }
     match super::head::forward(req.method(), req.uri(), req.headers(), ctx.port) {
         Err(refusal) => refusal.response(),
-        Ok(ForwardHead::Connect { host, port, token }) => connect(engine, &ctx, (host, port), token, req).await,
-        Ok(ForwardHead::Absolute { url, host, port, token }) => absolute(&engine, (url, host, port), token, req).await,
+        Ok(ForwardHead::Connect { host, port, token }) => connect(engine, &ctx, caller, (host, port), token, req).await,
+        Ok(ForwardHead::Absolute { url, host, port, token }) => absolute(&engine, &caller, (url, host, port), token, req).await,
     }
 }
 
-/// The grant the proxy credentials open, and the token (kept to re-check the grant on every
-/// request inside an intercepted tunnel), or a 407.
-fn authenticate(engine: &Engine, token: Option<String>) -> Result<(Grant, String), Response<Body>> {
-    let Some(token) = token else {
-        return Err(auth_required("missing_token", "send your grant token as the proxy password: HTTPS_PROXY=http://grant:<token>@127.0.0.1:PORT"));
-    };
-    match engine.authenticate(&token) {
-        Ok(Some(g)) => Ok((g, token)),
-        Ok(None) => Err(auth_required("unknown_token", "this grant token is not known to Purser")),
-        Err(e) => Err(error_response(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string(), None)),
+/// `GET http://127.0.0.1:<own port>/https://host/path`: the gateway form, sent through the proxy
+/// settings; its origin-form URI (`/https://host/path`).
+fn gateway_through_proxy(method: &http::Method, uri: &http::Uri, own_port: u16) -> Option<http::Uri> {
+    if method == http::Method::CONNECT || uri.scheme_str() != Some("http") {
+        return None;
     }
+    let authority = uri.authority()?;
+    let port = authority.port_u16().unwrap_or(80);
+    if !matches!(authority.host(), "127.0.0.1" | "localhost") || port != own_port {
+        return None;
+    }
+    let pq = uri.path_and_query()?.as_str();
+    (pq.starts_with("/http://") || pq.starts_with("/https://")).then(|| pq.parse().ok()).flatten()
 }
 
 /// 407 asking for Basic proxy credentials (what HTTP clients answer), Bearer also accepted.
@@ -107,23 +121,26 @@ pub fn auth_required(code: &str, message: &str) -> Response<Body> {
 
 /// `GET http://host/path HTTP/1.1` (target read by [`super::head::forward`]): governed like
 /// gateway mode.
-async fn absolute<B>(engine: &Engine, (url, host, port): (reqwest::Url, String, u16), token: Option<String>, req: Request<B>) -> Response<Body>
+async fn absolute<B>(engine: &Engine, caller: &Caller, (url, host, port): (reqwest::Url, String, u16), token: Option<String>, req: Request<B>) -> Response<Body>
 where
     B: hyper::body::Body<Data = Bytes> + Send,
     B::Error: Into<BoxError>,
 {
-    let grant = match authenticate(engine, token) {
-        Ok((g, _)) => g,
+    let grant = match caller.authenticate(engine, token.as_deref()).await {
+        Ok(g) => g,
         Err(r) => return r,
     };
     if grant.limits.only_listed_hosts && !grant.limits.hosts.iter().any(|p| p.matches(&host, port)) {
         return not_listed(&host, port);
     }
-    govern(engine, grant, url, req).await
+    if let Err(r) = caller.check_target(&grant, &host, port).await {
+        return r;
+    }
+    govern(engine, caller, grant, url, req).await
 }
 
-/// Buffers the agent's request and runs it through the pipeline under `grant`.
-pub(crate) async fn govern<B>(engine: &Engine, grant: Grant, url: reqwest::Url, req: Request<B>) -> Response<Body>
+/// Buffers the agent's request and runs it through the pipeline under `grant`, as `caller`.
+pub(crate) async fn govern<B>(engine: &Engine, caller: &Caller, grant: Grant, url: reqwest::Url, req: Request<B>) -> Response<Body>
 where
     B: hyper::body::Body<Data = Bytes> + Send,
     B::Error: Into<BoxError>,
@@ -136,21 +153,26 @@ where
         Ok(Err(_)) => return error_response(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "request bodies over 16 MiB are not proxied", None),
         Err(_) => return error_response(StatusCode::REQUEST_TIMEOUT, "request_body_timeout", &format!("the request body did not arrive within {} s", within.as_secs()), None),
     };
-    let agent = AgentRequest { method: parts.method, url, headers: parts.headers, body };
+    let who = caller.agent().await;
+    let agent = AgentRequest { method: parts.method, url, headers: parts.headers, body, who };
     pipeline::run(engine, grant, agent, intent).await
 }
 
 /// `CONNECT host:port` (authority read by [`super::head::forward`]): intercept for a host the
 /// grant covers, else a blind tunnel.
-async fn connect<B>(engine: Arc<Engine>, ctx: &ProxyContext, (host, port): (String, u16), token: Option<String>, req: Request<B>) -> Response<Body>
+async fn connect<B>(engine: Arc<Engine>, ctx: &ProxyContext, caller: Arc<Caller>, (host, port): (String, u16), token: Option<String>, req: Request<B>) -> Response<Body>
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    let (grant, token) = match authenticate(&engine, token) {
-        Ok(pair) => pair,
+    let grant = match caller.authenticate(&engine, token.as_deref()).await {
+        Ok(g) => g,
         Err(r) => return r,
     };
+    let token = token.unwrap_or_default();
+    if let Err(r) = caller.check_target(&grant, &host, port).await {
+        return r;
+    }
     let in_scope = grant.limits.hosts.iter().any(|p| p.matches(&host, port));
     if in_scope {
         let Some(ca) = ctx.ca.as_ref() else {
@@ -172,7 +194,7 @@ where
                 Ok(Err(e)) => return tracing::info!(error = %e, %base, "agent TLS handshake failed (does it trust Purser's CA?)"),
                 Err(_) => return tracing::info!(%base, "agent TLS handshake timed out"),
             };
-            serve_intercepted(engine, inflight, Arc::from(token), Arc::from(base), stream).await;
+            serve_intercepted(engine, inflight, caller, Arc::from(token), Arc::from(base), stream).await;
         });
         return tunnel_established();
     }
@@ -212,16 +234,16 @@ fn tunnel_established() -> Response<Body> {
 }
 
 /// Serves HTTP/1.1 or HTTP/2 (by ALPN) inside an intercepted tunnel.
-async fn serve_intercepted<S>(engine: Arc<Engine>, inflight: Arc<InFlight>, token: Arc<str>, base: Arc<str>, stream: S)
+async fn serve_intercepted<S>(engine: Arc<Engine>, inflight: Arc<InFlight>, caller: Arc<Caller>, token: Arc<str>, base: Arc<str>, stream: S)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let target = base.clone();
     let svc = service_fn(move |req| {
-        let (engine, token, base) = (engine.clone(), token.clone(), base.clone());
+        let (engine, caller, token, base) = (engine.clone(), caller.clone(), token.clone(), base.clone());
         let guard = inflight.enter();
         async move {
-            let resp = intercepted(&engine, &token, &base, req).await;
+            let resp = intercepted(&engine, &caller, &token, &base, req).await;
             drop(guard);
             Ok::<_, Infallible>(resp)
         }
@@ -238,15 +260,14 @@ where
 /// One request inside an intercepted tunnel: the target is the CONNECT's host and port (never
 /// the inner Host header), and the grant is looked up again so that a revocation applies to
 /// the next request.
-async fn intercepted<B>(engine: &Engine, token: &str, base: &str, req: Request<B>) -> Response<Body>
+async fn intercepted<B>(engine: &Engine, caller: &Caller, token: &str, base: &str, req: Request<B>) -> Response<Body>
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    let grant = match engine.authenticate(token) {
-        Ok(Some(g)) => g,
-        Ok(None) => return error_response(StatusCode::FORBIDDEN, "unknown_token", "this grant no longer exists", None),
-        Err(e) => return error_response(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string(), None),
+    let grant = match caller.authenticate(engine, Some(token)).await {
+        Ok(g) => g,
+        Err(r) => return r,
     };
     let pq = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let url = match reqwest::Url::parse(&format!("{base}{pq}")) {
@@ -259,7 +280,7 @@ where
         }
         return pass_upgrade(engine, url, req).await;
     }
-    govern(engine, grant, url, req).await
+    govern(engine, caller, grant, url, req).await
 }
 
 /// An upgrade (WebSocket) inside an intercepted tunnel: not governed, but not broken. The

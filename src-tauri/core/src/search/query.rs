@@ -31,6 +31,10 @@ pub enum Key {
     Network,
     Reason,
     Flag,
+    /// The agent's process or one of its parents, by name (`agent:curl`, `agent:claude`).
+    Agent,
+    /// A `purser run`, by label.
+    Run,
 }
 
 /// A filter value, validated.
@@ -38,7 +42,8 @@ pub enum Key {
 pub enum Value {
     /// An outcome, decider or flag code.
     Code(i64),
-    /// A grant id or label, host, payee address, network, reason.
+    /// A grant id or label, host, payee address, network, reason; an agent name or run label
+    /// (lowercased).
     Text(String),
     /// `host:*.example.com`: the subdomains of `example.com`.
     Suffix(String),
@@ -86,6 +91,8 @@ const KEYS: &[(&str, Key)] = &[
     ("network", Key::Network),
     ("reason", Key::Reason),
     ("flag", Key::Flag),
+    ("agent", Key::Agent),
+    ("run", Key::Run),
 ];
 
 /// Most terms and filter values one query may hold.
@@ -152,7 +159,7 @@ impl Query {
             }
             _ => {
                 let Some(k) = KEYS.iter().find(|(n, _)| *n == key).map(|(_, k)| *k) else {
-                    let known = "grant, outcome, decider (by), host, payee, network, reason, flag, amount, since, until";
+                    let known = "grant, outcome, decider (by), host, payee, network, reason, flag, agent, run, amount, since, until";
                     return Err(err(format!("unknown filter {key:?} (known: {known}); to search for text with a colon, put it in double quotes")));
                 };
                 let mut values = Vec::new();
@@ -232,6 +239,14 @@ fn parse_value(k: Key, v: &str) -> Result<Value, String> {
         Key::Reason => {
             let ok = v.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_');
             if ok { Ok(Value::Text(v.to_string())) } else { Err("reason must be a snake_case code such as over_budget".into()) }
+        }
+        // Names and labels are matched without regard to case (the index holds them lowercased).
+        Key::Agent | Key::Run => {
+            let what = if k == Key::Agent { "agent: takes a process name (curl, claude)" } else { "run: takes a run's label" };
+            if v.chars().count() > 255 || v.chars().any(char::is_control) {
+                return Err(format!("{what}, at most 255 characters and no control characters"));
+            }
+            Ok(Value::Text(v.to_lowercase()))
         }
     }
 }
@@ -388,6 +403,7 @@ mod tests {
             ("flags", "flag:price_spike flag:any -flag:new_payee"),
             ("url words", "\"https://api.x.com/v1\" api.x.com/v1"),
             ("reason", "reason:over_budget -reason:paid"),
+            ("agents and runs", "agent:curl agent:Claude,node -agent:bash run:research run:\"deep dive\""),
         ];
         for (name, q) in cases {
             assert!(Query::parse(q, now()).is_ok(), "{name}: {q} -> {:?}", Query::parse(q, now()));
@@ -401,6 +417,17 @@ mod tests {
         assert_eq!(q.terms[1].words, ["api", "x", "com", "v1"]);
         assert!(q.terms[2].prefix);
         assert_eq!(Query::parse("since:7d", now()).unwrap().since, Some(now().timestamp() - 7 * 86_400));
+        let q = Query::parse("agent:Claude,python3.11 run:\"Deep Dive\" -agent:bash", now()).unwrap();
+        let text = |s: &str| Value::Text(s.into());
+        assert_eq!(
+            q.facets,
+            vec![
+                Facet { key: Key::Agent, values: vec![text("claude"), text("python3.11")], negated: false },
+                Facet { key: Key::Run, values: vec![text("deep dive")], negated: false },
+                Facet { key: Key::Agent, values: vec![text("bash")], negated: true },
+            ],
+            "names and labels lowercased"
+        );
     }
 
     #[test]
@@ -426,6 +453,9 @@ mod tests {
             ("nothing below zero", "amount:<0", "amount:<0"),
             ("quote in word", "ab\"c", "ab\"c"),
             ("contradiction", "amount:>1 amount:<0.5", "amount:<0.5"),
+            ("empty agent in a list", "agent:curl,", "agent:curl,"),
+            ("control character in a run", "run:\"a\u{7}b\"", "run:\"a\u{7}b\""),
+            ("overlong agent", &format!("agent:{}", "x".repeat(256)), &format!("agent:{}", "x".repeat(256))),
         ];
         for (name, q, token) in cases {
             let e = Query::parse(q, now()).expect_err(name);

@@ -4,6 +4,7 @@
 
 use super::export::{csv_records, export, verify_export, Format};
 use super::*;
+use crate::agent::{AgentInfo, AgentKind, ParentProcess};
 use crate::grants::GrantSpec;
 use crate::ledger::ChainReport;
 use crate::receipt::{DecidedBy, Outcome, Receipt};
@@ -73,7 +74,22 @@ fn receipt_of(s: &Spec, grants: &[crate::grants::Grant]) -> Receipt {
     if s.id == "r01" {
         r.tx = Some(TX1.into());
     }
+    r.agent = agent_of(s.id);
     r
+}
+
+/// Who asked: curl started by Claude Code (r05), a `purser run` labelled `Research` (r08) and
+/// a Python script (r09), each under a bash; the other receipts have no agent.
+fn agent_of(id: &str) -> Option<AgentInfo> {
+    let parent = |pid, exe: Option<&str>, name: &str| ParentProcess { pid, exe: exe.map(str::to_string), name: name.into() };
+    let bash = parent(100, Some("/usr/bin/bash"), "bash");
+    let process = |pid, exe: &str, cmdline: &str, parents| AgentInfo { kind: AgentKind::Process, pid: Some(pid), exe: Some(exe.into()), cmdline: Some(cmdline.into()), parents, run_label: None, run_id: None };
+    match id {
+        "r05" => Some(process(300, "/usr/bin/curl", "curl -s https://flights.example.io/search", vec![parent(200, Some("/usr/bin/node"), "claude"), bash])),
+        "r08" => Some(AgentInfo { kind: AgentKind::Run, run_label: Some("Research".into()), run_id: Some("run-1".into()), ..process(400, "/usr/bin/python3.11", "python3 agent.py", vec![bash]) }),
+        "r09" => Some(process(500, "/usr/bin/python3.11", "python3 fetch.py", vec![bash])),
+        _ => None,
+    }
 }
 
 fn fixture() -> (tempfile::TempDir, Ledger) {
@@ -161,6 +177,24 @@ fn named_search_cases() {
         ("a range inside one cell", "amount:0.011..0.013", &["r03"]),
         ("a range on the grid", "amount:0.05..0.5", &["r10", "r08", "r06", "r05"]),
         ("above, on the grid, exclusive", "amount:>0.12", &["r10", "r04"]),
+        ("an agent by its process name", "agent:curl", &["r05"]),
+        ("an agent by a parent's name, any case", "agent:CLAUDE", &["r05"]),
+        ("an agent by a parent's executable", "agent:node", &["r05"]),
+        ("a parent of several agents", "agent:bash", &["r09", "r08", "r05"]),
+        ("argv[0] and the executable's name", "agent:python3", &["r09", "r08"]),
+        ("the executable's name", "agent:python3.11", &["r09", "r08"]),
+        ("either agent", "agent:curl,python3", &["r09", "r08", "r05"]),
+        ("not an agent keeps receipts without one", "-agent:bash", &["r10", "r07", "r06", "r04", "r03", "r02", "r01"]),
+        ("an agent nobody was", "agent:wget", &[]),
+        ("a run by label, any case", "run:research", &["r08"]),
+        ("a run label as given", "run:Research", &["r08"]),
+        ("a run label is not a grant label", "run:travel", &[]),
+        ("a run label is not a process name", "agent:research", &[]),
+        ("not a run", "-run:research agent:bash", &["r09", "r05"]),
+        ("an agent, an outcome and an amount", "agent:bash outcome:paid amount:>0.04", &["r08", "r05"]),
+        ("an agent and a word", "agent:python3 current", &["r09"]),
+        ("an agent and a grant", "agent:bash grant:travel", &["r05"]),
+        ("an agent over a time edge", "agent:bash since:2026-11-04T09:30:00Z", &["r09"]),
     ];
     for (name, q, want) in cases {
         let page = search(&l, q, 100, None, now()).unwrap_or_else(|e| panic!("{name}: {q}: {e}"));
@@ -315,6 +349,19 @@ fn aggregates_from_rollup_and_rows_agree() {
     let text = stats(&l, "weather amount:>0.01", &[GroupBy::Outcome], None, now()).unwrap();
     assert_eq!(text.total["receipts"], 3);
     assert_eq!(text.total["spend_usd"], "0.062");
+    // No pre-aggregate holds agents or runs: their aggregates walk the matching rows, even
+    // where a query without words would otherwise scan the facts.
+    for g in all {
+        for (q, n, spend) in [("agent:bash", 3, "0.18"), ("agent:claude outcome:paid", 1, "0.12"), ("run:research", 1, "0.05"), ("-agent:bash", 7, "0.032")] {
+            let a = stats(&l, q, &[g], None, now()).unwrap();
+            let b = stats(&l, &format!("{q} -zzzz"), &[g], None, now()).unwrap();
+            let c = stats_scanning_facts(&l, q, g);
+            assert_eq!((a.source, c.source), ("rows", "rows"), "{q}");
+            assert_eq!((&a.groups, &a.total), (&b.groups, &b.total), "{g:?} over {q:?}");
+            assert_eq!((&c.groups, &c.total), (&b.groups, &b.total), "{g:?} over {q:?}");
+            assert_eq!((a.total["receipts"].as_u64(), a.total["spend_usd"].as_str()), (Some(n), Some(spend)), "{q}");
+        }
+    }
     assert!(parse_group_by("day,grant,host").is_err());
     assert!(parse_group_by("month").is_err());
     assert_eq!(parse_group_by("week,grant").unwrap(), [GroupBy::Week, GroupBy::Grant]);
@@ -658,7 +705,7 @@ fn host_wildcards_agree_with_brute_force() {
 fn a_ledger_from_before_steps_8_and_9_is_reindexed() {
     for (version, prefix) in [(7, ""), (8, ", prefix='2 3 4 5 6'")] {
         let (dir, l) = fixture();
-        let queries = ["host:*.example.io", "flight* host:*.example.io", "forec* host:*.com", "fl* -host:*.flights.example.io", "flag:any", "weather amount:>0.01", "weather amount:0.001..0.02", ""];
+        let queries = ["host:*.example.io", "flight* host:*.example.io", "forec* host:*.com", "fl* -host:*.flights.example.io", "flag:any", "weather amount:>0.01", "weather amount:0.001..0.02", "", "agent:claude", "run:research -agent:curl"];
         let before: Vec<(Vec<String>, u64)> = queries.iter().map(|q| all_pages(&l, q, 3)).collect();
         drop(l);
         // The old FTS table, its documents gone (so a search that skipped the rebuild would
@@ -675,9 +722,32 @@ fn a_ledger_from_before_steps_8_and_9_is_reindexed() {
         let after: Vec<(Vec<String>, u64)> = queries.iter().map(|q| all_pages(&l, q, 3)).collect();
         assert_eq!(after, before, "from step {version}");
         assert!(before[1].1 > 0 && before[2].1 > 0 && before[3].1 > 0 && before[5].1 > 0 && before[6].1 > 0, "the queries match something: {before:?}");
+        assert_eq!((&before[8].0[..], &before[9].0[..]), (&["r05".to_string()][..], &["r08".to_string()][..]), "agents are reindexed");
         let fts: String = l.read(|c| Ok(c.query_row("SELECT sql FROM sqlite_master WHERE name = 'receipt_fts'", [], |r| r.get(0))?)).unwrap();
         assert!(fts.contains("prefix='2 3 4 5 6'"), "{fts}");
         let pairs: i64 = l.read(|c| Ok(c.query_row("SELECT count(*) FROM receipt_fts('\"$m\"*')", [], |r| r.get(0))?)).unwrap();
         assert!(pairs > 0, "no priced-word pairs after the rebuild from step {version}");
     }
+}
+
+/// The agent is left out of a receipt without one, so the hashed body of every receipt written
+/// before agents were recorded is byte for byte what it was; with one, it follows the intent.
+#[test]
+fn an_agent_changes_no_other_receipts_bytes() {
+    let (_d, l) = fixture();
+    let listed = l.list_receipts(10).unwrap();
+    let body = |id: &str| {
+        let mut r = listed.iter().find(|r| r.id == id).unwrap().clone();
+        r.hash.clear();
+        serde_json::to_string(&r).unwrap()
+    };
+    assert!(!body("r01").contains("agent"), "{}", body("r01"));
+    assert!(body("r05").contains(r#""intent":"flights to lisbon","agent":{"kind":"process","pid":300,"exe":"/usr/bin/curl","#), "{}", body("r05"));
+    assert!(body("r08").contains(r#""run_label":"Research","run_id":"run-1"},"x402_version""#), "{}", body("r08"));
+    // A body from before (no `agent` key) reads as no agent and writes back the same bytes.
+    let old = body("r01");
+    let back: Receipt = serde_json::from_str(&old).unwrap();
+    assert_eq!(back.agent, None);
+    assert_eq!(serde_json::to_string(&back).unwrap(), old);
+    assert!(matches!(l.verify_chain().unwrap(), ChainReport::Intact { count: 10, .. }));
 }

@@ -121,7 +121,7 @@ impl World {
             ask_below: ask_below.map(usd),
             ..Default::default()
         };
-        let g = ok("create grant", self.engine.create_grant(&spec))?.grant;
+        let g = ok("create grant", self.engine.create_grant(&spec, Some(&purser_core::presence::Presence::app_click())))?.grant;
         let now = self.now();
         self.grants.push(MGrant {
             id: g.id,
@@ -146,7 +146,7 @@ impl World {
             None => Err("amount_overflow"),
             Some(b) => Ok(b),
         };
-        let got = self.engine.top_up(&m.id, &usd(micros));
+        let got = self.engine.top_up(&m.id, &usd(micros), Some(&purser_core::presence::Presence::app_click()));
         proptest::prop_assert_eq!(got.as_ref().map(|_| ()).map_err(|e| e.code()), want.map(|_| ()), "top-up {} by {}", m.id, micros);
         if let Ok(b) = want {
             self.grants[gi].budget = b;
@@ -158,7 +158,7 @@ impl World {
     pub fn edit(&mut self, gi: usize, per_request_max: Option<u64>, auto_below: u64, ask_below: Option<u64>) -> R<()> {
         let opt = |v: Option<u64>| Some(v.map(usd).unwrap_or_default());
         let patch = GrantPatch { per_request_max: opt(per_request_max), auto_below: Some(usd(auto_below)), ask_below: opt(ask_below), ..Default::default() };
-        let got = self.engine.update_grant(&self.grants[gi].id, &patch).map(|_| ()).map_err(|e| e.code());
+        let got = self.engine.update_grant(&self.grants[gi].id, &patch, Some(&purser_core::presence::Presence::app_click())).map(|_| ()).map_err(|e| e.code());
         let revoked = self.grants[gi].revoked_at.is_some();
         proptest::prop_assert_eq!(got, if revoked { Err("revoked") } else { Ok(()) });
         if !revoked {
@@ -178,7 +178,7 @@ impl World {
             Some(t) if m.last_receipt.is_some_and(|r| r >= t) => Err("undo_after_decision"),
             Some(_) => Ok(()),
         };
-        let got = self.engine.unrevoke_grant(&m.id).map(|_| ()).map_err(|e| e.code());
+        let got = self.engine.unrevoke_grant(&m.id, Some(&purser_core::presence::Presence::app_click())).map(|_| ()).map_err(|e| e.code());
         proptest::prop_assert_eq!(got, want, "undo revocation of {}", m.id);
         if want.is_ok() {
             self.grants[gi].revoked_at = None;

@@ -185,10 +185,10 @@ async fn scenes(app: &App, peers: &Peers, out: &Path) -> Result<()> {
 
     // Revoke old-scraper through the control API, as `purser grant revoke` does.
     let c = &app.control;
-    let http = reqwest::Client::builder().no_proxy().build()?;
-    let list: Value = http.get(format!("{}/_purser/v1/grants", c.url)).bearer_auth(&c.token).send().await?.error_for_status()?.json().await?;
+    let (_, list) = c.call("GET", "grants").await;
     let old_id = list.as_array().and_then(|a| a.iter().find(|g| g["label"] == "old-scraper")).and_then(|g| g["id"].as_str()).context("old-scraper in the grant list")?.to_string();
-    http.post(format!("{}/_purser/v1/grants/{old_id}/revoke", c.url)).bearer_auth(&c.token).send().await?.error_for_status()?;
+    let (status, v) = c.call("POST", &format!("grants/{old_id}/revoke")).await;
+    anyhow::ensure!(status == 200, "revoke: {status} {v}");
     let after = get(app, &format!("{v2}/cheap?page=2"), old, "Crawl the archive, page 2").await;
     expect(&after, 403, "old-scraper after revoke")?;
 
