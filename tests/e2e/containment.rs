@@ -333,3 +333,41 @@ async fn who_is_asking_curl_python_and_node_outside_a_run() {
     let curl = p.cli_json(&["receipts", "search", "agent:curl", "--json"]);
     assert_eq!(curl["items"].as_array().unwrap().len(), 1, "{curl}");
 }
+
+/// The app's "Run an agent" action (`runs::launch`, called by the app's `run_start` command with
+/// the click as presence): the agent runs contained through the real `purser` binary's sandbox,
+/// pays through its run's socket, cannot connect out directly, and the run ends with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_apps_run_action_starts_the_agent_contained_and_ends_the_run() {
+    use purser_core::engine::Engine;
+    use purser_core::presence::Presence;
+    use std::sync::Arc;
+    let peers = Peers::start(Mode::Real);
+    let paywall = host_port(&peers.v2);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let wallet = purser_core::wallet::Wallet::from_key_hex(&peers.payer_key).unwrap();
+    let engine = Arc::new(Engine::new(purser_core::ledger::Ledger::open_in(&data).unwrap(), Some(wallet)).unwrap());
+    engine.set_data_dir(&data);
+    let runs = purser_core::runs::Runs::new(None, None);
+    let spec = purser_core::grants::GrantSpec { label: "app-run".into(), budget: "1.00".into(), expires: "1h".into(), hosts: vec![paywall.clone()], auto_below: Some("0.01".into()), ..Default::default() };
+    let g = engine.create_grant(&spec, Some(&Presence::app_click())).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let cmd = format!("curl -s -o /dev/null -w '%{{http_code}}' --noproxy '' -x \"$HTTPS_PROXY\" http://{paywall}/cheap > code.txt; curl -s -m 3 --noproxy '*' http://{paywall}/cheap; echo \" direct=$?\" >> code.txt; echo done");
+    let relative = purser_core::runs::launch::launch(&engine, &runs, &Presence::app_click(), &g.grant.id, &cmd, Path::new("relative"), Path::new(BIN), &data.join("runs"));
+    assert_eq!(relative.unwrap_err().code(), "invalid_run", "a working dir must be absolute");
+    let launched = purser_core::runs::launch::launch(&engine, &runs, &Presence::app_click(), &g.grant.id, &cmd, work.path(), Path::new(BIN), &data.join("runs")).unwrap();
+    assert_eq!(runs.list().len(), 1, "the run is live while its agent runs");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !runs.list().is_empty() {
+        assert!(Instant::now() < deadline, "the run did not end with its agent; log: {}", std::fs::read_to_string(&launched.log).unwrap_or_default());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let code = std::fs::read_to_string(work.path().join("code.txt")).unwrap_or_default();
+    assert_eq!(code.trim(), "200 direct=7", "paid through Purser, no direct connection; log: {}", std::fs::read_to_string(&launched.log).unwrap_or_default());
+    assert!(std::fs::read_to_string(&launched.log).unwrap().contains("done"), "the agent's output is in its log");
+    let receipts = engine.ledger.list_receipts(10).unwrap();
+    assert_eq!(receipts.len(), 1, "{receipts:#?}");
+    let agent = receipts[0].agent.as_ref().expect("who asked");
+    assert_eq!((receipts[0].outcome, agent.kind, agent.run_label.as_deref()), (purser_core::receipt::Outcome::Paid, purser_core::agent::AgentKind::Run, Some("app-run")), "{:?}", receipts[0]);
+}

@@ -193,6 +193,18 @@ pub struct GrantCreate {
     /// A host the task may pay: api.example.com, 127.0.0.1:8080, *.example.org. Repeatable.
     #[arg(long = "host", required = true)]
     pub hosts: Vec<String>,
+    #[command(flatten)]
+    pub limits: GrantLimits,
+    /// The token works only inside `purser run` (each run gets a token of its own).
+    #[arg(long)]
+    pub only_run: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A grant's optional limits, as `grant create` and `run` take them.
+#[derive(Debug, Args)]
+pub struct GrantLimits {
     /// Only pay these addresses (repeatable; default: any payee).
     #[arg(long = "payee")]
     pub payees: Vec<String>,
@@ -218,14 +230,31 @@ pub struct GrantCreate {
     /// Standard proxy mode: refuse hosts not listed with --host (default: tunnel them blind).
     #[arg(long)]
     pub only_listed_hosts: bool,
-    /// The token works only inside `purser run` (each run gets a token of its own).
-    #[arg(long)]
-    pub only_run: bool,
     /// Outside a run, the token works only for a client whose executable is this path.
     #[arg(long, value_name = "PATH")]
     pub only_exe: Option<String>,
-    #[arg(long)]
-    pub json: bool,
+}
+
+impl GrantLimits {
+    /// The spec of a new grant with these limits.
+    pub fn spec(&self, label: String, budget: String, expires: String, hosts: Vec<String>, only_run: bool) -> purser_core::grants::GrantSpec {
+        purser_core::grants::GrantSpec {
+            label,
+            budget,
+            expires,
+            hosts,
+            payees: self.payees.clone(),
+            networks: self.networks.clone(),
+            per_request_max: self.per_request_max.clone(),
+            auto_below: self.auto_below.clone(),
+            ask_below: self.ask_below.clone(),
+            approval_timeout: self.approval_timeout.clone(),
+            only_listed_hosts: self.only_listed_hosts,
+            allow_mixed_networks: self.allow_mixed,
+            only_run,
+            only_exe: self.only_exe.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -410,22 +439,8 @@ pub struct RunArgs {
     /// A new grant for the run: a host it may pay (repeatable).
     #[arg(long = "host")]
     pub hosts: Vec<String>,
-    #[arg(long = "payee")]
-    pub payees: Vec<String>,
-    #[arg(long = "network")]
-    pub networks: Vec<String>,
-    #[arg(long)]
-    pub per_request_max: Option<String>,
-    #[arg(long)]
-    pub auto_below: Option<String>,
-    #[arg(long)]
-    pub ask_below: Option<String>,
-    #[arg(long)]
-    pub approval_timeout: Option<String>,
-    #[arg(long)]
-    pub only_listed_hosts: bool,
-    #[arg(long, value_name = "PATH")]
-    pub only_exe: Option<String>,
+    #[command(flatten)]
+    pub limits: GrantLimits,
     /// Another writable path inside the sandbox (repeatable; the working dir always is).
     #[arg(long = "allow-write", value_name = "PATH")]
     pub allow_write: Vec<std::path::PathBuf>,

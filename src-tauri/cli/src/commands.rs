@@ -4,7 +4,7 @@
 use crate::args::{GrantCmd, GrantCreate, ReceiptsCmd};
 use anyhow::{bail, Result};
 use purser_core::engine::Engine;
-use purser_core::grants::{GrantSpec, GrantView};
+use purser_core::grants::GrantView;
 use purser_core::ledger::ChainReport;
 use serde_json::json;
 use std::path::Path;
@@ -67,22 +67,7 @@ pub async fn grant(dir: &Path, cmd: GrantCmd) -> Result<()> {
 }
 
 fn create(dir: &Path, e: &Engine, c: GrantCreate) -> Result<()> {
-    let spec = GrantSpec {
-        label: c.label,
-        budget: c.budget,
-        expires: c.expires,
-        hosts: c.hosts,
-        payees: c.payees,
-        networks: c.networks,
-        per_request_max: c.per_request_max,
-        auto_below: c.auto_below,
-        ask_below: c.ask_below,
-        approval_timeout: c.approval_timeout,
-        only_listed_hosts: c.only_listed_hosts,
-        allow_mixed_networks: c.allow_mixed,
-        only_run: c.only_run,
-        only_exe: c.only_exe,
-    };
+    let spec = c.limits.spec(c.label, c.budget, c.expires, c.hosts, c.only_run);
     spec.validate(chrono::Utc::now()).map_err(|err| crate::presence::Coded::new(err.code(), err.to_string()))?;
     let presence = crate::presence::prove(dir, "creating a grant")?;
     let created = e.create_grant(&spec, Some(&presence)).map_err(crate::presence::engine)?;

@@ -26,11 +26,11 @@ fn grant_body(dir: &Path, a: &RunArgs) -> Result<Value> {
     if a.hosts.is_empty() {
         return Err(Coded::new("invalid_run", "a new grant for the run needs at least one --host"));
     }
+    let g = a.limits.spec(a.label.clone().unwrap_or_else(|| "run".into()), budget.clone(), expires.clone(), a.hosts.clone(), true);
     let spec = json!({
-        "label": a.label.clone().unwrap_or_else(|| "run".into()),
-        "budget": budget, "expires": expires, "hosts": a.hosts, "payees": a.payees, "networks": a.networks,
-        "perRequestMax": a.per_request_max, "autoBelow": a.auto_below, "askBelow": a.ask_below,
-        "approvalTimeout": a.approval_timeout, "onlyListedHosts": a.only_listed_hosts, "onlyExe": a.only_exe,
+        "label": g.label, "budget": g.budget, "expires": g.expires, "hosts": g.hosts, "payees": g.payees, "networks": g.networks,
+        "perRequestMax": g.per_request_max, "autoBelow": g.auto_below, "askBelow": g.ask_below,
+        "approvalTimeout": g.approval_timeout, "onlyListedHosts": g.only_listed_hosts, "onlyExe": g.only_exe,
     });
     let pass = crate::presence::typed(dir, "creating a grant for a run")?;
     Ok(json!({"grant": spec, "passphrase": pass.as_str(), "keep_grant": a.keep_grant}))
