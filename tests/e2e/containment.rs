@@ -162,6 +162,11 @@ async fn a_hostile_agent_in_a_run_gets_no_way_out_and_its_payments_work() {
     // The run's grant is spent only by runs.
     let g = p.grant_show(&grant_id);
     assert_eq!(g["only_run"], true, "{g}");
+    // Approving needs the user at a terminal: the CLI with no terminal (the passphrase only in
+    // its environment) is refused, and the request stays pending.
+    let out = p.cli_without_tty(&["approvals", "approve", held[0]["id"].as_str().unwrap(), "--json"]);
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).map(|v| v["code"].clone()).ok(), Some(Value::from("presence_required")), "{}", text(&out));
+    assert_eq!(p.approvals().len(), 1, "a refused approval changes nothing");
     // The user denies it (narrowing: no passphrase needed), and lets the agent finish.
     let out = p.cli_without_tty(&["approvals", "deny", held[0]["id"].as_str().unwrap(), "--json"]);
     assert!(out.status.success(), "deny: {}", text(&out));
@@ -327,11 +332,19 @@ async fn who_is_asking_curl_python_and_node_outside_a_run() {
         let ids: Vec<&str> = found["items"].as_array().unwrap().iter().filter_map(|i| i["id"].as_str()).collect();
         assert!(ids.contains(&r["id"].as_str().unwrap()), "agent:{name} finds it: {found}");
     }
+    // A grant for one program: curl's requests pass, Python's are refused by name.
+    let (_only, only_token) = p.grant(&["--label", "curl-only", "--budget", "1.00", "--auto-below", "0.01", "--only-exe", "/usr/bin/curl"]);
+    let only_auth = format!("Bearer {only_token}");
+    let out = std::process::Command::new("sh").args(["-c", &format!("curl -s -o /dev/null -w '%{{http_code}}' -H 'Proxy-Authorization: {only_auth}' '{url}'; true")]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "curl under --only-exe /usr/bin/curl: {}", text(&out));
+    let py = format!("{} -c \"import requests; r=requests.get('{url}', headers={{'Proxy-Authorization': '{only_auth}'}}, proxies={{'http': None, 'https': None}}); print(r.status_code, r.json()['code'])\"; true", python.display());
+    let out = std::process::Command::new("sh").args(["-c", &py]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "403 exe_not_allowed", "python under --only-exe /usr/bin/curl: {}", text(&out));
     // `agent:sh` finds all three (their parent); `agent:curl` only curl's.
     let all = p.cli_json(&["receipts", "search", "agent:sh", "--json"]);
-    assert_eq!(all["items"].as_array().unwrap().len(), 3, "{all}");
+    assert_eq!(all["items"].as_array().unwrap().len(), 4, "{all}");
     let curl = p.cli_json(&["receipts", "search", "agent:curl", "--json"]);
-    assert_eq!(curl["items"].as_array().unwrap().len(), 1, "{curl}");
+    assert_eq!(curl["items"].as_array().unwrap().len(), 2, "{curl}");
 }
 
 /// The app's "Run an agent" action (`runs::launch`, called by the app's `run_start` command with
