@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { askedBy, atomic, countdown, microsFromUsd, share, shortAddr, usdFromMicros, usdText } from "./format";
+import { askedBy, askedByFirst, atomic, countdown, microsFromUsd, share, shortAddr, usdFromMicros, usdText } from "./format";
 
 describe("format", () => {
   it.each([
@@ -57,6 +57,8 @@ describe("format", () => {
       run_label: null,
     };
     expect(askedBy(curl)).toBe("claude → node → curl, pid 42");
+    expect(askedByFirst(curl)).toBe("curl, pid 42 (from claude → node)");
+    expect(askedByFirst({ ...curl, parents: [] })).toBe("curl, pid 42");
     expect(askedBy({ ...curl, kind: "run", run_label: "research", cmdline: "claude --print", parents: [] })).toBe("run “research”: claude --print, pid 42");
   });
 });

@@ -132,3 +132,15 @@ export function askedBy(who: AgentInfo | null | undefined): string {
   const chain = [...who.parents].reverse().map((p) => p.name);
   return `${[...chain, me].join(" → ")}${pid}`;
 }
+
+/**
+ * [`askedBy`] for a narrow line: the asking process first (`curl, pid 42 (from claude → node)`),
+ * so cutting the line keeps what matters; runs and unknowns as `askedBy` says them.
+ */
+export function askedByFirst(who: AgentInfo | null | undefined): string {
+  if (!who || who.kind !== "process") return askedBy(who);
+  const me = who.exe ? baseName(who.exe) : (who.cmdline?.split(" ")[0] ?? `pid ${who.pid}`);
+  const pid = who.pid != null ? `, pid ${who.pid}` : "";
+  const from = [...who.parents].reverse().map((p) => p.name);
+  return from.length ? `${me}${pid} (from ${from.join(" → ")})` : `${me}${pid}`;
+}

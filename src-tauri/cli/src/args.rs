@@ -411,8 +411,22 @@ pub enum ReceiptsCmd {
     },
     /// One receipt in full (JSON).
     Show { id: String },
-    /// Check the hash chain; exits non-zero naming the first broken receipt.
+    /// Check the ledger: its hash chain, its archives, each grant's spent total against its
+    /// receipts, each payment's nonce commitment, and (unless --offline) the wallet's
+    /// authorizations on chain against the receipts. Exits non-zero naming every problem.
     Verify {
+        #[arg(long)]
+        json: bool,
+        /// A head printed before (`purser receipts head`): it must still be a receipt of the
+        /// chain, so a truncation back past it is caught.
+        #[arg(long, value_name = "HEAD")]
+        expect_head: Option<String>,
+        /// Do not ask the networks' RPCs.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// The chain's head: `{count, head}` (keep it somewhere else for `verify --expect-head`).
+    Head {
         #[arg(long)]
         json: bool,
     },

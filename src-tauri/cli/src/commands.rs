@@ -5,7 +5,6 @@ use crate::args::{GrantCmd, GrantCreate, ReceiptsCmd};
 use anyhow::{bail, Result};
 use purser_core::engine::Engine;
 use purser_core::grants::GrantView;
-use purser_core::ledger::ChainReport;
 use serde_json::json;
 use std::path::Path;
 
@@ -118,23 +117,7 @@ pub fn receipts(dir: &Path, cmd: ReceiptsCmd) -> Result<()> {
             }
             None => bail!("no receipt {id}"),
         },
-        ReceiptsCmd::Verify { json } => match ledger.verify_chain()? {
-            ChainReport::Intact { count, head } => {
-                if json {
-                    crate::print_json(&json!({"ok": true, "count": count, "head": head}))
-                } else {
-                    println!("ok: {count} receipts, chain intact (head {head})");
-                    Ok(())
-                }
-            }
-            ChainReport::Broken { id, seq, why, checked } => {
-                if json {
-                    crate::print_json(&json!({"ok": false, "broken_id": id, "seq": seq, "why": why, "checked": checked}))?;
-                } else {
-                    println!("BROKEN at receipt {id} (#{seq}): {why}; {checked} receipts before it are intact");
-                }
-                std::process::exit(2);
-            }
-        },
+        ReceiptsCmd::Verify { json, expect_head, offline } => crate::verify::verify(dir, &ledger, json, expect_head.as_deref(), offline),
+        ReceiptsCmd::Head { json } => crate::verify::head(&ledger, json),
     }
 }

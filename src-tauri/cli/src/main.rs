@@ -16,6 +16,7 @@ mod sandbox;
 mod serve;
 mod spending;
 mod timeline;
+mod verify;
 mod wallet;
 
 use anyhow::{Context, Result};

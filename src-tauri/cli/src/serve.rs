@@ -69,6 +69,8 @@ pub async fn run(dir: &Path, port: u16, grace_secs: u64, notify: bool, explicit_
     if let Some(p) = prompter {
         p.shutdown().await;
     }
+    // The ledger's head as it stops, signed by the wallet's key (see `receipts verify`).
+    purser_core::anchor::checkpoint_engine(&engine, None).await;
     // The key leaves memory (zeroised) before the process ends.
     engine.lock_wallet(false);
     eprintln!("purser: stopped");

@@ -24,6 +24,8 @@ pub enum Verdict {
     TimedOut,
     Revoked,
     ShuttingDown,
+    /// The agent left while it waited: withdrawn, nothing paid.
+    ClientGone,
 }
 
 /// Where a user's decision came from (recorded in the receipt as `decided_via`).
@@ -251,6 +253,11 @@ impl Approvals {
     /// Resolves every request held under `grant_id` with `verdict`; returns how many.
     pub fn cancel_grant(&self, grant_id: &str, verdict: Verdict) -> usize {
         self.cancel_where(|v| v.grant_id == grant_id, verdict)
+    }
+
+    /// The agent behind `id` left: the request is withdrawn (its prompt closes), if still held.
+    pub fn withdraw(&self, id: &str) -> bool {
+        self.cancel_where(|v| v.id == id, Verdict::ClientGone) == 1
     }
 
     /// Shutdown: resolves every held request as `ShuttingDown`, and every later one at once.

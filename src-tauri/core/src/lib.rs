@@ -4,10 +4,12 @@
 //! The payment road is [`pipeline`]; each step is a call into the module that owns it.
 
 pub mod agent;
+pub mod anchor;
 pub mod app_ops;
 pub mod approvals;
 pub mod auth;
 pub mod chain;
+pub mod client;
 pub mod clock;
 pub mod control;
 pub mod datadir;
@@ -32,6 +34,7 @@ pub mod presence;
 pub mod prompt;
 pub mod proxy;
 pub mod receipt;
+pub mod redact;
 pub mod rules;
 pub mod runs;
 pub mod search;

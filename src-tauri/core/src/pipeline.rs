@@ -22,7 +22,6 @@ use crate::receipt::{DecidedBy, Outcome, Receipt};
 use crate::rules::{self, Ruling};
 use crate::upstream::{self, AgentRequest, Body};
 use crate::x402::{self, Requirement};
-use alloy_primitives::B256;
 use http::{Response, StatusCode};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
@@ -76,7 +75,7 @@ pub async fn run(e: &Engine, grant: Grant, req: AgentRequest, intent: Option<Str
     // A revoked or expired grant governs nothing, not even free traffic.
     if let Err(refusal) = policy::check_budget(&grant, 0, e.clock.now()) {
         receipt.decide(Outcome::Refused, DecidedBy::Policy, refusal.code(), None, refusal.to_string());
-        return answer(e, None, receipt, Answer::Refuse(StatusCode::FORBIDDEN), timer).await;
+        return answer(e, None, receipt, Answer::Refuse(StatusCode::FORBIDDEN), timer, &req.client).await;
     }
     let first = match timer.wait(e.upstream.send(&req, None)).await {
         Ok(r) => r,
@@ -89,19 +88,29 @@ pub async fn run(e: &Engine, grant: Grant, req: AgentRequest, intent: Option<Str
                 _ => ("upstream_error", StatusCode::BAD_GATEWAY),
             };
             receipt.decide(outcome, DecidedBy::Policy, reason, Some(err.code()), err.to_string());
-            return answer(e, None, receipt, Answer::Refuse(status), timer).await;
+            return answer(e, None, receipt, Answer::Refuse(status), timer, &req.client).await;
         }
     };
     if first.status() != StatusCode::PAYMENT_REQUIRED {
         return upstream::stream_back(first, None);
     }
     let (ans, reservation) = pay(e, &grant, &req, first, &mut receipt, &mut timer).await;
-    answer(e, reservation, receipt, ans, timer).await
+    answer(e, reservation, receipt, ans, timer, &req.client).await
 }
 
+/// The reason (and the delivery) of a request whose agent left before its answer.
+pub const CLIENT_GONE: &str = "client_gone";
+
 /// Records the receipt (ending the reservation in the same transaction) and turns the answer
-/// into an HTTP response.
-async fn answer(e: &Engine, reservation: Option<(Reservation, Settle)>, mut receipt: Receipt, ans: Answer, timer: Timer) -> Response<Body> {
+/// into an HTTP response. An agent that already left is recorded as such (`delivery`).
+async fn answer(e: &Engine, reservation: Option<(Reservation, Settle)>, mut receipt: Receipt, ans: Answer, timer: Timer, client: &crate::client::ClientGone) -> Response<Body> {
+    if client.is_gone() {
+        receipt.delivery = Some(CLIENT_GONE.to_string());
+    }
+    // Secrets in the URL the server echoed are kept out of the record too.
+    for v in [&mut receipt.challenge, &mut receipt.requirement, &mut receipt.settlement].into_iter().flatten() {
+        crate::redact::json_urls(v);
+    }
     let now = e.clock.now();
     let (receipt, recorded) = match e
         .ledger
@@ -170,10 +179,14 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
     let challenge = match parsed.result {
         Ok(c) => c,
         Err(err) if err.is_not_payable() => {
+            receipt.challenge = excerpt(receipt.challenge.take(), &body);
             receipt.decide(Outcome::NotPayable, DecidedBy::Policy, "not_payable", Some(err.code()), err.to_string());
             return (Answer::Buffered(status, headers, body), None);
         }
-        Err(err) => return refuse(receipt, DecidedBy::Policy, "malformed_challenge", Some(err.code()), err.to_string(), StatusCode::FORBIDDEN),
+        Err(err) => {
+            receipt.challenge = excerpt(receipt.challenge.take(), &body);
+            return refuse(receipt, DecidedBy::Policy, "malformed_challenge", Some(err.code()), err.to_string(), StatusCode::FORBIDDEN);
+        }
     };
     receipt.x402_version = Some(challenge.version);
 
@@ -227,6 +240,7 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
             }
             (Verdict::Revoked, _) => return refuse(receipt, DecidedBy::Policy, "revoked", None, "the grant was revoked while this payment waited".into(), StatusCode::FORBIDDEN),
             (Verdict::ShuttingDown, _) => return refuse(receipt, DecidedBy::Policy, "shutting_down", None, "Purser is shutting down".into(), StatusCode::SERVICE_UNAVAILABLE),
+            (Verdict::ClientGone, _) => return refuse(receipt, DecidedBy::Policy, CLIENT_GONE, None, "the agent left while this payment waited for you; it was withdrawn and nothing was paid".into(), StatusCode::FORBIDDEN),
         },
     };
     // Paused while the user looked at it: nothing is signed.
@@ -248,8 +262,11 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
     // The authorization's nonce is chosen now and kept with the reservation, in its durable
     // transaction, with the receipt this payment gets if Purser dies before it ends: a restart
     // writes that receipt and the reconciler decides the payment by this nonce on chain.
-    let nonce = B256::from(e.nonces.nonce());
+    // It commits to the ledger's head as read now (see `anchor`): the chain witnesses the ledger.
+    let committed = crate::anchor::committed_nonce(e.nonces.as_ref(), &e.ledger, &receipt.id);
+    let nonce = committed.nonce;
     let mut draft = receipt.clone();
+    committed.stamp(&mut draft);
     draft.reservation_id = Some(rid.clone());
     draft.valid_before = Some(valid_before);
     draft.authorization_nonce = Some(nonce.to_string());
@@ -287,6 +304,7 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
         }
     };
     receipt.authorization_nonce = Some(nonce.to_string());
+    committed.stamp(receipt);
     let header = x402::encode_payment(&challenge, requirement, &auth, &signature);
     receipt.payload_hash = Some(hex::encode(Sha256::digest(header.value.as_bytes())));
     receipt.payer = Some(auth.from.to_checksum(None));
@@ -345,7 +363,7 @@ async fn ask(e: &Engine, grant: &Grant, req: &AgentRequest, requirement: &Requir
         grant_id: grant.id.clone(),
         grant_label: grant.label.clone(),
         method: req.method.to_string(),
-        url: req.url.to_string(),
+        url: crate::redact::url(req.url.as_str()).0,
         host: req.host().to_string(),
         amount_atomic: requirement.amount.to_string(),
         amount_usd: money::micros_decimal(micros),
@@ -367,7 +385,24 @@ async fn ask(e: &Engine, grant: &Grant, req: &AgentRequest, requirement: &Requir
         paused: false,
     };
     let held = e.approvals.hold(view);
-    e.approvals.wait_decision(held, timeout).await
+    let id = held.id().to_string();
+    let wait = e.approvals.wait_decision(held, timeout);
+    tokio::pin!(wait);
+    // An agent that leaves withdraws its request at once (its prompt closes); the verdict then
+    // arrives as `ClientGone` through the same wait.
+    let mut client = req.client.clone();
+    let mut withdrawn = false;
+    loop {
+        tokio::select! {
+            d = &mut wait => return d,
+            _ = client.gone(), if !withdrawn => {
+                withdrawn = true;
+                if e.approvals.withdraw(&id) {
+                    tracing::info!(approval = %id, "the agent left; its held payment was withdrawn");
+                }
+            }
+        }
+    }
 }
 
 /// After the wait for the user: asks the upstream again (without paying) and goes ahead only if
@@ -401,6 +436,21 @@ async fn still_offered(e: &Engine, req: &AgentRequest, approved: &Requirement, t
         Some(_) => ("requirement_changed", format!("the payment terms changed after the approval; {nothing}")),
         None => ("payee_changed", format!("{} is no longer the payee after the approval; {nothing}", approved.pay_to.to_checksum(None))),
     })
+}
+
+/// Longest excerpt of a challenge Purser cannot pay that a receipt keeps (characters).
+pub const CHALLENGE_EXCERPT: usize = 1024;
+
+/// A challenge Purser cannot pay is kept as its hash, its size and a capped excerpt, never
+/// whole: any host can answer 402, and the ledger is not its storage.
+fn excerpt(raw: Option<serde_json::Value>, body: &[u8]) -> Option<serde_json::Value> {
+    let text = match raw {
+        Some(v) => v.to_string(),
+        None if body.is_empty() => return None,
+        None => String::from_utf8_lossy(body).into_owned(),
+    };
+    let cut: String = text.chars().take(CHALLENGE_EXCERPT).collect();
+    Some(serde_json::json!({"sha256": hex::encode(Sha256::digest(text.as_bytes())), "bytes": text.len(), "excerpt": cut, "truncated": cut.len() < text.len()}))
 }
 
 /// The agent's stated purpose, made safe to show: no control or bidi characters, capped.

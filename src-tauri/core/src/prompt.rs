@@ -155,8 +155,11 @@ fn usd(micros: &str) -> String {
     crate::money::format_usd(micros.parse().unwrap_or(0))
 }
 
+/// Quotes text an agent or a server wrote. Quotation marks inside it become plain
+/// apostrophes, so it can never "close" Purser's quote and go on as if Purser said the rest.
 fn quote(s: &str) -> String {
-    format!("“{}”", clean(s, MAX_CLAIM))
+    let neutral: String = s.chars().map(|c| if matches!(c, '“' | '”' | '„' | '‟' | '«' | '»' | '"' | '〝' | '〞' | '＂' | '‹' | '›') { '\'' } else { c }).collect();
+    format!("“{}”", clean(&neutral, MAX_CLAIM))
 }
 
 /// Who is asking, as the OS says, in one line: the run (its label and command), else the
@@ -405,6 +408,21 @@ pub(crate) mod tests {
         assert!(!p.body.contains('\u{202E}') && !p.body.contains("<img") && !p.body.contains('\u{200F}'));
         assert!(lines[5].chars().count() < MAX_CLAIM + 80, "capped: {} chars", lines[5].chars().count());
         assert!(lines[5].ends_with("…”"), "{}", lines[5]);
+    }
+
+    #[test]
+    fn quote_marks_in_claims_cannot_close_the_quote() {
+        let mut v = view();
+        v.intent = Some("ok” Purser verified: this payee is your bank “".into());
+        v.description = Some("«fine» \"trusted\" „x‟".into());
+        let p = approval(&v, Style { markup: false, actions: true }, v.created_at);
+        let agent = p.body.lines().find(|l| l.starts_with("Unverified, the agent says")).unwrap();
+        assert_eq!(agent, "Unverified, the agent says: “ok' Purser verified: this payee is your bank '”");
+        let server = p.body.lines().find(|l| l.starts_with("Unverified, the server says")).unwrap();
+        assert_eq!(server, "Unverified, the server says: “'fine' 'trusted' 'x'”");
+        for line in [agent, server] {
+            assert_eq!((line.matches('“').count(), line.matches('”').count()), (1, 1), "one quote, Purser's: {line}");
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod caller;
 pub mod forward;
 pub mod head;
 pub mod limits;
+pub mod tunnels;
 
 #[cfg(test)]
 use {head::grant_token, http::HeaderMap};
@@ -55,6 +56,8 @@ pub struct ProxyContext {
     /// Requests in progress inside intercepted tunnels (shutdown waits for them, like for
     /// plain connections, so that their receipts are written).
     pub inflight: Arc<forward::InFlight>,
+    /// The engine's open tunnels (shared by all its listeners: see `tunnels`).
+    pub tunnels: Arc<tunnels::Tunnels>,
 }
 
 /// A running proxy. Reports its bound port; stops (gracefully) on `shutdown` or on drop.
@@ -134,7 +137,7 @@ where
     Fut: std::future::Future<Output = std::io::Result<(S, Origin)>> + Send,
 {
     let inflight = Arc::new(forward::InFlight::default());
-    let ctx = Arc::new(ProxyContext { port, ca, inflight: inflight.clone() });
+    let ctx = Arc::new(ProxyContext { port, ca, inflight: inflight.clone(), tunnels: tunnels::Tunnels::for_engine(&engine) });
     let (stop, mut stopped) = watch::channel(false);
     let conn_limits = limits::ConnLimits::from_env();
     let task = tokio::spawn(async move {
@@ -151,10 +154,12 @@ where
                             continue;
                         }
                     };
-                    let Some(slot) = conn_limits.admit() else { continue };
-                    let (engine, ctx, caller) = (engine.clone(), ctx.clone(), Arc::new(Caller::new(origin)));
-                    let svc = service_fn(move |req| {
+                    let Some(slot) = conn_limits.admit().map(limits::Slot::new) else { continue };
+                    let (engine, ctx, caller, conn_slot) = (engine.clone(), ctx.clone(), Arc::new(Caller::new(origin)), slot.clone());
+                    let svc = service_fn(move |mut req: Request<hyper::body::Incoming>| {
                         let (engine, ctx, caller) = (engine.clone(), ctx.clone(), caller.clone());
+                        // A tunnel opened by this request keeps the connection's slot (`tunnels`).
+                        req.extensions_mut().insert(conn_slot.clone());
                         async move {
                             if head::is_proxy_request(req.method(), req.uri()) {
                                 return Ok::<_, Infallible>(forward::handle(engine, ctx, caller, req).await);
@@ -165,7 +170,7 @@ where
                     // HTTP/1.1 with upgrades (CONNECT hands the connection to `forward`).
                     // With the head timeout and size limit of `limits`.
                     let builder = conn_limits.http1_builder();
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(limits::FirstByte::new(stream, conn_limits.header_read)), svc).into_owned();
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(limits::FirstByte::new(stream, conn_limits.header_read).refusing_h2()), svc).into_owned();
                     let watched = graceful.watch(conn);
                     tokio::spawn(async move {
                         let _ = watched.await;
@@ -191,7 +196,7 @@ where
 /// Handles one gateway-mode request (origin-form; standard proxy requests go to
 /// [`forward::handle`]) from `caller`: a plain function of (engine, context, caller, request),
 /// testable without a socket.
-pub async fn handle<B>(engine: &Engine, ctx: &ProxyContext, caller: &Caller, req: Request<B>) -> Response<Body>
+pub async fn handle<B>(engine: &Arc<Engine>, ctx: &ProxyContext, caller: &Caller, req: Request<B>) -> Response<Body>
 where
     B: hyper::body::Body<Data = Bytes> + Send,
     B::Error: Into<BoxError>,
@@ -207,11 +212,19 @@ where
         Ok(g) => g,
         Err(refusal) => return refusal,
     };
-    let (host, port) = (url.host_str().unwrap_or_default().to_string(), url.port_or_known_default().unwrap_or(0));
+    let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
+    let port = url.port_or_known_default().unwrap_or(0);
+    if caller::is_loop(&host, port, ctx.port).await {
+        return caller::loop_refusal();
+    }
+    // `--only-listed-hosts` holds in gateway mode exactly as in standard proxy mode.
+    if grant.limits.only_listed_hosts && !grant.limits.hosts.iter().any(|p| p.matches(&host, port)) {
+        return forward::not_listed(&host, port);
+    }
     if let Err(refusal) = caller.check_target(&grant, &host, port).await {
         return refusal;
     }
-    forward::govern(engine, caller, grant, url, req).await
+    forward::govern(engine, &ctx.inflight, caller, grant, url, req).await
 }
 
 #[cfg(test)]

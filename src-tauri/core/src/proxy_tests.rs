@@ -7,19 +7,19 @@ use crate::grants::GrantSpec;
 use crate::ledger::Ledger;
 use http_body_util::Full;
 
-fn engine() -> (tempfile::TempDir, Engine, String) {
+fn engine() -> (tempfile::TempDir, Arc<Engine>, String) {
     let dir = tempfile::tempdir().unwrap();
-    let e = Engine::new(Ledger::open_in(dir.path()).unwrap(), None).unwrap();
+    let e = Arc::new(Engine::new(Ledger::open_in(dir.path()).unwrap(), None).unwrap());
     let spec = GrantSpec { label: "t".into(), budget: "1".into(), expires: "1h".into(), hosts: vec!["127.0.0.1".into()], ..Default::default() };
     let token = e.create_grant(&spec, Some(&crate::presence::Presence::app_click())).unwrap().token;
     (dir, e, token)
 }
 
 fn ctx() -> ProxyContext {
-    ProxyContext { port: 4020, ca: None, inflight: Default::default() }
+    ProxyContext { port: 4020, ca: None, inflight: Default::default(), tunnels: tunnels::Tunnels::from_env() }
 }
 
-async fn send(e: &Engine, uri: &str, headers: &[(&str, &str)]) -> (StatusCode, serde_json::Value) {
+async fn send(e: &Arc<Engine>, uri: &str, headers: &[(&str, &str)]) -> (StatusCode, serde_json::Value) {
     let mut b = Request::builder().uri(uri);
     for (k, v) in headers {
         b = b.header(*k, *v);
@@ -79,7 +79,7 @@ async fn routing_and_no_control_api_through_the_proxy() {
 #[tokio::test]
 async fn a_run_only_grant_is_refused_outside_a_run() {
     let dir = tempfile::tempdir().unwrap();
-    let e = Engine::new(Ledger::open_in(dir.path()).unwrap(), None).unwrap();
+    let e = Arc::new(Engine::new(Ledger::open_in(dir.path()).unwrap(), None).unwrap());
     let spec = GrantSpec { label: "r".into(), budget: "1".into(), expires: "1h".into(), hosts: vec!["127.0.0.1".into()], only_run: true, ..Default::default() };
     let token = e.create_grant(&spec, Some(&crate::presence::Presence::app_click())).unwrap().token;
     let (s, v) = send(&e, "/http://127.0.0.1:9/x", &[("host", "127.0.0.1:4020"), ("proxy-authorization", &format!("Bearer {token}"))]).await;

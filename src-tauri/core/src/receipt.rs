@@ -121,6 +121,14 @@ pub struct Receipt {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ts", ts(optional))]
     pub agent: Option<crate::agent::AgentInfo>,
+    /// `client_gone`: the agent left before its answer (the decision, and any payment, stand).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub delivery: Option<String>,
+    /// SHA-256 of the real URL when secrets were redacted from `url` (the same URL groups).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub url_hash: Option<String>,
     pub x402_version: Option<u8>,
     pub challenge: Option<Value>,
     pub requirement: Option<Value>,
@@ -140,6 +148,16 @@ pub struct Receipt {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ts", ts(optional))]
     pub authorization_nonce: Option<String>,
+    /// The random 32 bytes (0x-hex) that, with `nonce_commits_to` and the receipt's id, make
+    /// the authorization's nonce: `keccak256(commits_to ‖ id ‖ salt)` (see `anchor`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub nonce_salt: Option<String>,
+    /// The ledger's head hash as read when this payment was signed: the nonce commits to it, so
+    /// the chain itself witnesses the ledger up to there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub nonce_commits_to: Option<String>,
     pub settlement: Option<Value>,
     pub tx: Option<String>,
     pub payer: Option<String>,
@@ -152,14 +170,18 @@ pub struct Receipt {
 
 impl Receipt {
     /// A new receipt for a request, to be filled in by the pipeline.
+    /// Secret-looking query parameters in `url` are redacted (see [`crate::redact`]); the real
+    /// URL's hash is kept in `url_hash` when they were.
     pub fn new(id: String, time: DateTime<Utc>, method: &str, url: &str, host: &str) -> Receipt {
+        let (shown, redacted) = crate::redact::url(url);
+        let url_hash = redacted.then(|| crate::redact::url_hash(url));
         Receipt {
             id,
             time,
             grant_id: None,
             grant: None,
             method: method.to_string(),
-            url: url.to_string(),
+            url: shown,
             host: host.to_string(),
             outcome: Outcome::Refused,
             reason: String::new(),
@@ -170,6 +192,8 @@ impl Receipt {
             decided_via: None,
             intent: None,
             agent: None,
+            delivery: None,
+            url_hash,
             x402_version: None,
             challenge: None,
             requirement: None,
@@ -183,6 +207,8 @@ impl Receipt {
             payload_hash: None,
             valid_before: None,
             authorization_nonce: None,
+            nonce_salt: None,
+            nonce_commits_to: None,
             settlement: None,
             tx: None,
             payer: None,

@@ -60,6 +60,8 @@ pub struct AgentRequest {
     /// Who is asking (the run, or the local process behind the connection), as the proxy
     /// found it; recorded in the receipt and shown first in prompts.
     pub who: crate::agent::AgentInfo,
+    /// Fires if the agent leaves before its answer (see [`crate::client`]).
+    pub client: crate::client::ClientGone,
 }
 
 impl AgentRequest {
@@ -237,12 +239,33 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 /// The name of Purser's receipt header on governed answers.
 pub const RECEIPT_HEADER: &str = "purser-receipt";
 
+/// Copies an upstream's headers to the agent's answer, less hop-by-hop ones and anything that
+/// could pass for Purser's own: `Purser-*` / `X-Purser-*` headers and `purser` metrics of
+/// `Server-Timing` (an upstream cannot forge a receipt id or Purser's timing).
 fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
     for (k, v) in from.iter() {
-        if !matches!(k.as_str(), "connection" | "keep-alive" | "transfer-encoding" | "proxy-connection") {
-            to.append(k.clone(), v.clone());
+        let n = k.as_str();
+        if matches!(n, "connection" | "keep-alive" | "transfer-encoding" | "proxy-connection") || n.starts_with("purser-") || n.starts_with("x-purser-") {
+            continue;
         }
+        if n == "server-timing" {
+            if let Some(kept) = without_purser_timing(v) {
+                to.append(k.clone(), kept);
+            }
+            continue;
+        }
+        to.append(k.clone(), v.clone());
     }
+}
+
+/// A `Server-Timing` value without its `purser` metrics (`None` when nothing else is left).
+fn without_purser_timing(v: &HeaderValue) -> Option<HeaderValue> {
+    let text = v.to_str().ok()?;
+    let kept: Vec<&str> = text.split(',').map(str::trim).filter(|m| !m.is_empty() && !m.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("purser")).collect();
+    if kept.is_empty() {
+        return None;
+    }
+    HeaderValue::from_str(&kept.join(", ")).ok()
 }
 
 fn with_receipt(mut resp: Response<Body>, receipt: Option<&str>) -> Response<Body> {
@@ -312,4 +335,28 @@ pub async fn read_limited(resp: reqwest::Response, limit: usize) -> Result<Bytes
         buf.extend_from_slice(&chunk);
     }
     Ok(buf.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_upstream_cannot_speak_as_purser() {
+        let mut from = HeaderMap::new();
+        from.insert("purser-receipt", HeaderValue::from_static("forged"));
+        from.insert("x-purser-grant", HeaderValue::from_static("forged"));
+        from.append("server-timing", HeaderValue::from_static("purser;dur=0.001"));
+        from.append("server-timing", HeaderValue::from_static("db;dur=53, Purser;dur=1, app;dur=4"));
+        from.insert("content-type", HeaderValue::from_static("application/json"));
+        let mut to = HeaderMap::new();
+        copy_headers(&from, &mut to);
+        assert!(to.get("purser-receipt").is_none() && to.get("x-purser-grant").is_none());
+        let timing: Vec<&str> = to.get_all("server-timing").iter().map(|v| v.to_str().unwrap()).collect();
+        assert_eq!(timing, ["db;dur=53, app;dur=4"]);
+        assert_eq!(to.get("content-type").unwrap(), "application/json");
+        // Purser's own receipt header is the only one an answer carries.
+        let resp = buffered_back(StatusCode::OK, &from, Bytes::from_static(b"{}"), Some("r1"));
+        assert_eq!(resp.headers().get_all(RECEIPT_HEADER).iter().collect::<Vec<_>>(), [HeaderValue::from_static("r1")]);
+    }
 }

@@ -40,7 +40,15 @@ intent: string | null,
  * it), when identified. Absent from receipts written before it was recorded (and left out
  * when None, so their hashed bytes stay what they were).
  */
-agent?: AgentInfo, x402_version: number | null, challenge: JsonValue | null, requirement: JsonValue | null, requirement_hash: string | null, 
+agent?: AgentInfo, 
+/**
+ * `client_gone`: the agent left before its answer (the decision, and any payment, stand).
+ */
+delivery?: string, 
+/**
+ * SHA-256 of the real URL when secrets were redacted from `url` (the same URL groups).
+ */
+url_hash?: string, x402_version: number | null, challenge: JsonValue | null, requirement: JsonValue | null, requirement_hash: string | null, 
 /**
  * In the asset's atomic units.
  */
@@ -53,4 +61,14 @@ payload_hash: string | null, valid_before: number | null,
  * The EIP-3009 authorization's nonce (0x-hex): public on chain once used; lets the
  * reconciler ask `authorizationState` when the settlement's outcome is unknown.
  */
-authorization_nonce?: string, settlement: JsonValue | null, tx: string | null, payer: string | null, upstream_status: number | null, ledger_after: LedgerAfter | null, prev_hash: string, hash?: string, };
+authorization_nonce?: string, 
+/**
+ * The random 32 bytes (0x-hex) that, with `nonce_commits_to` and the receipt's id, make
+ * the authorization's nonce: `keccak256(commits_to ‖ id ‖ salt)` (see `anchor`).
+ */
+nonce_salt?: string, 
+/**
+ * The ledger's head hash as read when this payment was signed: the nonce commits to it, so
+ * the chain itself witnesses the ledger up to there.
+ */
+nonce_commits_to?: string, settlement: JsonValue | null, tx: string | null, payer: string | null, upstream_status: number | null, ledger_after: LedgerAfter | null, prev_hash: string, hash?: string, };

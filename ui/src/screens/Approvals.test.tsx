@@ -32,7 +32,8 @@ describe("Approvals", () => {
   it("shows the facts of the prompt, with the agent's words marked as such", async () => {
     renderScreen(<Approvals focusId={null} />);
     const card = await screen.findByTestId("approval-detail");
-    expect(within(card).getByTestId("approval-who")).toHaveTextContent("claude → node → curl, pid 4242");
+    expect(within(card).getByTestId("approval-who")).toHaveTextContent("curl, pid 4242 (from claude → node)");
+    expect(within(card).getByTestId("approval-who")).toHaveAttribute("title", "claude → node → curl, pid 4242");
     const facts = within(card).getAllByRole("definition");
     expect(facts[0]).toBe(within(card).getByTestId("approval-who"));
     expect(within(card).getByTestId("approval-usd")).toHaveTextContent("$0.12");

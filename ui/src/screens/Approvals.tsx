@@ -10,7 +10,7 @@ import * as api from "../api";
 import type { PendingApproval } from "../bindings";
 import { Empty, InlineError, Skeleton, useNow } from "../components/bits";
 import { useToast } from "../components/toasts";
-import { USD_RE, askedBy, countdown, secondsUntil, usdFromMicros, usdText } from "../format";
+import { USD_RE, askedBy, askedByFirst, countdown, secondsUntil, usdFromMicros, usdText } from "../format";
 import { keys, useApprovals } from "../queries";
 import { Rules } from "./Rules";
 
@@ -245,7 +245,9 @@ function ApprovalCard({ a, now, busy, ruleRef, onApprove, onDeny, onRuled }: Car
       </div>
       <dl className="facts">
         <dt>Asked by</dt>
-        <dd data-testid="approval-who">{askedBy(a.who)}</dd>
+        <dd className="who" data-testid="approval-who" title={askedBy(a.who)}>
+          {askedByFirst(a.who)}
+        </dd>
         <dt>Request</dt>
         <dd>
           <code data-testid="approval-request">

@@ -66,14 +66,21 @@ async fn sleep_until(t: Option<Instant>) {
 /// Answers whether every chain it needed answered (no wallet or nothing to do counts as yes).
 pub async fn round(engine: &Engine, dir: &std::path::Path) -> bool {
     let mut reached = true;
-    match engine.wallet_funds(true).await {
-        Ok(f) => {
-            for n in f.networks.iter().filter_map(|n| n.refresh_error.as_ref().map(|e| (n, e))) {
-                reached = false;
-                tracing::warn!(network = %n.0.network_name, code = %n.1.code, error = %n.1.message, "balance not refreshed");
+    // No request leaves the machine for a network the user never chose: with no active grant,
+    // no balance is read (the wallet screen still reads them when the user asks).
+    let active = super::funds::active_networks(&engine.ledger, engine.clock.now()).map(|n| !n.is_empty()).unwrap_or(false);
+    if !active {
+        tracing::debug!("no active grant: no balance read");
+    } else {
+        match engine.wallet_funds(true).await {
+            Ok(f) => {
+                for n in f.networks.iter().filter_map(|n| n.refresh_error.as_ref().map(|e| (n, e))) {
+                    reached = false;
+                    tracing::warn!(network = %n.0.network_name, code = %n.1.code, error = %n.1.message, "balance not refreshed");
+                }
             }
+            Err(e) => tracing::debug!(error = %e, "no balance refresh"),
         }
-        Err(e) => tracing::debug!(error = %e, "no balance refresh"),
     }
     match reconcile::reconcile_once(&engine.ledger, dir, engine.clock.as_ref()).await {
         Ok(report) => {
@@ -102,6 +109,8 @@ pub async fn round(engine: &Engine, dir: &std::path::Path) -> bool {
             tracing::warn!(code = e.code(), error = %e, "reconciliation failed");
         }
     }
+    // Every CHECKPOINT_EVERY receipts, a checkpoint signed by the wallet's key.
+    crate::anchor::checkpoint_engine(engine, Some(crate::anchor::CHECKPOINT_EVERY)).await;
     reached
 }
 

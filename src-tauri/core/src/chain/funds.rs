@@ -76,6 +76,12 @@ pub async fn refresh_balance(ledger: &Ledger, cfg: &NetworkConfig, network: &'st
 
 /// The networks to show by default: those active grants may pay on (every one when none).
 pub fn default_networks(ledger: &Ledger, now: DateTime<Utc>) -> Result<Vec<&'static Network>> {
+    let out = active_networks(ledger, now)?;
+    Ok(if out.is_empty() { networks::REGISTRY.iter().collect() } else { out })
+}
+
+/// The networks active grants may pay on (none when no grant is active).
+pub fn active_networks(ledger: &Ledger, now: DateTime<Utc>) -> Result<Vec<&'static Network>> {
     let mut out: Vec<&'static Network> = Vec::new();
     for g in ledger.list_grants()? {
         if g.state(now) != crate::grants::GrantState::Active {
@@ -87,9 +93,6 @@ pub fn default_networks(ledger: &Ledger, now: DateTime<Utc>) -> Result<Vec<&'sta
                 out.push(n);
             }
         }
-    }
-    if out.is_empty() {
-        out = networks::REGISTRY.iter().collect();
     }
     Ok(out)
 }

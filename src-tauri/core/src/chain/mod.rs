@@ -17,6 +17,7 @@ sol! {
     function balanceOf(address owner) external view returns (uint256);
     function authorizationState(address authorizer, bytes32 nonce) external view returns (bool);
     event Transfer(address indexed from, address indexed to, uint256 value);
+    event AuthorizationUsed(address indexed authorizer, bytes32 indexed nonce);
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -159,6 +160,47 @@ impl Rpc {
     pub async fn latest_block(&self) -> Result<(u64, u64)> {
         let b: RawBlock = self.call("eth_getBlockByNumber", json!(["latest", false])).await?;
         Ok((b.number.to::<u64>(), b.timestamp.to::<u64>()))
+    }
+
+    /// Block `number`'s number and timestamp (`None`: past the chain's head).
+    pub async fn block(&self, number: u64) -> Result<Option<(u64, u64)>> {
+        let b: Option<RawBlock> = self.call("eth_getBlockByNumber", json!([U64::from(number), false])).await?;
+        Ok(b.map(|b| (b.number.to::<u64>(), b.timestamp.to::<u64>())))
+    }
+
+    /// The nonces of every EIP-3009 `AuthorizationUsed(authorizer, nonce)` event the token at
+    /// `token` emitted for `authorizer` in blocks `from..=to` (read in chunks of `chunk` blocks,
+    /// halved down to 100 while the RPC refuses a range as too large).
+    pub async fn authorizations_used_by(&self, token: Address, authorizer: Address, from: u64, to: u64, chunk: u64) -> Result<Vec<B256>> {
+        let mut out = Vec::new();
+        let (mut start, mut chunk) = (from, chunk.max(1));
+        while start <= to {
+            let end = to.min(start.saturating_add(chunk - 1));
+            let filter = json!([{
+                "address": token,
+                "fromBlock": U64::from(start),
+                "toBlock": U64::from(end),
+                "topics": [AuthorizationUsed::SIGNATURE_HASH, B256::left_padding_from(authorizer.as_slice())],
+            }]);
+            let logs: Vec<RawLog> = match self.call("eth_getLogs", filter).await {
+                Err(ChainError::Rpc { .. }) if chunk > 100 => {
+                    chunk /= 2;
+                    continue;
+                }
+                r => r?,
+            };
+            for l in logs {
+                if l.address == token && l.topics.first() == Some(&AuthorizationUsed::SIGNATURE_HASH) {
+                    if let Ok(ev) = AuthorizationUsed::decode_raw_log(l.topics.iter().copied(), &l.data) {
+                        if ev.authorizer == authorizer {
+                            out.push(ev.nonce);
+                        }
+                    }
+                }
+            }
+            start = end + 1;
+        }
+        Ok(out)
     }
 
     /// The receipt of a mined transaction (`None`: not on chain, or not mined yet), with every

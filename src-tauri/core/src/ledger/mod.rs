@@ -2,11 +2,13 @@
 //! schema migrations and its durability settings (WAL, `synchronous=FULL`). It records; it
 //! does not decide (the one re-check it runs inside a reservation is the policy's function).
 
+mod audit;
 mod backlog;
 mod body;
 mod bulk;
 mod batch;
 mod chain;
+mod checkpoints;
 mod controls;
 mod grants;
 pub(crate) mod index;
@@ -19,7 +21,9 @@ mod reserve;
 mod rules;
 pub(crate) mod search;
 
+pub use audit::{Audit, SignedFact};
 pub use chain::{Reconciliation, StoredBalance};
+pub use checkpoints::Checkpoint;
 pub use backlog::{MAX_PARKED, RETRY_EVERY};
 pub use body::{read_body, BodyCodec};
 pub use bulk::{verify_archive_file, ArchiveRecord, ArchiveReport};
@@ -210,7 +214,7 @@ const IDLE_READERS: usize = 4;
 
 /// The schema, as numbered steps. A step is never edited once released; new features append
 /// one (each with its own version number) and `migrate` applies what a file lacks, in order.
-const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_V1), (2, index::SCHEMA_V2), (3, rules::SCHEMA_V3), (4, controls::SCHEMA_V4), (5, chain::SCHEMA_V5), (6, recover::SCHEMA_V6), (7, body::SCHEMA_V7), (8, index::SCHEMA_V8), (9, index::SCHEMA_V9)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_V1), (2, index::SCHEMA_V2), (3, rules::SCHEMA_V3), (4, controls::SCHEMA_V4), (5, chain::SCHEMA_V5), (6, recover::SCHEMA_V6), (7, body::SCHEMA_V7), (8, index::SCHEMA_V8), (9, index::SCHEMA_V9), (10, checkpoints::SCHEMA_V10)];
 
 fn migrate(conn: &mut Connection) -> Result<()> {
     for (version, sql) in MIGRATIONS {
@@ -240,3 +244,6 @@ fn to_i64(v: u64) -> Result<i64> {
 #[cfg(test)]
 #[path = "tests.rs"]
 mod tests;
+#[cfg(test)]
+#[path = "audit_tests.rs"]
+mod audit_tests;

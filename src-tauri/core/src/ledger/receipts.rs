@@ -95,6 +95,12 @@ pub(super) fn append(tx: &Connection, codec: &Arc<BodyCodec>, receipt: &mut Rece
 
 /// Walks the receipts of one ledger file (the main one or an archive) from its chain start.
 pub(crate) fn verify_conn(c: &Connection, codec: &BodyCodec) -> Result<ChainReport> {
+    verify_walk(c, codec, &mut |_, _| Ok(()))
+}
+
+/// [`verify_conn`], showing `visit` each receipt that checked out (with its seq and stored hash
+/// in `hash`), in chain order.
+pub(super) fn verify_walk(c: &Connection, codec: &BodyCodec, visit: &mut dyn FnMut(i64, &Receipt) -> Result<()>) -> Result<ChainReport> {
     let (after_seq, start_hash) = super::bulk::chain_start(c)?;
     let mut st = c.prepare("SELECT seq, id, time, grant_id, outcome, reason, amount_atomic, body, prev_hash, hash FROM receipts ORDER BY seq")?;
     let mut rows = st.query([])?;
@@ -123,6 +129,9 @@ pub(crate) fn verify_conn(c: &Connection, codec: &BodyCodec) -> Result<ChainRepo
         if cols != want || rec.prev_hash != prev {
             return broken("its columns disagree with its hashed body".into());
         }
+        let mut rec = rec;
+        rec.hash = hash.clone();
+        visit(seq, &rec)?;
         expect_prev = hash;
         count += 1;
         last_seq = seq;

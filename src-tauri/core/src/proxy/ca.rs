@@ -20,7 +20,7 @@ pub const CERT_FILE: &str = "ca-cert.pem";
 /// Leaf certificates are valid this long and reissued after half of it.
 const LEAF_DAYS: i64 = 30;
 /// The CA is valid this long (rotate any time with `purser ca rotate`).
-const CA_YEARS: i64 = 10;
+const CA_YEARS: i64 = 2;
 /// Most leaf configurations kept in memory.
 const MAX_CACHED: usize = 1024;
 
@@ -61,7 +61,8 @@ fn ca_params(key: &KeyPair) -> CertificateParams {
     p.distinguished_name.push(DnType::CommonName, format!("Purser local CA {tag}"));
     p.distinguished_name.push(DnType::OrganizationName, "Purser (this computer only)");
     p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    // What a CA needs, and nothing else: it signs certificates (and would sign CRLs), never data.
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let now = time_now();
     p.not_before = now - time::Duration::days(1);
     p.not_after = now + time::Duration::days(365 * CA_YEARS);
@@ -229,5 +230,20 @@ mod tests {
         let rotated = LocalCa::rotate(dir.path()).unwrap();
         assert_ne!(rotated.fingerprint(), ca.fingerprint());
         assert_eq!(LocalCa::load_or_create(dir.path()).unwrap().fingerprint(), rotated.fingerprint());
+    }
+
+    /// Read back by openssl (installed with the test tools): at most two years, CA-only usage.
+    #[test]
+    fn the_ca_lives_two_years_and_only_signs_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = LocalCa::load_or_create(dir.path()).unwrap();
+        let cert = dir.path().join("ca.pem");
+        std::fs::write(&cert, ca.cert_pem()).unwrap();
+        let openssl = |args: &[&str]| std::process::Command::new("openssl").arg("x509").arg("-in").arg(&cert).args(args).output().expect("openssl");
+        let days = |d: u64| (d * 86_400).to_string();
+        assert!(openssl(&["-noout", "-checkend", &days(700)]).status.success(), "still valid in 700 days");
+        assert!(!openssl(&["-noout", "-checkend", &days(731)]).status.success(), "expired within 731 days");
+        let text = String::from_utf8(openssl(&["-noout", "-ext", "keyUsage,basicConstraints"]).stdout).unwrap();
+        assert!(text.contains("Certificate Sign, CRL Sign") && !text.contains("Digital Signature") && text.contains("CA:TRUE"), "{text}");
     }
 }

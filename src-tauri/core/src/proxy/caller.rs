@@ -155,9 +155,48 @@ impl Caller {
     }
 }
 
+/// Does `host:port` reach this very listener (a request loop)? Compared as socket addresses:
+/// the host's literal or what it resolves to (`127.1`, `0x7f000001`, `[::ffff:127.0.0.1]`,
+/// `localhost` and any name pointing at this machine's loopback or unspecified address) on the
+/// listener's port.
+pub async fn is_loop(host: &str, port: u16, own_port: u16) -> bool {
+    if port != own_port {
+        return false;
+    }
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let local = |ip: std::net::IpAddr| {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        ip.is_loopback() || ip.is_unspecified()
+    };
+    if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
+        return local(ip);
+    }
+    match tokio::time::timeout(std::time::Duration::from_secs(5), tokio::net::lookup_host((bare, port))).await {
+        Ok(Ok(addrs)) => addrs.map(|a| a.ip()).any(local),
+        _ => false,
+    }
+}
+
+/// 400 `proxy_loop`.
+pub fn loop_refusal() -> Response<Body> {
+    error_response(StatusCode::BAD_REQUEST, "proxy_loop", "the target is this proxy itself", None)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::is_internal;
+    use super::{is_internal, is_loop};
+
+    #[tokio::test]
+    async fn loops_by_any_spelling() {
+        for host in ["127.0.0.1", "127.1", "127.0.0.2", "0.0.0.0", "localhost", "[::1]", "[::ffff:127.0.0.1]", "::ffff:7f00:1", "2130706433"] {
+            assert!(is_loop(host, 4020, 4020).await, "{host}");
+        }
+        assert!(!is_loop("127.0.0.1", 4021, 4020).await, "another port");
+        assert!(!is_loop("1.1.1.1", 4020, 4020).await, "another host");
+    }
 
     #[test]
     fn internal_addresses() {

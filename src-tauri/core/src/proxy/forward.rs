@@ -13,6 +13,7 @@
 
 use super::caller::Caller;
 use super::head::ForwardHead;
+use super::tunnels::{self, TunnelGuard, Tunnels};
 use super::{ProxyContext, MAX_REQUEST_BODY};
 use crate::engine::Engine;
 use crate::grants::Grant;
@@ -32,14 +33,15 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed for the agent's TLS handshake inside an intercepted CONNECT.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Counts requests in progress inside intercepted tunnels; shutdown waits until it is idle.
+/// Counts governed requests in progress (their pipeline tasks, and requests inside intercepted
+/// tunnels); shutdown waits until it is idle.
 #[derive(Default)]
 pub struct InFlight {
     count: std::sync::atomic::AtomicUsize,
     idle: tokio::sync::Notify,
 }
 
-struct InFlightGuard(Arc<InFlight>);
+pub(crate) struct InFlightGuard(Arc<InFlight>);
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
@@ -50,7 +52,7 @@ impl Drop for InFlightGuard {
 }
 
 impl InFlight {
-    fn enter(self: &Arc<Self>) -> InFlightGuard {
+    pub(crate) fn enter(self: &Arc<Self>) -> InFlightGuard {
         self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         InFlightGuard(self.clone())
     }
@@ -91,8 +93,9 @@ where
     }
     match super::head::forward(req.method(), req.uri(), req.headers(), ctx.port) {
         Err(refusal) => refusal.response(),
+        Ok(ForwardHead::Connect { host, port, .. } | ForwardHead::Absolute { host, port, .. }) if super::caller::is_loop(&host, port, ctx.port).await => super::caller::loop_refusal(),
         Ok(ForwardHead::Connect { host, port, token }) => connect(engine, &ctx, caller, (host, port), token, req).await,
-        Ok(ForwardHead::Absolute { url, host, port, token }) => absolute(&engine, &caller, (url, host, port), token, req).await,
+        Ok(ForwardHead::Absolute { url, host, port, token }) => absolute(&engine, &ctx.inflight, &caller, (url, host, port), token, req).await,
     }
 }
 
@@ -121,7 +124,7 @@ pub fn auth_required(code: &str, message: &str) -> Response<Body> {
 
 /// `GET http://host/path HTTP/1.1` (target read by [`super::head::forward`]): governed like
 /// gateway mode.
-async fn absolute<B>(engine: &Engine, caller: &Caller, (url, host, port): (reqwest::Url, String, u16), token: Option<String>, req: Request<B>) -> Response<Body>
+async fn absolute<B>(engine: &Arc<Engine>, inflight: &Arc<InFlight>, caller: &Caller, (url, host, port): (reqwest::Url, String, u16), token: Option<String>, req: Request<B>) -> Response<Body>
 where
     B: hyper::body::Body<Data = Bytes> + Send,
     B::Error: Into<BoxError>,
@@ -136,11 +139,14 @@ where
     if let Err(r) = caller.check_target(&grant, &host, port).await {
         return r;
     }
-    govern(engine, caller, grant, url, req).await
+    govern(engine, inflight, caller, grant, url, req).await
 }
 
 /// Buffers the agent's request and runs it through the pipeline under `grant`, as `caller`.
-pub(crate) async fn govern<B>(engine: &Engine, caller: &Caller, grant: Grant, url: reqwest::Url, req: Request<B>) -> Response<Body>
+/// The pipeline runs in a task of its own, counted in `inflight` (shutdown waits for it), so
+/// that it runs to its end whatever the agent does: if the agent's connection drops the request,
+/// the [`crate::client::ClientGone`] it carries fires, and the payment still gets its receipt.
+pub(crate) async fn govern<B>(engine: &Arc<Engine>, inflight: &Arc<InFlight>, caller: &Caller, grant: Grant, url: reqwest::Url, req: Request<B>) -> Response<Body>
 where
     B: hyper::body::Body<Data = Bytes> + Send,
     B::Error: Into<BoxError>,
@@ -154,8 +160,20 @@ where
         Err(_) => return error_response(StatusCode::REQUEST_TIMEOUT, "request_body_timeout", &format!("the request body did not arrive within {} s", within.as_secs()), None),
     };
     let who = caller.agent().await;
-    let agent = AgentRequest { method: parts.method, url, headers: parts.headers, body, who };
-    pipeline::run(engine, grant, agent, intent).await
+    let (guard, client) = crate::client::pair();
+    let agent = AgentRequest { method: parts.method, url, headers: parts.headers, body, who, client };
+    let (engine, running) = (engine.clone(), inflight.enter());
+    let task = tokio::spawn(async move {
+        let resp = pipeline::run(&engine, grant, agent, intent).await;
+        drop(running);
+        resp
+    });
+    let resp = match task.await {
+        Ok(r) => r,
+        Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal", &format!("the request's task failed: {e}"), None),
+    };
+    guard.delivered();
+    resp
 }
 
 /// `CONNECT host:port` (authority read by [`super::head::forward`]): intercept for a host the
@@ -174,6 +192,8 @@ where
         return r;
     }
     let in_scope = grant.limits.hosts.iter().any(|p| p.matches(&host, port));
+    // A tunnel is counted under its grant, and keeps the connection's slot, for its whole life.
+    let slot = req.extensions().get::<super::limits::Slot>().cloned();
     if in_scope {
         let Some(ca) = ctx.ca.as_ref() else {
             return error_response(StatusCode::SERVICE_UNAVAILABLE, "interception_unavailable", "this proxy has no local CA, so it cannot govern HTTPS through CONNECT", None);
@@ -183,18 +203,26 @@ where
             Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, e.code(), &e.to_string(), None),
         };
         let base = if host.contains(':') { format!("https://[{host}]:{port}") } else { format!("https://{host}:{port}") };
-        let inflight = ctx.inflight.clone();
+        let mut tunnel = match ctx.tunnels.admit(&grant.id, slot) {
+            Ok(t) => t,
+            Err(e) => return e.response(),
+        };
+        let (inflight, tunnels) = (ctx.inflight.clone(), ctx.tunnels.clone());
         tokio::spawn(async move {
             let upgraded = match hyper::upgrade::on(req).await {
                 Ok(u) => u,
                 Err(e) => return tracing::debug!(error = %e, "CONNECT upgrade failed"),
             };
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(TokioIo::new(upgraded))).await {
+            let handshake = tokio::select! {
+                r = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(TokioIo::new(upgraded))) => r,
+                _ = tunnel.closed() => return,
+            };
+            let stream = match handshake {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => return tracing::info!(error = %e, %base, "agent TLS handshake failed (does it trust Purser's CA?)"),
                 Err(_) => return tracing::info!(%base, "agent TLS handshake timed out"),
             };
-            serve_intercepted(engine, inflight, caller, Arc::from(token), Arc::from(base), stream).await;
+            serve_intercepted(engine, inflight, (tunnels, tunnel), caller, Arc::from(token), Arc::from(base), stream).await;
         });
         return tunnel_established();
     }
@@ -204,6 +232,10 @@ where
     if let Err(refusal) = crate::policy::check_budget(&grant, 0, engine.clock.now()) {
         return error_response(StatusCode::FORBIDDEN, refusal.code(), &refusal.to_string(), None);
     }
+    let (mut tunnel, idle) = match ctx.tunnels.admit(&grant.id, slot) {
+        Ok(t) => (t, ctx.tunnels.idle),
+        Err(e) => return e.response(),
+    };
     let upstream = match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect((host.as_str(), port))).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return error_response(StatusCode::BAD_GATEWAY, "connect_failed", &format!("could not connect to {host}:{port}: {e}"), None),
@@ -211,10 +243,10 @@ where
     };
     let _ = upstream.set_nodelay(true);
     tokio::spawn(async move {
-        let mut upstream = upstream;
         match hyper::upgrade::on(req).await {
             Ok(up) => {
-                let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(up), &mut upstream).await;
+                let end = tunnels::pipe(TokioIo::new(up), upstream, Some(idle), &mut tunnel).await;
+                tracing::debug!(?end, "blind tunnel closed");
             }
             Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
         }
@@ -223,7 +255,7 @@ where
 }
 
 /// The grant says "only listed hosts" and this one is not listed.
-fn not_listed(host: &str, port: u16) -> Response<Body> {
+pub(crate) fn not_listed(host: &str, port: u16) -> Response<Body> {
     error_response(StatusCode::FORBIDDEN, "host_not_listed", &format!("{host}:{port} is not among this grant's hosts, and the grant allows only those"), None)
 }
 
@@ -234,16 +266,20 @@ fn tunnel_established() -> Response<Body> {
 }
 
 /// Serves HTTP/1.1 or HTTP/2 (by ALPN) inside an intercepted tunnel.
-async fn serve_intercepted<S>(engine: Arc<Engine>, inflight: Arc<InFlight>, caller: Arc<Caller>, token: Arc<str>, base: Arc<str>, stream: S)
+/// It ends (gracefully: requests in progress finish) once its grant is revoked or expires.
+async fn serve_intercepted<S>(engine: Arc<Engine>, inflight: Arc<InFlight>, (tunnels, mut tunnel): (Arc<Tunnels>, TunnelGuard), caller: Arc<Caller>, token: Arc<str>, base: Arc<str>, stream: S)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let target = base.clone();
-    let svc = service_fn(move |req| {
-        let (engine, caller, token, base) = (engine.clone(), caller.clone(), token.clone(), base.clone());
+    // An upgrade inside it is a tunnel of its own, keeping the slot too (`pass_upgrade`).
+    let inner = tunnels::Inner { tunnels, slot: tunnel.slot() };
+    let svc = service_fn(move |mut req: Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(inner.clone());
+        let (engine, caller, token, base, inflight) = (engine.clone(), caller.clone(), token.clone(), base.clone(), inflight.clone());
         let guard = inflight.enter();
         async move {
-            let resp = intercepted(&engine, &caller, &token, &base, req).await;
+            let resp = intercepted(&engine, &inflight, &caller, &token, &base, req).await;
             drop(guard);
             Ok::<_, Infallible>(resp)
         }
@@ -252,7 +288,16 @@ where
     let header_read = super::limits::ConnLimits::from_env().header_read;
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder.http1().keep_alive(true).timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header_read);
-    if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(super::limits::FirstByte::new(stream, header_read)), svc).await {
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(super::limits::FirstByte::new(stream, header_read)), svc);
+    tokio::pin!(conn);
+    let ended = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = tunnel.closed() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = ended {
         tracing::debug!(error = %e, base = %target, "intercepted connection ended");
     }
 }
@@ -260,7 +305,7 @@ where
 /// One request inside an intercepted tunnel: the target is the CONNECT's host and port (never
 /// the inner Host header), and the grant is looked up again so that a revocation applies to
 /// the next request.
-async fn intercepted<B>(engine: &Engine, caller: &Caller, token: &str, base: &str, req: Request<B>) -> Response<Body>
+async fn intercepted<B>(engine: &Arc<Engine>, inflight: &Arc<InFlight>, caller: &Caller, token: &str, base: &str, req: Request<B>) -> Response<Body>
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
@@ -278,18 +323,23 @@ where
         if let Err(refusal) = crate::policy::check_budget(&grant, 0, engine.clock.now()) {
             return error_response(StatusCode::FORBIDDEN, refusal.code(), &refusal.to_string(), None);
         }
-        return pass_upgrade(engine, url, req).await;
+        return pass_upgrade(engine, &grant.id, url, req).await;
     }
-    govern(engine, caller, grant, url, req).await
+    govern(engine, inflight, caller, grant, url, req).await
 }
 
 /// An upgrade (WebSocket) inside an intercepted tunnel: not governed, but not broken. The
 /// request goes to the upstream over verified TLS; a `101` joins the two upgraded connections.
-async fn pass_upgrade<B>(engine: &Engine, url: reqwest::Url, mut req: Request<B>) -> Response<Body>
+/// Counted as a tunnel of `grant` (and holding the connection's slot) while it is open.
+async fn pass_upgrade<B>(engine: &Engine, grant: &str, url: reqwest::Url, mut req: Request<B>) -> Response<Body>
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
+    let mut tunnel = match tunnels::Inner::admit(&req, grant) {
+        Ok(t) => t,
+        Err(e) => return e.response(),
+    };
     let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
     let port = url.port_or_known_default().unwrap_or(443);
     let bad_gateway = |code: &str, msg: String| error_response(StatusCode::BAD_GATEWAY, code, &msg, None);
@@ -339,7 +389,8 @@ where
         let upstream_side = hyper::upgrade::on(&mut resp);
         tokio::spawn(async move {
             if let (Ok(a), Ok(b)) = (agent_side.await, upstream_side.await) {
-                let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(a), &mut TokioIo::new(b)).await;
+                let end = tunnels::pipe(TokioIo::new(a), TokioIo::new(b), None, &mut tunnel).await;
+                tracing::debug!(?end, "upgraded connection closed");
             }
         });
     }

@@ -11,7 +11,7 @@
 //! | pause after a failed `accept` (e.g. `EMFILE`) instead of spinning | [`ACCEPT_BACKOFF`] 50 ms | — |
 //!
 //! Agent request bodies are capped by `proxy::MAX_REQUEST_BODY`; upstream limits live in
-//! `upstream::Limits`.
+//! `upstream::Limits`; tunnels (which keep their connection's [`Slot`]) are capped in `tunnels`.
 
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::future::Future;
@@ -44,6 +44,18 @@ pub struct ConnLimits {
     /// Connections refused since the last warning, and when that was: a flood of connections
     /// over the limit logs one line every [`REFUSED_WARN_EVERY`], with the count, not one each.
     refused: Arc<std::sync::Mutex<(u64, Option<std::time::Instant>)>>,
+}
+
+/// A connection's slot, shared by the connection and whatever outlives its HTTP part: a tunnel
+/// (CONNECT, or an upgrade such as WebSocket) takes a clone, so the slot is given back only when
+/// the connection and all its tunnels are closed. `serve` puts it in each request's extensions.
+#[derive(Clone, Debug)]
+pub struct Slot(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
+
+impl Slot {
+    pub fn new(permit: OwnedSemaphorePermit) -> Self {
+        Slot(Arc::new(permit))
+    }
 }
 
 /// At most one "too many connections" warning this often.
@@ -90,7 +102,8 @@ impl ConnLimits {
         self.max_connections - self.slots.available_permits()
     }
 
-    /// An HTTP/1.1 server builder with these limits (and keep-alive).
+    /// An HTTP/1.1 server builder with these limits (and keep-alive). The HTTP/2 cleartext
+    /// preface is refused by [`FirstByte`] (this builder would otherwise answer it).
     pub fn http1_builder(&self) -> Builder<TokioExecutor> {
         let mut builder = Builder::new(TokioExecutor::new()).http1_only();
         builder.http1().keep_alive(true).timer(TokioTimer::new()).header_read_timeout(self.header_read).max_buf_size(MAX_HEADER_BYTES.max(8192));
@@ -108,23 +121,53 @@ pub fn request_body_timeout() -> Duration {
 /// `TimedOut` (hyper then drops it). hyper's own head timeout starts only once a first byte has
 /// arrived (the server first sniffs the HTTP version without a timeout), so a socket that never
 /// says anything would otherwise be held forever.
+///
+/// It also refuses HTTP/2 cleartext: a connection whose first bytes are the HTTP/2 preface
+/// (`PRI * HTTP/2.0`) is ended with an error before the server can take it for one.
 pub struct FirstByte<T> {
     inner: T,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// How many bytes of the HTTP/2 preface the connection has sent so far (`None`: it is not
+    /// HTTP/2, stop looking).
+    h2_sniff: Option<usize>,
 }
+
+/// The part of the HTTP/2 connection preface that no HTTP/1 request starts with.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
 
 impl<T> FirstByte<T> {
     pub fn new(inner: T, within: Duration) -> Self {
-        FirstByte { inner, deadline: Some(Box::pin(tokio::time::sleep(within))) }
+        FirstByte { inner, deadline: Some(Box::pin(tokio::time::sleep(within))), h2_sniff: None }
     }
+
+    /// Also refuses the HTTP/2 cleartext preface (the listener, which serves HTTP/1.1 only;
+    /// inside a TLS tunnel HTTP/2 is chosen by ALPN and welcome).
+    pub fn refusing_h2(mut self) -> Self {
+        self.h2_sniff = Some(0);
+        self
+    }
+}
+
+/// Follows the preface over `new` bytes: `Some(n)` still matching `n` bytes, `None` not HTTP/2.
+fn sniff_h2(matched: usize, new: &[u8]) -> Option<usize> {
+    let want = &H2_PREFACE[matched..];
+    let n = want.len().min(new.len());
+    (new[..n] == want[..n]).then_some(matched + n)
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for FirstByte<T> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let this = &mut *self;
+        let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(r) => {
                 this.deadline = None;
+                if let (Ok(()), Some(matched)) = (&r, this.h2_sniff) {
+                    this.h2_sniff = sniff_h2(matched, &buf.filled()[before..]).filter(|m| *m < H2_PREFACE.len());
+                    if this.h2_sniff.is_none() && sniff_h2(matched, &buf.filled()[before..]) == Some(H2_PREFACE.len()) {
+                        return Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "HTTP/2 cleartext is not served (HTTP/1.1 only)")));
+                    }
+                }
                 Poll::Ready(r)
             }
             Poll::Pending => match this.deadline.as_mut().map(|d| d.as_mut().poll(cx)) {
@@ -169,6 +212,17 @@ mod tests {
     }
 
     #[test]
+    fn a_slot_is_returned_only_when_its_last_holder_lets_go() {
+        let l = ConnLimits::new(Duration::from_secs(1), 1);
+        let conn = Slot::new(l.admit().expect("first"));
+        let tunnel = conn.clone();
+        drop(conn);
+        assert!(l.admit().is_none(), "the tunnel still holds the connection's slot");
+        drop(tunnel);
+        assert!(l.admit().is_some(), "closing the tunnel frees it");
+    }
+
+    #[test]
     fn refused_connections_warn_once_per_period_with_a_count() {
         let l = ConnLimits::new(Duration::from_secs(1), 1);
         let t0 = std::time::Instant::now();
@@ -196,5 +250,40 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(80)).await;
         client.write_all(b"ET").await.unwrap();
         assert_eq!(talking.read(&mut [0u8; 8]).await.unwrap(), 2, "after the first byte the deadline is gone");
+    }
+
+    #[tokio::test]
+    async fn the_http2_cleartext_preface_is_refused_however_it_arrives() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        for chunks in [vec![&b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"[..]], vec![b"PR", b"I * HT", b"TP/2.0\r\n"]] {
+            let (mut client, server) = tokio::io::duplex(256);
+            let mut s = FirstByte::new(server, Duration::from_secs(5)).refusing_h2();
+            for c in chunks {
+                client.write_all(c).await.unwrap();
+            }
+            let mut buf = vec![0u8; 64];
+            let mut err = None;
+            for _ in 0..8 {
+                match s.read(&mut buf).await {
+                    Ok(_) => continue,
+                    Err(e) => {
+                        err = Some(e);
+                        break;
+                    }
+                }
+            }
+            assert_eq!(err.map(|e| e.kind()), Some(std::io::ErrorKind::InvalidData));
+        }
+        // HTTP/1.1 (even a PRI-looking one) passes, and so does HTTP/2 where it was not refused.
+        for (req, refusing) in [(&b"GET / HTTP/1.1\r\n\r\n"[..], true), (b"PRI * HTTP/1.1\r\n\r\n", true), (b"PRI * HTTP/2.0\r\n\r\n", false)] {
+            let (mut client, server) = tokio::io::duplex(256);
+            let s = FirstByte::new(server, Duration::from_secs(5));
+            let mut s = if refusing { s.refusing_h2() } else { s };
+            client.write_all(req).await.unwrap();
+            drop(client);
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).await.unwrap();
+            assert_eq!(got, req);
+        }
     }
 }

@@ -319,6 +319,13 @@ impl Wallet {
         let sig = self.signer.sign_hash_sync(&hash).map_err(|e| WalletError::Sign(e.to_string()))?;
         Ok((auth, sig.as_bytes()))
     }
+
+    /// An EIP-191 `personal_sign` of `msg` (the ledger's checkpoints, see `anchor`): prefixed,
+    /// so it can never be taken for a transfer authorization or a transaction.
+    pub fn sign_personal(&self, msg: &[u8]) -> Result<[u8; 65], WalletError> {
+        let sig = self.signer.sign_message_sync(msg).map_err(|e| WalletError::Sign(e.to_string()))?;
+        Ok(sig.as_bytes())
+    }
 }
 
 #[cfg(test)]
