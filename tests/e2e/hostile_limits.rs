@@ -52,21 +52,6 @@ fn raise_own_nofile() -> usize {
     lim.rlim_cur as usize
 }
 
-/// Waits until the server closes `s` (EOF or reset); when that was after `t`, or None past `limit`.
-async fn closed_within(mut s: TcpStream, t: Instant, limit: Duration) -> Option<Duration> {
-    let mut buf = [0u8; 1024];
-    tokio::time::timeout(limit, async {
-        loop {
-            match s.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await
-    .ok()
-    .map(|_| t.elapsed())
-}
 
 fn percentile(v: &mut [Duration], p: f64) -> Duration {
     v.sort();
@@ -126,7 +111,7 @@ async fn hostile_peers_cost_bounded_memory_and_never_block_other_agents() {
     for i in 0..idle_n {
         match TcpStream::connect(&addr).await {
             // Each one watched from the moment it is open: when does the proxy close it?
-            Ok(s) => idle.push(tokio::spawn(closed_within(s, Instant::now(), Duration::from_secs(limit_secs + 10)))),
+            Ok(mut s) => idle.push(tokio::spawn(async move { purser_testkit::agent::closed_within(&mut s, Instant::now(), Duration::from_secs(limit_secs + 10)).await })),
             Err(e) => panic!("idle connection {i}: {e}"),
         }
     }

@@ -88,22 +88,6 @@ async fn echo(s: &mut TcpStream, msg: &str) {
     assert_eq!(String::from_utf8_lossy(&back), msg);
 }
 
-/// Waits until the proxy closes `s`; how long that took, or None within `limit`.
-async fn closed_within(s: &mut TcpStream, limit: Duration) -> Option<Duration> {
-    let t = Instant::now();
-    let mut buf = [0u8; 64];
-    tokio::time::timeout(limit, async {
-        loop {
-            match s.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await
-    .ok()
-    .map(|_| t.elapsed())
-}
 
 fn code_of(body: &str) -> String {
     serde_json::from_str::<serde_json::Value>(body).ok().and_then(|v| v["code"].as_str().map(str::to_string)).unwrap_or_default()
@@ -148,7 +132,7 @@ async fn tunnels_are_capped_per_grant_and_closed_when_their_grant_is_revoked() {
     p.cli_ok(&["grant", "revoke", &gid]);
     let revoked = Instant::now();
     for (i, s) in open.iter_mut().enumerate() {
-        assert!(closed_within(s, Duration::from_secs(3)).await.is_some(), "tunnel {i} still open 3 s after revoke");
+        assert!(purser_testkit::agent::closed_within(s, Instant::now(), Duration::from_secs(3)).await.is_some(), "tunnel {i} still open 3 s after revoke");
     }
     let all_closed = revoked.elapsed();
     assert!(all_closed < Duration::from_secs(1), "the revoked grant's tunnels closed within 1 s, took {all_closed:?}");
@@ -195,7 +179,7 @@ async fn tunnels_hold_their_connection_slot_and_idle_out() {
         }
         busy
     });
-    let after = closed_within(&mut silent, Duration::from_secs(6)).await.map(|_| quiet_since.elapsed());
+    let after = purser_testkit::agent::closed_within(&mut silent, Instant::now(), Duration::from_secs(6)).await.map(|_| quiet_since.elapsed());
     let after = after.expect("an idle tunnel is closed");
     assert!(after >= Duration::from_millis(1900) && after < Duration::from_millis(3500), "closed {after:?} after its last byte (idle limit 2 s)");
     let mut busy = keep_busy.await.expect("busy tunnel kept echoing past the idle limit");

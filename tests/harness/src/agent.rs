@@ -223,3 +223,21 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// Waits until the other side closes `s` (EOF or reset); how long after `since` that was, or
+/// `None` past `limit`. Bytes read meanwhile are dropped.
+pub async fn closed_within(s: &mut tokio::net::TcpStream, since: std::time::Instant, limit: std::time::Duration) -> Option<std::time::Duration> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 1024];
+    tokio::time::timeout(limit, async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .ok()
+    .map(|_| since.elapsed())
+}
