@@ -18,21 +18,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use zstd::zstd_safe::{self, CCtx, CDict, DCtx, DDict};
 
-/// Schema step 7: compression dictionaries (see the module doc).
-pub(super) const SCHEMA_V7: &str = r#"
-CREATE TABLE body_dicts (
-    id INTEGER PRIMARY KEY,
-    zstd_id INTEGER NOT NULL,
-    trained_at_seq INTEGER NOT NULL,
-    samples INTEGER NOT NULL,
-    dict BLOB NOT NULL,
-    created_at TEXT NOT NULL
-);
-CREATE TRIGGER body_dicts_no_update BEFORE UPDATE ON body_dicts
-    BEGIN SELECT RAISE(ABORT, 'compression dictionaries are append-only'); END;
-CREATE TRIGGER body_dicts_no_delete BEFORE DELETE ON body_dicts
-    BEGIN SELECT RAISE(ABORT, 'compression dictionaries are append-only'); END;
-"#;
 
 /// The first dictionary is trained once the ledger reaches this many receipts.
 pub const TRAIN_AFTER: i64 = 1_000;

@@ -2,25 +2,6 @@
 //! per network and asset with the time it was read, and each receipt's reconciliation state
 //! against the chain (its own table: receipts are immutable). The chain calls are `chain`'s.
 
-pub(super) const SCHEMA_V5: &str = r#"
-CREATE TABLE chain_balances (
-    network TEXT NOT NULL,
-    asset TEXT NOT NULL,
-    address TEXT NOT NULL,
-    atomic TEXT NOT NULL,
-    block INTEGER,
-    read_at TEXT NOT NULL,
-    PRIMARY KEY (network, asset, address)
-);
-CREATE TABLE reconciliation (
-    receipt_id TEXT PRIMARY KEY,
-    state TEXT NOT NULL CHECK (state IN ('pending', 'confirmed', 'mismatch', 'missing', 'released')),
-    checked_at TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX reconciliation_pending ON reconciliation(state) WHERE state = 'pending';
-"#;
 
 use super::reserve::{apply, Reservation, Settle};
 use super::{parse_ts, to_i64, ts, Ledger, LedgerError, Result};

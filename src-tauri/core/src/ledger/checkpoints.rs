@@ -2,15 +2,6 @@
 //! beside the receipts. The file cannot forge them (it never holds the key); signing and
 //! checking signatures are `anchor`'s, where they sit in the chain is the audit's.
 
-pub(super) const SCHEMA_V10: &str = r#"
-CREATE TABLE IF NOT EXISTS checkpoints (
-    count INTEGER PRIMARY KEY,
-    head TEXT NOT NULL,
-    time TEXT NOT NULL,
-    signer TEXT NOT NULL,
-    signature TEXT NOT NULL
-);
-"#;
 
 use super::{parse_ts, to_i64, ts, Ledger, Result};
 use chrono::{DateTime, Utc};

@@ -9,13 +9,6 @@ use crate::search::Flags;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
-pub(super) const SCHEMA_V4: &str = r#"
-CREATE TABLE settings (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-"#;
 
 /// The settings key of "pause all spending" (`1` on, `0` off).
 pub const PAUSED: &str = "spending_paused";

@@ -11,6 +11,7 @@ mod chain;
 mod checkpoints;
 mod controls;
 mod grants;
+pub mod migrations;
 pub(crate) mod index;
 mod par_count;
 mod plan;
@@ -78,47 +79,6 @@ pub type Result<T> = std::result::Result<T, LedgerError>;
 /// The ledger's file name inside the data dir.
 pub const DB_FILE: &str = "purser.db";
 
-const SCHEMA_V1: &str = r#"
-CREATE TABLE grants (
-    id TEXT PRIMARY KEY,
-    label TEXT NOT NULL,
-    token_hash TEXT NOT NULL UNIQUE,
-    limits TEXT NOT NULL,
-    budget INTEGER NOT NULL CHECK (budget >= 0),
-    spent INTEGER NOT NULL DEFAULT 0 CHECK (spent >= 0),
-    reserved INTEGER NOT NULL DEFAULT 0 CHECK (reserved >= 0),
-    created_at TEXT NOT NULL,
-    revoked_at TEXT,
-    CHECK (spent + reserved <= budget)
-);
-CREATE TABLE reservations (
-    id TEXT PRIMARY KEY,
-    grant_id TEXT NOT NULL REFERENCES grants(id),
-    amount INTEGER NOT NULL CHECK (amount >= 0),
-    state TEXT NOT NULL CHECK (state IN ('reserved', 'settled', 'released', 'unknown')),
-    valid_before INTEGER NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE INDEX reservations_open ON reservations(grant_id) WHERE state IN ('reserved', 'unknown');
-CREATE TABLE receipts (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    time TEXT NOT NULL,
-    grant_id TEXT,
-    outcome TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    amount_atomic TEXT,
-    body TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
-);
-CREATE INDEX receipts_grant ON receipts(grant_id, seq);
-CREATE TRIGGER receipts_no_update BEFORE UPDATE ON receipts
-    BEGIN SELECT RAISE(ABORT, 'receipts are append-only'); END;
-CREATE TRIGGER receipts_no_delete BEFORE DELETE ON receipts
-    BEGIN SELECT RAISE(ABORT, 'receipts are append-only'); END;
-"#;
 
 /// A handle on the ledger. Cloning shares one writing connection (SQLite serialises writers
 /// anyway; other processes, the CLI, coordinate through SQLite's own locking) and a small pool of
@@ -153,7 +113,7 @@ impl Ledger {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        migrate(&mut conn)?;
+        migrations::migrate(&mut conn)?;
         for suffix in ["", "-wal", "-shm"] {
             let mut p = path.as_os_str().to_owned();
             p.push(suffix);
@@ -211,23 +171,6 @@ impl Ledger {
 
 /// How many idle read-only connections a ledger keeps.
 const IDLE_READERS: usize = 4;
-
-/// The schema, as numbered steps. A step is never edited once released; new features append
-/// one (each with its own version number) and `migrate` applies what a file lacks, in order.
-const MIGRATIONS: &[(i64, &str)] = &[(1, SCHEMA_V1), (2, index::SCHEMA_V2), (3, rules::SCHEMA_V3), (4, controls::SCHEMA_V4), (5, chain::SCHEMA_V5), (6, recover::SCHEMA_V6), (7, body::SCHEMA_V7), (8, index::SCHEMA_V8), (9, index::SCHEMA_V9), (10, checkpoints::SCHEMA_V10)];
-
-fn migrate(conn: &mut Connection) -> Result<()> {
-    for (version, sql) in MIGRATIONS {
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let current: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if current < *version {
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", version)?;
-        }
-        tx.commit()?;
-    }
-    Ok(())
-}
 
 fn ts(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)

@@ -12,14 +12,6 @@ use crate::receipt::{DecidedBy, LedgerAfter, Outcome, Receipt};
 use chrono::{DateTime, Utc};
 use rusqlite::TransactionBehavior;
 
-/// `nonce`: the EIP-3009 authorization's nonce (0x-hex), written with the reservation before
-/// any signature exists. `draft`: the receipt's JSON for an interruption, cleared when the
-/// reservation ends.
-pub(super) const SCHEMA_V6: &str = r#"
-ALTER TABLE reservations ADD COLUMN nonce TEXT;
-ALTER TABLE reservations ADD COLUMN draft TEXT;
-CREATE INDEX reservations_interrupted ON reservations(state) WHERE state = 'reserved';
-"#;
 
 /// The reason of a receipt written for a payment interrupted by a crash.
 pub const INTERRUPTED: &str = "interrupted";

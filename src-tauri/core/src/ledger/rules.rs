@@ -6,30 +6,6 @@ use crate::rules::{NewRule, Rule, RuleKind};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, Row};
 
-pub(super) const SCHEMA_V3: &str = r#"
-CREATE TABLE rules (
-    id TEXT PRIMARY KEY,
-    grant_id TEXT NOT NULL REFERENCES grants(id),
-    kind TEXT NOT NULL CHECK (kind IN ('allow', 'block')),
-    host TEXT NOT NULL,
-    max_amount INTEGER CHECK (max_amount IS NULL OR max_amount > 0),
-    expires_at TEXT,
-    created_at TEXT NOT NULL,
-    from_approval TEXT,
-    removed_at TEXT,
-    CHECK ((kind = 'allow') = (max_amount IS NOT NULL AND expires_at IS NOT NULL))
-);
-CREATE INDEX rules_live ON rules(grant_id) WHERE removed_at IS NULL;
-CREATE TABLE payee_labels (
-    address TEXT PRIMARY KEY,
-    label TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE TABLE marks (
-    name TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
-);
-"#;
 
 const COLS: &str = "id, grant_id, kind, host, max_amount, expires_at, created_at, from_approval, removed_at";
 const MISSED_MARK: &str = "missed_seen_seq";
