@@ -45,9 +45,7 @@ const COMMANDS: &[&str] = &[
 fn main() {
     // Declaring an app manifest turns on access control for Purser's own commands too: a command
     // is callable only when a capability grants its permission.
-    let attributes = tauri_build::Attributes::new()
-        .capabilities_path_pattern("./capabilities/*.json")
-        .app_manifest(tauri_build::AppManifest::new().commands(COMMANDS));
+    let attributes = tauri_build::Attributes::new().capabilities_path_pattern("./capabilities/*.json").app_manifest(tauri_build::AppManifest::new().commands(COMMANDS));
     // With an explicit pattern tauri-build does not watch the folder itself.
     println!("cargo:rerun-if-changed=capabilities");
     tauri_build::try_build(attributes).expect("tauri-build failed");

@@ -23,12 +23,7 @@ use std::path::Path;
 pub const DISABLE_COMPOSITING: &str = "WEBKIT_DISABLE_COMPOSITING_MODE";
 
 /// What the app sets without a render node, in this order.
-pub const CPU_PAINTING: [(&str, &str); 4] = [
-    (DISABLE_COMPOSITING, "1"),
-    ("WEBKIT_DISABLE_DMABUF_RENDERER", "1"),
-    ("WEBKIT_WEB_RENDER_DEVICE_FILE", NO_RENDER_NODE),
-    ("GDK_GL", "disable"),
-];
+pub const CPU_PAINTING: [(&str, &str); 4] = [(DISABLE_COMPOSITING, "1"), ("WEBKIT_DISABLE_DMABUF_RENDERER", "1"), ("WEBKIT_WEB_RENDER_DEVICE_FILE", NO_RENDER_NODE), ("GDK_GL", "disable")];
 
 /// The render node named when there is none (WebKit ignores an empty value and asks EGL).
 pub const NO_RENDER_NODE: &str = "/dev/dri/no-render-node";

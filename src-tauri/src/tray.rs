@@ -58,9 +58,7 @@ pub struct Tray {
 
 /// Whether the system can show a tray (tray-icon would panic without the library).
 pub fn available() -> bool {
-    ["libayatana-appindicator3.so.1", "libappindicator3.so.1", "libayatana-appindicator3.so", "libappindicator3.so"]
-        .iter()
-        .any(|name| unsafe { libloading::Library::new(name) }.is_ok())
+    ["libayatana-appindicator3.so.1", "libappindicator3.so.1", "libayatana-appindicator3.so", "libappindicator3.so"].iter().any(|name| unsafe { libloading::Library::new(name) }.is_ok())
 }
 
 /// Builds the tray (when the system has one) and shows the current state.
@@ -73,13 +71,7 @@ pub fn create(app: &AppHandle) -> tauri::Result<bool> {
     let pause = MenuItem::with_id(app, "pause", "Pause all spending", true, None::<&str>)?;
     let quit = MenuItem::with_id(app, "quit", "Quit Purser", true, None::<&str>)?;
     let menu = Menu::with_items(app, &[&open, &pause, &quit])?;
-    let icon = TrayIconBuilder::with_id("purser")
-        .icon(Image::from_bytes(ICON_IDLE)?)
-        .tooltip(TrayState::Idle.tooltip())
-        .menu(&menu)
-        .show_menu_on_left_click(true)
-        .on_menu_event(on_menu)
-        .build(app)?;
+    let icon = TrayIconBuilder::with_id("purser").icon(Image::from_bytes(ICON_IDLE)?).tooltip(TrayState::Idle.tooltip()).menu(&menu).show_menu_on_left_click(true).on_menu_event(on_menu).build(app)?;
     app.manage(Tray { icon, pause, shown: Mutex::new(None) });
     refresh(app);
     Ok(true)

@@ -77,11 +77,7 @@ fn sha256_hex(s: &str) -> String {
 /// prev_hash and every hash is recomputed so the hash links hold again.
 fn rewrite_chain(c: &Connection, from_seq: i64, edit: impl Fn(i64, &mut Value)) {
     without_triggers(c, |c| {
-        let mut prev: String = c
-            .query_row("SELECT hash FROM receipts WHERE seq < ?1 ORDER BY seq DESC LIMIT 1", [from_seq], |r| r.get(0))
-            .optional()
-            .unwrap()
-            .unwrap_or_else(|| "0".repeat(64));
+        let mut prev: String = c.query_row("SELECT hash FROM receipts WHERE seq < ?1 ORDER BY seq DESC LIMIT 1", [from_seq], |r| r.get(0)).optional().unwrap().unwrap_or_else(|| "0".repeat(64));
         let rows: Vec<(i64, String)> = {
             let mut st = c.prepare("SELECT seq, body FROM receipts WHERE seq >= ?1 ORDER BY seq").unwrap();
             let r = st.query_map([from_seq], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
@@ -158,7 +154,8 @@ async fn untouched_ledger_verifies_and_head_has_its_shape() {
     assert!(ok, "{text}");
     assert_fails(dir, &["receipts", "verify", "--expect-head", &"ab".repeat(32)], "an unknown --expect-head", &["expect"]);
     // The daemon signed a checkpoint of its head as it stopped, with the wallet's key.
-    let (cp_count, cp_head, signer): (i64, String, String) = db(dir).query_row("SELECT count, head, signer FROM checkpoints ORDER BY count DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).expect("a checkpoint at shutdown");
+    let (cp_count, cp_head, signer): (i64, String, String) =
+        db(dir).query_row("SELECT count, head, signer FROM checkpoints ORDER BY count DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).expect("a checkpoint at shutdown");
     assert_eq!((cp_count as u64, cp_head.as_str()), (head["count"].as_u64().unwrap(), h));
     assert_eq!(signer.to_lowercase(), t.p.address.to_lowercase());
     let (_, out, _) = cli(dir, &["receipts", "verify"]);

@@ -284,8 +284,7 @@ fn without_user_namespaces_purser_run_names_the_fix_and_runs_nothing() {
     std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let marker = work.path().join("ran");
     let mut cmd = Command::new(&p.bin);
-    cmd.args(["--data-dir", p.data_dir.to_str().unwrap(), "run", "--budget", "1", "--expires", "1h", "--host", "a.com", "--", "touch", marker.to_str().unwrap()])
-        .env("PURSER_BWRAP", &fake);
+    cmd.args(["--data-dir", p.data_dir.to_str().unwrap(), "run", "--budget", "1", "--expires", "1h", "--host", "a.com", "--", "touch", marker.to_str().unwrap()]).env("PURSER_BWRAP", &fake);
     let out = run_at_terminal(cmd, &[("passphrase", PASSPHRASE)], Duration::from_secs(60));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("(userns_disabled)") && err.contains("sysctl"), "{}", pty_text(&out));
@@ -311,7 +310,13 @@ async fn who_is_asking_curl_python_and_node_outside_a_run() {
     let python = if Path::new("/usr/bin/python3").exists() { PathBuf::from("/usr/bin/python3") } else { PathBuf::from("python3") };
     let clients: [(&str, String); 3] = [
         ("curl", format!("curl -s -o /dev/null -w '%{{http_code}}' -H 'Proxy-Authorization: {auth}' '{url}'; true")),
-        ("python3", format!("{} -c \"import requests,sys; r=requests.get('{url}', headers={{'Proxy-Authorization': '{auth}'}}, proxies={{'http': None, 'https': None}}); print(r.status_code)\"; true", python.display())),
+        (
+            "python3",
+            format!(
+                "{} -c \"import requests,sys; r=requests.get('{url}', headers={{'Proxy-Authorization': '{auth}'}}, proxies={{'http': None, 'https': None}}); print(r.status_code)\"; true",
+                python.display()
+            ),
+        ),
         ("node", format!("node -e \"fetch('{url}', {{headers: {{'Proxy-Authorization': '{auth}'}}}}).then(r => console.log(r.status))\"; true")),
     ];
     for (name, line) in &clients {
@@ -337,7 +342,10 @@ async fn who_is_asking_curl_python_and_node_outside_a_run() {
     let only_auth = format!("Bearer {only_token}");
     let out = std::process::Command::new("sh").args(["-c", &format!("curl -s -o /dev/null -w '%{{http_code}}' -H 'Proxy-Authorization: {only_auth}' '{url}'; true")]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "curl under --only-exe /usr/bin/curl: {}", text(&out));
-    let py = format!("{} -c \"import requests; r=requests.get('{url}', headers={{'Proxy-Authorization': '{only_auth}'}}, proxies={{'http': None, 'https': None}}); print(r.status_code, r.json()['code'])\"; true", python.display());
+    let py = format!(
+        "{} -c \"import requests; r=requests.get('{url}', headers={{'Proxy-Authorization': '{only_auth}'}}, proxies={{'http': None, 'https': None}}); print(r.status_code, r.json()['code'])\"; true",
+        python.display()
+    );
     let out = std::process::Command::new("sh").args(["-c", &py]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "403 exe_not_allowed", "python under --only-exe /usr/bin/curl: {}", text(&out));
     // `agent:sh` finds all three (their parent); `agent:curl` only curl's.
@@ -363,7 +371,8 @@ async fn the_apps_run_action_starts_the_agent_contained_and_ends_the_run() {
     let engine = Arc::new(Engine::new(purser_core::ledger::Ledger::open_in(&data).unwrap(), Some(wallet)).unwrap());
     engine.set_data_dir(&data);
     let runs = purser_core::runs::Runs::new(None, None);
-    let spec = purser_core::grants::GrantSpec { label: "app-run".into(), budget: "1.00".into(), expires: "1h".into(), hosts: vec![paywall.clone()], auto_below: Some("0.01".into()), ..Default::default() };
+    let spec =
+        purser_core::grants::GrantSpec { label: "app-run".into(), budget: "1.00".into(), expires: "1h".into(), hosts: vec![paywall.clone()], auto_below: Some("0.01".into()), ..Default::default() };
     let g = engine.create_grant(&spec, Some(&Presence::app_click())).unwrap();
     let work = tempfile::tempdir().unwrap();
     let cmd = format!("curl -s -o /dev/null -w '%{{http_code}}' --noproxy '' -x \"$HTTPS_PROXY\" http://{paywall}/cheap > code.txt; curl -s -m 3 --noproxy '*' http://{paywall}/cheap; echo \" direct=$?\" >> code.txt; echo done");

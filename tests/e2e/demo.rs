@@ -160,7 +160,10 @@ fn cli(data_dir: &Path, args: &[&str]) -> Value {
 }
 
 /// (outcome, reason, decided_by, amount_atomic) → count, over the demo ledger's receipts.
-fn receipt_counts(demo_dir: &Path) -> (BTreeMap<(String, String, String, String), usize>, Vec<Value>) {
+/// Receipts counted by (outcome, reason, decided by, amount).
+type Counts = BTreeMap<(String, String, String, String), usize>;
+
+fn receipt_counts(demo_dir: &Path) -> (Counts, Vec<Value>) {
     let list = cli(demo_dir, &["receipts", "list", "--limit", "1000", "--json"]);
     let list = list.as_array().expect("receipts list --json is an array").clone();
     let mut counts = BTreeMap::new();
@@ -259,13 +262,8 @@ fn demo_auto_deny_refuses_the_prompt_and_stops_there() {
     assert_eq!(d.line("reconcile"), "reconcile 3 confirmed (receipts checked against the chain)");
 
     let (counts, _) = receipt_counts(&demo_dir);
-    let want: BTreeMap<_, _> = [
-        (key("paid", "paid", "auto", "1000"), 3),
-        (key("refused", "user_denied", "user", "50000"), 1),
-        (key("refused", "above_ask_tier", "policy", "2000000"), 1),
-    ]
-    .into_iter()
-    .collect();
+    let want: BTreeMap<_, _> =
+        [(key("paid", "paid", "auto", "1000"), 3), (key("refused", "user_denied", "user", "50000"), 1), (key("refused", "above_ask_tier", "policy", "2000000"), 1)].into_iter().collect();
     assert_eq!(counts, want, "receipts in the demo ledger");
     assert_demo_data(&data_dir, &demo_dir, 5);
     assert!(!data_dir.join("demo").exists(), "--dir puts the demo elsewhere");
@@ -343,7 +341,8 @@ fn demo_prompt_is_answered_by_the_printed_command() {
     let words: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(&words[..3], &["purser", "--data-dir", demo_dir.to_str().unwrap()], "{line}");
     // Approving asks for the wallet's passphrase at the terminal: the demo prints its own.
-    let pass = d.out.iter().find_map(|l| l.strip_prefix("wallet    passphrase ")).and_then(|r| r.split_whitespace().next()).unwrap_or_else(|| panic!("no passphrase line:\n{}", d.out.join("\n"))).to_string();
+    let pass =
+        d.out.iter().find_map(|l| l.strip_prefix("wallet    passphrase ")).and_then(|r| r.split_whitespace().next()).unwrap_or_else(|| panic!("no passphrase line:\n{}", d.out.join("\n"))).to_string();
     let mut cmd = Command::new(BIN);
     cmd.args(&words[1..]).env_remove("PURSER_PASSPHRASE");
     let out = purser_testkit::pty::run_in_pty(cmd, &[("passphrase", &pass)], Duration::from_secs(60));

@@ -321,8 +321,18 @@ async fn wrong_or_missing_proxy_credentials_get_407() {
         ("CONNECT wrong token", format!("CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\nProxy-Authorization: Basic {}\r\n\r\n", basic("grant", "pgt_wrong")), 407, "unknown_token"),
         ("CONNECT token as user name", format!("CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\nProxy-Authorization: Basic {}\r\n\r\n", basic(token, "")), 407, "missing_token"),
         ("absolute-form no credentials", "GET http://127.0.0.1:9/x HTTP/1.1\r\nHost: 127.0.0.1:9\r\nConnection: close\r\n\r\n".to_string(), 407, "missing_token"),
-        ("absolute-form wrong token", format!("GET http://127.0.0.1:9/x HTTP/1.1\r\nHost: 127.0.0.1:9\r\nProxy-Authorization: Basic {}\r\nConnection: close\r\n\r\n", basic("x", "nope")), 407, "unknown_token"),
-        ("CONNECT from a web page", format!("CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\nOrigin: http://evil.example\r\nProxy-Authorization: Basic {}\r\n\r\n", basic("grant", token)), 403, "origin_forbidden"),
+        (
+            "absolute-form wrong token",
+            format!("GET http://127.0.0.1:9/x HTTP/1.1\r\nHost: 127.0.0.1:9\r\nProxy-Authorization: Basic {}\r\nConnection: close\r\n\r\n", basic("x", "nope")),
+            407,
+            "unknown_token",
+        ),
+        (
+            "CONNECT from a web page",
+            format!("CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\nOrigin: http://evil.example\r\nProxy-Authorization: Basic {}\r\n\r\n", basic("grant", token)),
+            403,
+            "origin_forbidden",
+        ),
         ("CONNECT to the proxy itself", format!("CONNECT {addr} HTTP/1.1\r\nHost: {addr}\r\nProxy-Authorization: Basic {}\r\n\r\n", basic("grant", token)), 400, "proxy_loop"),
     ];
     for (name, req, status, code) in cases {

@@ -52,7 +52,6 @@ fn raise_own_nofile() -> usize {
     lim.rlim_cur as usize
 }
 
-
 fn percentile(v: &mut [Duration], p: f64) -> Duration {
     v.sort();
     v[((v.len() as f64 - 1.0) * p).round() as usize]
@@ -88,7 +87,11 @@ async fn hostile_peers_cost_bounded_memory_and_never_block_other_agents() {
     let addr = format!("127.0.0.1:{}", p.port);
 
     // The hostile upstreams.
-    let stall_402 = RawServer::start(Misbehave::StallBody { head: "HTTP/1.1 402 Payment Required\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n".into(), body_start: b"{\"x402Version\":1,".to_vec() }).await;
+    let stall_402 = RawServer::start(Misbehave::StallBody {
+        head: "HTTP/1.1 402 Payment Required\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n".into(),
+        body_start: b"{\"x402Version\":1,".to_vec(),
+    })
+    .await;
     let stall_200 = RawServer::start(Misbehave::StallBody { head: "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 100000\r\n\r\n".into(), body_start: b"partial".to_vec() }).await;
     let silent = RawServer::start(Misbehave::Silent).await;
     let trickle = RawServer::start(Misbehave::Trickle { response: b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec(), every: Duration::from_secs(1) }).await;
@@ -249,7 +252,12 @@ async fn hostile_peers_cost_bounded_memory_and_never_block_other_agents() {
     println!("limits: {limit_secs} s (request head, request body, upstream head, upstream body idle, 402 body)");
     println!("serve VmRSS: before {} KiB, peak during {} KiB, after {} KiB", baseline, peak, after);
     println!("attack: {idle_n} idle connections, {slowloris} slowloris clients, 1 slow request body, 5 hostile upstreams; over in {attack:?}");
-    println!("slowloris closed after {:?} (max); idle connections closed after {:?} (min) to {:?} (max)", slow_closed.iter().max().unwrap(), idle_closed.iter().min().unwrap(), idle_closed.iter().max().unwrap());
+    println!(
+        "slowloris closed after {:?} (max); idle connections closed after {:?} (min) to {:?} (max)",
+        slow_closed.iter().max().unwrap(),
+        idle_closed.iter().min().unwrap(),
+        idle_closed.iter().max().unwrap()
+    );
     assert!(idle_closed.iter().min().unwrap() >= &Duration::from_secs(limit_secs - 1), "idle connections are given the head timeout, not cut at once");
     println!("during the attack: {} pass-through p50 {fp50:?} max {fmax:?}; {} paid p50 {pp50:?} max {pmax:?}", free_lat.len(), paid_lat.len());
     assert!(peak < baseline + 100 * 1024, "serve's RSS peaked at {peak} KiB (baseline {baseline} KiB)");

@@ -104,11 +104,18 @@ async fn loops_forged_headers_and_secrets_in_urls() {
         let r = send(c.get(format!("{}/http://{host}:{}/x", p.proxy_url, p.port)).header("Proxy-Authorization", &auth)).await;
         assert_eq!((r.status, r.code().as_deref()), (400, Some("proxy_loop")), "gateway to {host}: {r}");
     }
-    let connect = purser_testkit::raw_http(&format!("127.0.0.1:{}", p.port), format!("CONNECT 127.1:{port} HTTP/1.1\r\nHost: 127.1:{port}\r\nProxy-Authorization: {auth}\r\nConnection: close\r\n\r\n", port = p.port).as_bytes()).await;
+    let connect = purser_testkit::raw_http(
+        &format!("127.0.0.1:{}", p.port),
+        format!("CONNECT 127.1:{port} HTTP/1.1\r\nHost: 127.1:{port}\r\nProxy-Authorization: {auth}\r\nConnection: close\r\n\r\n", port = p.port).as_bytes(),
+    )
+    .await;
     assert_eq!((connect.status, connect.code().as_deref()), (400, Some("proxy_loop")), "CONNECT to 127.1: {connect}");
 
     // HTTP/2 cleartext is refused (the listener is HTTP/1.1), HTTP/1.1 still served.
-    let h2 = std::process::Command::new("curl").args(["-s", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", "--http2-prior-knowledge", &format!("{}/http://127.0.0.1:9/", p.proxy_url)]).output().unwrap();
+    let h2 = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", "--http2-prior-knowledge", &format!("{}/http://127.0.0.1:9/", p.proxy_url)])
+        .output()
+        .unwrap();
     assert!(!String::from_utf8_lossy(&h2.stdout).starts_with('2'), "answered over h2c: {}", String::from_utf8_lossy(&h2.stdout));
     let h1 = std::process::Command::new("curl").args(["-s", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", &format!("{}/http://127.0.0.1:9/", p.proxy_url)]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&h1.stdout), "1.1 407", "HTTP/1.1 is served");

@@ -38,6 +38,8 @@ fn raise_open_files() -> (u64, u64) {
         assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0, "setrlimit");
         assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0, "getrlimit");
     }
+    // `rlim_t` is u64 on Linux but not everywhere: the casts stay.
+    #[allow(clippy::unnecessary_cast)]
     (lim.rlim_cur as u64, lim.rlim_max as u64)
 }
 

@@ -7,13 +7,7 @@ use purser_testkit::{agent, facilitator_stats, send, usdc_balance, Mode, Peers, 
 const BIN: &str = env!("CARGO_BIN_EXE_purser");
 
 async fn get_cheap(p: &Purser, peers: &Peers, token: &str) -> Reply {
-    send(
-        agent()
-            .get(p.gateway_url(&format!("{}/cheap", peers.v2)))
-            .header("Proxy-Authorization", format!("Bearer {token}"))
-            .header("Accept", "application/json"),
-    )
-    .await
+    send(agent().get(p.gateway_url(&format!("{}/cheap", peers.v2))).header("Proxy-Authorization", format!("Bearer {token}")).header("Accept", "application/json")).await
 }
 
 fn assert_paused_refusal(p: &Purser, r: &Reply) {

@@ -118,11 +118,8 @@ fn seeded_ledger_search_stats_export_contract() {
 
     // Words and filters together.
     let (items, total) = all_pages(&d, "paid host:*.com amount:>0.01", 500);
-    let want: Vec<&Value> = listed
-        .iter()
-        .filter(|r| r["reason"] == "paid" && r["host"].as_str().unwrap().ends_with(".com") && r["amount_usd"].as_str().is_some_and(|a| micros(a) > 10_000))
-        .map(|r| &r["id"])
-        .collect();
+    let want: Vec<&Value> =
+        listed.iter().filter(|r| r["reason"] == "paid" && r["host"].as_str().unwrap().ends_with(".com") && r["amount_usd"].as_str().is_some_and(|a| micros(a) > 10_000)).map(|r| &r["id"]).collect();
     assert_eq!(items.iter().map(|r| &r["id"]).collect::<Vec<_>>(), want);
     assert_eq!(total, want.len() as u64);
     assert!(total > 0);
@@ -172,7 +169,9 @@ fn want_count(listed: &[Value], outcome: &str) -> u64 {
 fn malformed_queries_name_the_bad_token() {
     let d = Dir::new();
     d.ok(&["dev", "seed-receipts", "50"]);
-    for (q, token) in [("weather colour:red", "colour:red"), ("amount:>0.1.0", "amount:>0.1.0"), ("outcome:won", "outcome:won"), ("since:2026-13-40", "since:2026-13-40"), ("grant:\"open", "grant:\"open")] {
+    for (q, token) in
+        [("weather colour:red", "colour:red"), ("amount:>0.1.0", "amount:>0.1.0"), ("outcome:won", "outcome:won"), ("since:2026-13-40", "since:2026-13-40"), ("grant:\"open", "grant:\"open")]
+    {
         let out = d.run(&["receipts", "search", q, "--json"]);
         assert!(!out.status.success(), "{q} succeeded");
         let err = String::from_utf8_lossy(&out.stderr);
@@ -223,7 +222,11 @@ async fn receipts_from_the_proxy_are_searchable_at_once() {
     let token = g["token"].as_str().unwrap().to_string();
     let mut unknown = good_v2_required(&h.url_of("/forecast/unknown"), "1000");
     unknown["accepts"][0]["network"] = json!("eip155:999999999");
-    let routes = [("/forecast/cap", v2_response(&good_v2_required(&h.url_of("/forecast/cap"), "700000"))), ("/forecast/unknown", v2_response(&unknown)), ("/quote/cap", v1_response(&good_v1_body(&h.url_of("/quote/cap"), "900000")))];
+    let routes = [
+        ("/forecast/cap", v2_response(&good_v2_required(&h.url_of("/forecast/cap"), "700000"))),
+        ("/forecast/unknown", v2_response(&unknown)),
+        ("/quote/cap", v1_response(&good_v1_body(&h.url_of("/quote/cap"), "900000"))),
+    ];
     let mut ids = vec![];
     for (path, resp) in routes {
         h.route(path, resp);

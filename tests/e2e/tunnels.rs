@@ -88,7 +88,6 @@ async fn echo(s: &mut TcpStream, msg: &str) {
     assert_eq!(String::from_utf8_lossy(&back), msg);
 }
 
-
 fn code_of(body: &str) -> String {
     serde_json::from_str::<serde_json::Value>(body).ok().and_then(|v| v["code"].as_str().map(str::to_string)).unwrap_or_default()
 }
@@ -192,7 +191,21 @@ async fn tunnels_hold_their_connection_slot_and_idle_out() {
 fn s_client(p: &Purser, target: u16, token: &str, ca: &std::path::Path) -> std::process::Child {
     use std::io::BufRead;
     let mut child = std::process::Command::new("openssl")
-        .args(["s_client", "-connect", &format!("127.0.0.1:{target}"), "-proxy", &format!("127.0.0.1:{}", p.port), "-proxy_user", "x", "-proxy_pass", &format!("pass:{token}"), "-verify_return_error", "-verify_ip", "127.0.0.1", "-CAfile"])
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{target}"),
+            "-proxy",
+            &format!("127.0.0.1:{}", p.port),
+            "-proxy_user",
+            "x",
+            "-proxy_pass",
+            &format!("pass:{token}"),
+            "-verify_return_error",
+            "-verify_ip",
+            "127.0.0.1",
+            "-CAfile",
+        ])
         .arg(ca)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

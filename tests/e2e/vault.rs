@@ -191,10 +191,7 @@ fn tampered_or_wrong_passphrase_is_a_clear_error_and_no_downgrade() {
             let err = stderr(&out);
             assert_eq!(out.status.code(), Some(1), "byte {i} ^ {mask:#x}: {}", show(&out));
             assert!(!err.contains("panicked"), "byte {i}: {err}");
-            assert!(
-                ["(wallet_corrupt)", "(wallet_unlock_failed)", "(weak_kdf_params)"].iter().any(|c| err.contains(c)),
-                "byte {i} ^ {mask:#x}: {err}"
-            );
+            assert!(["(wallet_corrupt)", "(wallet_unlock_failed)", "(weak_kdf_params)"].iter().any(|c| err.contains(c)), "byte {i} ^ {mask:#x}: {err}");
         }
     }
     // A truncated file and a foreign one are named as damaged.

@@ -257,6 +257,8 @@ impl GrantLimits {
     }
 }
 
+// One value per process, parsed once: the size of its largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum GrantCmd {
     /// Create a grant; prints its token once.

@@ -113,7 +113,16 @@ pub fn network(dir: &Path, cmd: NetworkCmd) -> Result<()> {
                 return crate::print_json(&list);
             }
             for n in list {
-                println!("{:<14} {:<14} chain {:<6} {:<8} {}{}  {}", n.name, n.caip2, n.chain_id, if n.testnet { "testnet" } else { "mainnet" }, n.rpc, if n.rpc_overridden { " (yours)" } else { "" }, n.assets.join(", "));
+                println!(
+                    "{:<14} {:<14} chain {:<6} {:<8} {}{}  {}",
+                    n.name,
+                    n.caip2,
+                    n.chain_id,
+                    if n.testnet { "testnet" } else { "mainnet" },
+                    n.rpc,
+                    if n.rpc_overridden { " (yours)" } else { "" },
+                    n.assets.join(", ")
+                );
             }
             Ok(())
         }

@@ -40,13 +40,23 @@ pub async fn grant(dir: &Path, cmd: GrantCmd) -> Result<()> {
         }
         GrantCmd::Show { id, json } => {
             let g = e.grant(&id)?;
-            if json { crate::print_json(&g) } else { print_grant(&g); Ok(()) }
+            if json {
+                crate::print_json(&g)
+            } else {
+                print_grant(&g);
+                Ok(())
+            }
         }
         GrantCmd::TopUp { id, amount, json } => {
             e.grant(&id)?;
             let presence = crate::presence::prove(dir, "topping up a grant")?;
             let g = e.top_up(&id, &amount, Some(&presence)).map_err(crate::presence::engine)?;
-            if json { crate::print_json(&g) } else { print_grant(&g); Ok(()) }
+            if json {
+                crate::print_json(&g)
+            } else {
+                print_grant(&g);
+                Ok(())
+            }
         }
         GrantCmd::Revoke { id, json } => {
             // A running daemon revokes and denies what it holds under the grant, at once.
@@ -59,7 +69,12 @@ pub async fn grant(dir: &Path, cmd: GrantCmd) -> Result<()> {
                 }
                 None => e.revoke_grant(&id)?,
             };
-            if json { crate::print_json(&g) } else { println!("Revoked {} ({}).", g.id, g.label); Ok(()) }
+            if json {
+                crate::print_json(&g)
+            } else {
+                println!("Revoked {} ({}).", g.id, g.label);
+                Ok(())
+            }
         }
         GrantCmd::Env { id, token, json } => crate::ca::grant_env(dir, &e, &id, token, json),
     }
@@ -67,14 +82,11 @@ pub async fn grant(dir: &Path, cmd: GrantCmd) -> Result<()> {
 
 fn create(dir: &Path, e: &Engine, c: GrantCreate) -> Result<()> {
     let spec = c.limits.spec(c.label, c.budget, c.expires, c.hosts, c.only_run);
-    spec.validate(chrono::Utc::now()).map_err(|err| crate::presence::Coded::new(err.code(), err.to_string()))?;
+    spec.validate(chrono::Utc::now()).map_err(|err| crate::presence::Coded::error(err.code(), err.to_string()))?;
     let presence = crate::presence::prove(dir, "creating a grant")?;
     let created = e.create_grant(&spec, Some(&presence)).map_err(crate::presence::engine)?;
     let url = crate::proxy_url(dir);
-    let exports = vec![
-        format!("export PURSER_PROXY={url}"),
-        format!("export PURSER_GRANT={}", created.token),
-    ];
+    let exports = vec![format!("export PURSER_PROXY={url}"), format!("export PURSER_GRANT={}", created.token)];
     if c.json {
         let mut v = serde_json::to_value(&created)?;
         v["exports"] = json!(exports);

@@ -31,6 +31,8 @@ pub fn raise_open_files() -> std::io::Result<OpenFiles> {
             lim.rlim_cur = want;
         }
     }
+    // `rlim_t` is u64 on Linux but not everywhere: the casts stay.
+    #[allow(clippy::unnecessary_cast)]
     Ok(OpenFiles { before: before as u64, now: lim.rlim_cur as u64, hard: hard as u64 })
 }
 

@@ -127,4 +127,3 @@ pub fn print_json(v: &impl serde::Serialize) -> Result<()> {
 pub fn proxy_url(dir: &Path) -> String {
     purser_core::control::ControlFile::read(dir).map(|c| c.url).unwrap_or_else(|| "http://127.0.0.1:4020".into())
 }
-

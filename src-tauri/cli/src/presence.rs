@@ -18,7 +18,7 @@ pub struct Coded {
 }
 
 impl Coded {
-    pub fn new(code: &str, message: impl Into<String>) -> anyhow::Error {
+    pub fn error(code: &str, message: impl Into<String>) -> anyhow::Error {
         anyhow::Error::new(Coded { code: code.to_string(), message: message.into() })
     }
 }
@@ -34,12 +34,12 @@ pub fn typed(dir: &Path, action: &str) -> Result<Zeroizing<String>> {
         Ok(p) if !p.is_empty() => Ok(Zeroizing::new(p)),
         Ok(_) => {
             presence::audit(dir, action, "refused", &caller());
-            Err(Coded::new(presence::CODE, format!("{action} needs the wallet passphrase, typed; nothing was typed")))
+            Err(Coded::error(presence::CODE, format!("{action} needs the wallet passphrase, typed; nothing was typed")))
         }
         Err(_) => {
             presence::audit(dir, action, "refused", &caller());
             let e = PresenceError::Required { action: action.to_string() };
-            Err(Coded::new(presence::CODE, format!("{e} (no terminal to type it on)")))
+            Err(Coded::error(presence::CODE, format!("{e} (no terminal to type it on)")))
         }
     }
 }
@@ -53,12 +53,12 @@ pub fn prove(dir: &Path, action: &str) -> Result<Presence> {
             if matches!(e, PresenceError::WrongPassphrase { .. }) {
                 presence::audit(dir, action, "wrong_passphrase", &caller());
             }
-            Err(Coded::new(e.code(), e.to_string()))
+            Err(Coded::error(e.code(), e.to_string()))
         }
     }
 }
 
 /// A core error with its code kept.
 pub fn engine(e: purser_core::engine::EngineError) -> anyhow::Error {
-    Coded::new(e.code(), e.to_string())
+    Coded::error(e.code(), e.to_string())
 }

@@ -15,9 +15,9 @@ pub fn daemon(dir: &Path) -> Option<ControlFile> {
 
 /// Calls a control route; a `{code, message}` error becomes a coded error.
 pub async fn call(c: &ControlFile, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
-    let (status, v) = purser_core::control::client::call(&c.socket, method, path, body.as_ref()).await.map_err(|e| crate::presence::Coded::new(e.code(), e.to_string()))?;
+    let (status, v) = purser_core::control::client::call(&c.socket, method, path, body.as_ref()).await.map_err(|e| crate::presence::Coded::error(e.code(), e.to_string()))?;
     if !status.is_success() {
-        return Err(crate::presence::Coded::new(v["code"].as_str().unwrap_or("unknown"), v["message"].as_str().unwrap_or("error")));
+        return Err(crate::presence::Coded::error(v["code"].as_str().unwrap_or("unknown"), v["message"].as_str().unwrap_or("error")));
     }
     Ok(v)
 }
@@ -72,12 +72,22 @@ pub async fn approvals(dir: &Path, cmd: ApprovalsCmd) -> Result<()> {
             let pass = crate::presence::typed(dir, "approving a held payment")?;
             let body = serde_json::json!({"requirement_hash": requirement_hash, "allow_for": allow_for, "up_to": up_to, "passphrase": pass.as_str()});
             let v = call(&c, reqwest::Method::POST, &format!("approvals/{id}/approve"), Some(body)).await?;
-            if json { crate::print_json(&v) } else { println!("Approved {id}.{}", rule_note(&v)); Ok(()) }
+            if json {
+                crate::print_json(&v)
+            } else {
+                println!("Approved {id}.{}", rule_note(&v));
+                Ok(())
+            }
         }
         ApprovalsCmd::Deny { id, block_host, json } => {
             let body = serde_json::json!({"block_host": block_host});
             let v = call(&c, reqwest::Method::POST, &format!("approvals/{id}/deny"), Some(body)).await?;
-            if json { crate::print_json(&v) } else { println!("Denied {id}.{}", rule_note(&v)); Ok(()) }
+            if json {
+                crate::print_json(&v)
+            } else {
+                println!("Denied {id}.{}", rule_note(&v));
+                Ok(())
+            }
         }
         ApprovalsCmd::Missed { json } => {
             let v = call(&c, reqwest::Method::POST, "approvals/missed/ack", None).await?;

@@ -49,11 +49,21 @@ pub fn rules(dir: &std::path::Path, cmd: RulesCmd) -> Result<()> {
                 _ => None,
             };
             let r = e.add_rule(&grant, &spec, presence.as_ref()).map_err(fail)?;
-            if json { crate::print_json(&r) } else { print_rule(&r); Ok(()) }
+            if json {
+                crate::print_json(&r)
+            } else {
+                print_rule(&r);
+                Ok(())
+            }
         }
         RulesCmd::Remove { id, json } => {
             let r = e.remove_rule(&id).map_err(fail)?;
-            if json { crate::print_json(&r) } else { println!("Removed rule {} ({}).", r.id, r.description); Ok(()) }
+            if json {
+                crate::print_json(&r)
+            } else {
+                println!("Removed rule {} ({}).", r.id, r.description);
+                Ok(())
+            }
         }
     }
 }

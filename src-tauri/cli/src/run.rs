@@ -21,10 +21,10 @@ fn grant_body(dir: &Path, a: &RunArgs) -> Result<Value> {
         return Ok(json!({"grant_id": id, "passphrase": pass.as_str()}));
     }
     let (Some(budget), Some(expires)) = (&a.budget, &a.expires) else {
-        return Err(Coded::new("invalid_run", "give --grant ID, or a new grant's --budget USD --expires DUR --host HOST (as `purser grant create` takes them)"));
+        return Err(Coded::error("invalid_run", "give --grant ID, or a new grant's --budget USD --expires DUR --host HOST (as `purser grant create` takes them)"));
     };
     if a.hosts.is_empty() {
-        return Err(Coded::new("invalid_run", "a new grant for the run needs at least one --host"));
+        return Err(Coded::error("invalid_run", "a new grant for the run needs at least one --host"));
     }
     let g = a.limits.spec(a.label.clone().unwrap_or_else(|| "run".into()), budget.clone(), expires.clone(), a.hosts.clone(), true);
     let spec = json!({
@@ -38,15 +38,21 @@ fn grant_body(dir: &Path, a: &RunArgs) -> Result<Value> {
 
 pub async fn run(dir: &Path, a: RunArgs) -> Result<()> {
     // Never an uncontained run: no bubblewrap, no user namespaces → a named error, nothing started.
-    crate::sandbox::preflight().map_err(|e| Coded::new(e.code(), e.to_string()))?;
-    let c = crate::remote::daemon(dir).ok_or_else(|| Coded::new("no_daemon", format!("no purser daemon or app is serving {} (start `purser serve` or the app)", dir.display())))?;
+    crate::sandbox::preflight().map_err(|e| Coded::error(e.code(), e.to_string()))?;
+    let c = crate::remote::daemon(dir).ok_or_else(|| Coded::error("no_daemon", format!("no purser daemon or app is serving {} (start `purser serve` or the app)", dir.display())))?;
     let mut body = grant_body(dir, &a)?;
     body["command"] = json!(a.command.iter().map(|s| s.to_string_lossy().into_owned()).collect::<Vec<_>>());
     if let Some(l) = &a.label {
         body["label"] = json!(l);
     }
     let started: Started = serde_json::from_value(crate::remote::call(&c, reqwest::Method::POST, "runs", Some(body)).await?)?;
-    eprintln!("purser: run {} \"{}\" on grant {}{}", started.run_id, started.label, started.grant_id, if started.grant_created && !a.keep_grant { " (made for this run; it ends with it)" } else { "" });
+    eprintln!(
+        "purser: run {} \"{}\" on grant {}{}",
+        started.run_id,
+        started.label,
+        started.grant_id,
+        if started.grant_created && !a.keep_grant { " (made for this run; it ends with it)" } else { "" }
+    );
     let cwd = match &a.cwd {
         Some(d) => d.clone(),
         None => std::env::current_dir()?,
@@ -55,7 +61,15 @@ pub async fn run(dir: &Path, a: RunArgs) -> Result<()> {
     if let Some(parent) = c.socket.parent() {
         hide.push(parent.to_path_buf());
     }
-    let spec = crate::sandbox::SandboxSpec { proxy_socket: started.socket.clone(), token: started.token.clone(), ca_pem: started.ca_cert.clone(), cwd, allow_write: a.allow_write.clone(), hide, command: a.command.clone() };
+    let spec = crate::sandbox::SandboxSpec {
+        proxy_socket: started.socket.clone(),
+        token: started.token.clone(),
+        ca_pem: started.ca_cert.clone(),
+        cwd,
+        allow_write: a.allow_write.clone(),
+        hide,
+        command: a.command.clone(),
+    };
     let status = crate::sandbox::run(&spec).await.map_err(crate::sandbox::coded);
     // The run ends whatever happened: its socket and token stop working, a grant made for it ends.
     match crate::remote::call(&c, reqwest::Method::POST, &format!("runs/{}/end", started.run_id), Some(json!({"keep_grant": a.keep_grant}))).await {

@@ -25,7 +25,12 @@ pub async fn run(dir: &Path, port: u16, grace_secs: u64, notify: bool, explicit_
     // If the ledger cannot take writes now, their budget stays reserved until a later start.
     match engine.ledger.recover_interrupted(&_owner, engine.clock.now()) {
         Ok(r) if !r.receipts.is_empty() => {
-            tracing::warn!(count = r.receipts.len(), micros = r.micros, without_nonce = r.without_nonce, "payments interrupted by the last stop recorded (failed, interrupted); the chain decides them by nonce");
+            tracing::warn!(
+                count = r.receipts.len(),
+                micros = r.micros,
+                without_nonce = r.without_nonce,
+                "payments interrupted by the last stop recorded (failed, interrupted); the chain decides them by nonce"
+            );
         }
         Ok(_) => {}
         Err(e) => tracing::error!(code = e.code(), error = %e, "could not record the payments the last stop interrupted; their budget stays reserved until the next start"),

@@ -202,7 +202,9 @@ pub fn receipts(dir: &Path, ledger: &Ledger, cmd: TimelineCmd) -> Result<()> {
             progress.finish();
             let secs = progress.start.elapsed().as_secs_f64();
             if json {
-                return crate::print_json(&json!({"rows": summary.rows, "bytes": summary.bytes, "file": output, "format": if format == Format::Csv { "csv" } else { "jsonl" }, "chain": chain, "seconds": secs}));
+                return crate::print_json(
+                    &json!({"rows": summary.rows, "bytes": summary.bytes, "file": output, "format": if format == Format::Csv { "csv" } else { "jsonl" }, "chain": chain, "seconds": secs}),
+                );
             }
             if !to_stdout {
                 println!("exported {} receipts ({} bytes) to {} in {:.1} s", summary.rows, summary.bytes, output.display(), secs);
@@ -254,7 +256,14 @@ pub fn receipts(dir: &Path, ledger: &Ledger, cmd: TimelineCmd) -> Result<()> {
             match search::export::verify_export(f) {
                 Ok(c) if json => crate::print_json(&json!({"ok": true, "rows": c.rows, "links": c.links, "first_seq": c.first_seq, "last_seq": c.last_seq, "head": c.head})),
                 Ok(c) => {
-                    println!("ok: {} rows hash to their hashes; {} consecutive links checked (#{}..#{}, head {})", c.rows, c.links, c.first_seq.unwrap_or(0), c.last_seq.unwrap_or(0), c.head.unwrap_or_default());
+                    println!(
+                        "ok: {} rows hash to their hashes; {} consecutive links checked (#{}..#{}, head {})",
+                        c.rows,
+                        c.links,
+                        c.first_seq.unwrap_or(0),
+                        c.last_seq.unwrap_or(0),
+                        c.head.unwrap_or_default()
+                    );
                     Ok(())
                 }
                 Err(e) => {

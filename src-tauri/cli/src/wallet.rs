@@ -198,8 +198,6 @@ pub async fn unlock_at_start(engine: &Arc<Engine>, dir: &Path) -> Result<()> {
         return Ok(());
     };
     let e = engine.clone();
-    tokio::task::spawn_blocking(move || e.unlock_wallet(&pass, false))
-        .await?
-        .map_err(|err| anyhow::anyhow!("unlocking the wallet: {err} ({})", err.code()))?;
+    tokio::task::spawn_blocking(move || e.unlock_wallet(&pass, false)).await?.map_err(|err| anyhow::anyhow!("unlocking the wallet: {err} ({})", err.code()))?;
     Ok(())
 }

@@ -154,9 +154,7 @@ fn the_environment_is_clean_and_points_at_purser() {
     need_bwrap!();
     let w = World::new();
     let out = stdout(&w.run(&[], "env"));
-    for line in
-        ["PURSER_RUN=1", "PURSER_PROXY=http://127.0.0.1:4020", &format!("PURSER_GRANT={TOKEN}"), &format!("HTTPS_PROXY=http://purser:{TOKEN}@127.0.0.1:4020")]
-    {
+    for line in ["PURSER_RUN=1", "PURSER_PROXY=http://127.0.0.1:4020", &format!("PURSER_GRANT={TOKEN}"), &format!("HTTPS_PROXY=http://purser:{TOKEN}@127.0.0.1:4020")] {
         assert!(out.lines().any(|l| l == line), "{line} missing:\n{out}");
     }
     assert!(!out.contains("hunter2") && !out.contains("PURSER_PASSPHRASE"), "the passphrase leaked:\n{out}");
@@ -169,8 +167,7 @@ fn no_other_network_not_even_the_hosts_loopback() {
     let w = World::new();
     let host = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = host.local_addr().unwrap().port();
-    let script =
-        format!("curl -s --noproxy '*' --max-time 5 http://127.0.0.1:{port}/; echo loop=$?; curl -s --noproxy '*' --max-time 5 http://1.1.1.1/; echo out=$?");
+    let script = format!("curl -s --noproxy '*' --max-time 5 http://127.0.0.1:{port}/; echo loop=$?; curl -s --noproxy '*' --max-time 5 http://1.1.1.1/; echo out=$?");
     let out = stdout(&w.run(&[], &script));
     assert!(out.contains("loop=7"), "the host's 127.0.0.1:{port} must be unreachable: {out}");
     assert!(!out.contains("out=0"), "no route out: {out}");
@@ -269,7 +266,8 @@ fn purser_ca_and_the_bundle_are_inside() {
     let w = World::new();
     let pem = "-----BEGIN CERTIFICATE-----\nMIIBsandboxtest\n-----END CERTIFICATE-----\n";
     std::fs::write(w.p("ca.pem"), pem).unwrap();
-    let script = "cat /run/purser/ca.pem; tail -n 3 /run/purser/ca-bundle.pem; echo \"$SSL_CERT_FILE $REQUESTS_CA_BUNDLE $CURL_CA_BUNDLE $NODE_EXTRA_CA_CERTS\"; head -c 27 /run/purser/ca-bundle.pem; echo";
+    let script =
+        "cat /run/purser/ca.pem; tail -n 3 /run/purser/ca-bundle.pem; echo \"$SSL_CERT_FILE $REQUESTS_CA_BUNDLE $CURL_CA_BUNDLE $NODE_EXTRA_CA_CERTS\"; head -c 27 /run/purser/ca-bundle.pem; echo";
     let out = stdout(&w.run(&["--ca", w.p("ca.pem").to_str().unwrap()], script));
     let bundle = "/run/purser/ca-bundle.pem";
     assert!(out.starts_with(&format!("{pem}{pem}{bundle} {bundle} {bundle} /run/purser/ca.pem\n-----BEGIN CERTIFICATE-----")), "{out}");
@@ -304,10 +302,7 @@ fn preflight_names_what_is_missing() {
     let (err, ran) = preflight_error(Some("bwrap: setting up uid map: Permission denied"));
     assert!(!ran, "never an uncontained run");
     assert!(err.contains("(userns_disabled)") && err.contains("setting up uid map"), "{err}");
-    assert!(
-        err.contains("unprivileged_userns_clone=1") || err.contains("apparmor_restrict_unprivileged_userns=0") || err.contains("max_user_namespaces"),
-        "{err}"
-    );
+    assert!(err.contains("unprivileged_userns_clone=1") || err.contains("apparmor_restrict_unprivileged_userns=0") || err.contains("max_user_namespaces"), "{err}");
     let (err, ran) = preflight_error(Some("bwrap: Can't mount proc on /newroot/proc: Operation not permitted"));
     assert!(!ran && err.contains("(sandbox_failed)") && err.contains("Can't mount proc"), "{err}");
     let (err, ran) = preflight_error(None);

@@ -117,15 +117,7 @@ pub fn run(run_id: impl Into<String>, run_label: impl Into<String>, pid: Option<
         None => (None, None, vec![]),
     };
     let nonempty = |s: String| Some(clean(&s)).filter(|s| !s.is_empty());
-    AgentInfo {
-        kind: AgentKind::Run,
-        pid,
-        exe,
-        cmdline: nonempty(cmdline.into()).or(proc_cmdline),
-        parents,
-        run_label: nonempty(run_label.into()),
-        run_id: nonempty(run_id.into()),
-    }
+    AgentInfo { kind: AgentKind::Run, pid, exe, cmdline: nonempty(cmdline.into()).or(proc_cmdline), parents, run_label: nonempty(run_label.into()), run_id: nonempty(run_id.into()) }
 }
 
 /// The process at the client end of a loopback TCP connection: `peer` is the client's address

@@ -188,7 +188,10 @@ fn the_json_is_the_contract() {
         run_id: None,
     };
     let json = serde_json::to_string(&curl).unwrap();
-    assert_eq!(json, r#"{"kind":"process","pid":42,"exe":"/usr/bin/curl","cmdline":"curl http://x","parents":[{"pid":41,"exe":"/usr/bin/node","name":"claude"},{"pid":40,"exe":null,"name":"bash"}],"run_label":null}"#);
+    assert_eq!(
+        json,
+        r#"{"kind":"process","pid":42,"exe":"/usr/bin/curl","cmdline":"curl http://x","parents":[{"pid":41,"exe":"/usr/bin/node","name":"claude"},{"pid":40,"exe":null,"name":"bash"}],"run_label":null}"#
+    );
     assert_eq!(serde_json::from_str::<AgentInfo>(&json).unwrap(), curl);
     let r = run("r-9", "research", None, "python3 agent.py");
     assert_eq!(serde_json::to_value(&r).unwrap(), serde_json::json!({"kind": "run", "pid": null, "exe": null, "cmdline": "python3 agent.py", "parents": [], "run_label": "research", "run_id": "r-9"}));
@@ -220,7 +223,12 @@ fn proc_net_rows_parse() {
         let (l, r, inode) = parse_tcp_row(row).unwrap();
         assert_eq!((canonical(l), r, inode), ("127.0.0.1:8080".parse().unwrap(), "[::1]:80".parse().unwrap(), 778));
     }
-    for bad in ["  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode", "", "0: 0100007F 0100007F:1F90 01 0 0 0 0 0 5", "0: 0100007:1F90 0100007F:1F90 01 0 0 0 0 0 5"] {
+    for bad in [
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode",
+        "",
+        "0: 0100007F 0100007F:1F90 01 0 0 0 0 0 5",
+        "0: 0100007:1F90 0100007F:1F90 01 0 0 0 0 0 5",
+    ] {
         assert_eq!(parse_tcp_row(bad), None, "{bad:?}");
     }
 }

@@ -149,15 +149,14 @@ pub async fn witness(dir: &Path, audit: &Audit, wallet: Address) -> Result<Witne
         out.read.push((format!("{} {}", net.v1_name, token.to_checksum(None)), used.len()));
         for f in facts.iter().filter(|f| f.paid) {
             if !f.nonce.parse().is_ok_and(|n: B256| used.contains(&n)) {
-                out.unconfirmed.push(format!("paid receipt {} (#{}): its authorization {} is not used on {} (the server said paid; `purser wallet reconcile` checks its transaction)", f.id, f.seq, f.nonce, net.v1_name));
+                out.unconfirmed.push(format!(
+                    "paid receipt {} (#{}): its authorization {} is not used on {} (the server said paid; `purser wallet reconcile` checks its transaction)",
+                    f.id, f.seq, f.nonce, net.v1_name
+                ));
             }
         }
         for n in used.iter().filter(|n| !known.contains(*n)) {
-            out.problems.push(format!(
-                "the wallet's authorization {n} was used on {} ({}) but no receipt explains it: receipts were removed or rewritten",
-                net.v1_name,
-                token.to_checksum(None)
-            ));
+            out.problems.push(format!("the wallet's authorization {n} was used on {} ({}) but no receipt explains it: receipts were removed or rewritten", net.v1_name, token.to_checksum(None)));
         }
     }
     Ok(out)

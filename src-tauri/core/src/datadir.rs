@@ -34,11 +34,7 @@ pub fn make_private(path: &Path) -> std::io::Result<()> {
 
 /// The platform data dir (`~/.local/share/purser` on Linux) unless overridden.
 pub fn default_dir() -> PathBuf {
-    std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join("purser")
+    std::env::var_os("XDG_DATA_HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share"))).unwrap_or_else(|| PathBuf::from(".")).join("purser")
 }
 
 /// The private runtime dir for sockets: `$XDG_RUNTIME_DIR/purser`, else `/tmp/purser-<uid>`.

@@ -5,12 +5,12 @@
 //! timed out while the user was away.
 
 use crate::approvals::{ApprovalError, PendingApproval};
-use crate::presence::{self, Answerer, Presence};
 use crate::clock::new_id;
 use crate::engine::{Engine, EngineError};
 use crate::events::Event;
 use crate::grants::GrantError;
 use crate::ledger::MissedApprovals;
+use crate::presence::{self, Answerer, Presence};
 use crate::rules::{exact_host, RuleError, RuleKind, RuleSpec, RuleView};
 use serde::{Deserialize, Serialize};
 
@@ -82,12 +82,9 @@ impl Engine {
         };
         let spec = match (d.approve, &d.allow_for, &d.up_to, d.block_host) {
             (_, None, None, false) => None,
-            (true, Some(duration), up_to, false) => Some(RuleSpec {
-                kind: Some(RuleKind::Allow),
-                host: host()?,
-                up_to: Some(up_to.clone().unwrap_or_else(|| view.amount_usd.clone())),
-                duration: Some(duration.clone()),
-            }),
+            (true, Some(duration), up_to, false) => {
+                Some(RuleSpec { kind: Some(RuleKind::Allow), host: host()?, up_to: Some(up_to.clone().unwrap_or_else(|| view.amount_usd.clone())), duration: Some(duration.clone()) })
+            }
             (false, None, None, true) => Some(RuleSpec { kind: Some(RuleKind::Block), host: host()?, up_to: None, duration: None }),
             _ => return Err(RuleError::Invalid("allow_for (and up_to) go with an approval, block_host with a denial".into()).into()),
         };
@@ -160,12 +157,7 @@ impl Engine {
     }
 
     pub fn payee_labels(&self) -> Result<Vec<PayeeLabel>, EngineError> {
-        Ok(self
-            .ledger
-            .payee_labels()?
-            .into_iter()
-            .map(|(a, l)| PayeeLabel { address: a.parse::<alloy_primitives::Address>().map(|a| a.to_checksum(None)).unwrap_or(a), label: Some(l) })
-            .collect())
+        Ok(self.ledger.payee_labels()?.into_iter().map(|(a, l)| PayeeLabel { address: a.parse::<alloy_primitives::Address>().map(|a| a.to_checksum(None)).unwrap_or(a), label: Some(l) }).collect())
     }
 
     /// Approvals that timed out since the user last looked.

@@ -8,18 +8,33 @@ use tokio::sync::broadcast;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Event {
-    ReceiptAdded { id: String },
-    ApprovalPending { id: String },
-    ApprovalResolved { id: String },
-    GrantChanged { id: String },
+    ReceiptAdded {
+        id: String,
+    },
+    ApprovalPending {
+        id: String,
+    },
+    ApprovalResolved {
+        id: String,
+    },
+    GrantChanged {
+        id: String,
+    },
     /// The wallet was locked or unlocked.
-    WalletChanged { locked: bool },
+    WalletChanged {
+        locked: bool,
+    },
     /// "Pause all spending" was switched on or off.
-    PauseChanged { paused: bool },
+    PauseChanged {
+        paused: bool,
+    },
     /// The wallet's balances were read from the chain again.
     FundsChanged,
     /// A receipt's reconciliation with the chain changed (`confirmed`, `mismatch`, `missing`, `released`).
-    Reconciled { id: String, state: String },
+    Reconciled {
+        id: String,
+        state: String,
+    },
 }
 
 /// A cheap, cloneable publisher. Publishing never blocks and never fails for lack of listeners.

@@ -16,8 +16,11 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use chrono::{TimeZone, Utc};
 
+/// A fuzz target: one input, any bytes.
+pub type Target = fn(&[u8]);
+
 /// Every target by name: what `fuzz/corpus/<name>/` holds inputs for.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("x402_v1_challenge", x402_v1_challenge),
     ("x402_v2_challenge", x402_v2_challenge),
     ("settlement_header", settlement_header),

@@ -7,10 +7,10 @@
 use crate::engine::{Engine, EngineError};
 use crate::events::Event;
 use crate::grants::{parse_duration, GrantError, GrantView, HostPattern, Limits};
-use crate::presence::Presence;
 use crate::ipc::GrantPatch;
 use crate::ledger::Unrevoke;
 use crate::money;
+use crate::presence::Presence;
 
 /// How long a revocation can be undone.
 pub const UNDO_SECS: i64 = 10;
@@ -163,7 +163,15 @@ mod tests {
     }
 
     fn grant(e: &Engine, label: &str) -> String {
-        let spec = GrantSpec { label: label.into(), budget: "5".into(), expires: "2h".into(), hosts: vec!["api.x.com".into()], auto_below: Some("0.05".into()), ask_below: Some("1".into()), ..Default::default() };
+        let spec = GrantSpec {
+            label: label.into(),
+            budget: "5".into(),
+            expires: "2h".into(),
+            hosts: vec!["api.x.com".into()],
+            auto_below: Some("0.05".into()),
+            ask_below: Some("1".into()),
+            ..Default::default()
+        };
         e.create_grant(&spec, Some(&crate::presence::Presence::app_click())).unwrap().grant.id
     }
 
@@ -172,9 +180,19 @@ mod tests {
         let (_d, e, clock) = engine();
         let id = grant(&e, "research");
         let before = e.grant(&id).unwrap();
-        let patch = GrantPatch { label: Some(" deep research\n".into()), hosts: Some(vec!["*.x.org".into(), "api.x.com:8443".into()]), per_request_max: Some("0.50".into()), ask_below: Some("".into()), extend_by: Some("1h".into()), ..Default::default() };
+        let patch = GrantPatch {
+            label: Some(" deep research\n".into()),
+            hosts: Some(vec!["*.x.org".into(), "api.x.com:8443".into()]),
+            per_request_max: Some("0.50".into()),
+            ask_below: Some("".into()),
+            extend_by: Some("1h".into()),
+            ..Default::default()
+        };
         let g = e.update_grant(&id, &patch, Some(&crate::presence::Presence::app_click())).unwrap();
-        assert_eq!((g.label.as_str(), g.hosts.clone(), g.per_request_max_atomic.as_deref(), g.ask_below_atomic.clone()), ("deep research", vec!["*.x.org".to_string(), "api.x.com:8443".to_string()], Some("500000"), None));
+        assert_eq!(
+            (g.label.as_str(), g.hosts.clone(), g.per_request_max_atomic.as_deref(), g.ask_below_atomic.clone()),
+            ("deep research", vec!["*.x.org".to_string(), "api.x.com:8443".to_string()], Some("500000"), None)
+        );
         assert_eq!((g.expires_at - before.expires_at).num_seconds(), 3600);
         assert_eq!(g.budget_atomic, before.budget_atomic, "the budget changes by top-up only");
         for (p, code) in [

@@ -99,7 +99,7 @@ impl FromStr for HostPattern {
             && host.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b':'))
             && !host.starts_with('.')
             && !host.ends_with('.')
-            && !(wildcard && host.contains(':'));
+            && (!wildcard || !host.contains(':'));
         if !valid {
             return Err(bad());
         }
@@ -209,11 +209,7 @@ impl GrantSpec {
             return Err(GrantError::NoHosts);
         }
         let hosts = self.hosts.iter().map(|h| h.parse()).collect::<Result<Vec<HostPattern>, _>>()?;
-        let payees = self
-            .payees
-            .iter()
-            .map(|p| p.trim().parse::<Address>().map_err(|_| GrantError::Payee(p.clone())))
-            .collect::<Result<Vec<_>, _>>()?;
+        let payees = self.payees.iter().map(|p| p.trim().parse::<Address>().map_err(|_| GrantError::Payee(p.clone()))).collect::<Result<Vec<_>, _>>()?;
         let networks = networks_rule(&self.networks, self.allow_mixed_networks)?;
         let expires_at = now + parse_duration(&self.expires)?;
         let approval_timeout_secs = match &self.approval_timeout {

@@ -164,7 +164,9 @@ pub fn grant_input(i: &GrantSpecInput) -> Result<(), IpcError> {
 
 /// A grant edit's sizes (its meaning is checked by `Engine::update_grant`).
 pub fn grant_patch(p: &GrantPatch) -> Result<(), IpcError> {
-    for (name, v) in [("label", &p.label), ("perRequestMax", &p.per_request_max), ("autoBelow", &p.auto_below), ("askBelow", &p.ask_below), ("approvalTimeout", &p.approval_timeout), ("extendBy", &p.extend_by)] {
+    for (name, v) in
+        [("label", &p.label), ("perRequestMax", &p.per_request_max), ("autoBelow", &p.auto_below), ("askBelow", &p.ask_below), ("approvalTimeout", &p.approval_timeout), ("extendBy", &p.extend_by)]
+    {
         v.as_deref().map_or(Ok(()), |v| field(name, v))?;
     }
     p.hosts.as_deref().map_or(Ok(()), |h| list("hosts", h))

@@ -61,9 +61,7 @@ fn ts_files(dir: &std::path::Path, base: &std::path::Path, out: &mut Vec<String>
 
 #[test]
 fn export_bindings() {
-    let dir = std::env::var_os("PURSER_BINDINGS_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ui/src/bindings"));
+    let dir = std::env::var_os("PURSER_BINDINGS_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ui/src/bindings"));
     // Generated files only: start clean so a removed type leaves no stale file behind.
     if dir.exists() {
         std::fs::remove_dir_all(&dir).unwrap();

@@ -66,10 +66,7 @@ pub fn parse_usd(s: &str) -> Result<u64, MoneyError> {
     for _ in frac.len()..USD_DECIMALS as usize {
         frac_val *= 10;
     }
-    int.checked_mul(10u64.pow(USD_DECIMALS))
-        .and_then(|v| v.checked_add(frac_val))
-        .filter(|v| *v <= i64::MAX as u64)
-        .ok_or(MoneyError::TooLarge)
+    int.checked_mul(10u64.pow(USD_DECIMALS)).and_then(|v| v.checked_add(frac_val)).filter(|v| *v <= i64::MAX as u64).ok_or(MoneyError::TooLarge)
 }
 
 /// Converts an asset's atomic amount to ledger micro-USD (registry assets are USD stablecoins),
@@ -79,7 +76,11 @@ pub fn atomic_to_micros(amount: U256, decimals: u8) -> Result<u64, MoneyError> {
     let micros = if d >= USD_DECIMALS {
         let div = U256::from(10u64).pow(U256::from(d - USD_DECIMALS));
         let (q, r) = amount.div_rem(div);
-        if r.is_zero() { q } else { q + U256::from(1u8) }
+        if r.is_zero() {
+            q
+        } else {
+            q + U256::from(1u8)
+        }
     } else {
         let mul = U256::from(10u64).pow(U256::from(USD_DECIMALS - d));
         amount.checked_mul(mul).ok_or(MoneyError::TooLarge)?

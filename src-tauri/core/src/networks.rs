@@ -45,13 +45,7 @@ pub static REGISTRY: &[Network] = &[
         chain_id: 8453,
         testnet: false,
         default_rpc: "https://mainnet.base.org",
-        assets: &[Asset {
-            symbol: "USDC",
-            address: address!("833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"),
-            decimals: 6,
-            eip712_name: "USD Coin",
-            eip712_version: "2",
-        }],
+        assets: &[Asset { symbol: "USDC", address: address!("833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"), decimals: 6, eip712_name: "USD Coin", eip712_version: "2" }],
     },
     Network {
         caip2: "eip155:84532",
@@ -59,13 +53,7 @@ pub static REGISTRY: &[Network] = &[
         chain_id: 84532,
         testnet: true,
         default_rpc: "https://sepolia.base.org",
-        assets: &[Asset {
-            symbol: "USDC",
-            address: address!("036CbD53842c5426634e7929541eC2318f3dCF7e"),
-            decimals: 6,
-            eip712_name: "USDC",
-            eip712_version: "2",
-        }],
+        assets: &[Asset { symbol: "USDC", address: address!("036CbD53842c5426634e7929541eC2318f3dCF7e"), decimals: 6, eip712_name: "USDC", eip712_version: "2" }],
     },
 ];
 

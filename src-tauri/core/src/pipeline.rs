@@ -240,7 +240,9 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
             }
             (Verdict::Revoked, _) => return refuse(receipt, DecidedBy::Policy, "revoked", None, "the grant was revoked while this payment waited".into(), StatusCode::FORBIDDEN),
             (Verdict::ShuttingDown, _) => return refuse(receipt, DecidedBy::Policy, "shutting_down", None, "Purser is shutting down".into(), StatusCode::SERVICE_UNAVAILABLE),
-            (Verdict::ClientGone, _) => return refuse(receipt, DecidedBy::Policy, CLIENT_GONE, None, "the agent left while this payment waited for you; it was withdrawn and nothing was paid".into(), StatusCode::FORBIDDEN),
+            (Verdict::ClientGone, _) => {
+                return refuse(receipt, DecidedBy::Policy, CLIENT_GONE, None, "the agent left while this payment waited for you; it was withdrawn and nothing was paid".into(), StatusCode::FORBIDDEN)
+            }
         },
     };
     // Paused while the user looked at it: nothing is signed.
@@ -318,11 +320,7 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
         }
     };
     receipt.upstream_status = Some(resp.status().as_u16());
-    let settlement = resp
-        .headers()
-        .get(x402::H_PAYMENT_RESPONSE)
-        .or_else(|| resp.headers().get(x402::H_X_PAYMENT_RESPONSE))
-        .map(|v| x402::decode_settlement(v.as_bytes()));
+    let settlement = resp.headers().get(x402::H_PAYMENT_RESPONSE).or_else(|| resp.headers().get(x402::H_X_PAYMENT_RESPONSE)).map(|v| x402::decode_settlement(v.as_bytes()));
     if let Some(Ok(s)) = &settlement {
         receipt.settlement = Some(s.raw.clone());
         receipt.tx = s.transaction.clone();

@@ -1,5 +1,8 @@
 //! Table tests of the policy: each refusal reason and each tier at its boundaries.
 
+// Table-driven: each case is one tuple, spelled out where it is read.
+#![allow(clippy::type_complexity)]
+
 use super::*;
 use crate::grants::GrantSpec;
 use crate::x402::parse_challenge;
@@ -25,8 +28,10 @@ fn grant(now: DateTime<Utc>) -> Grant {
 fn reqs(options: &[(&str, &str)]) -> Vec<Requirement> {
     let accepts: Vec<_> = options
         .iter()
-        .map(|(amount, pay_to)| json!({"scheme": "exact", "network": "eip155:84532", "amount": amount,
-            "asset": "0x036CbD53842c5426634e7929541eC2318f3dCF7e", "payTo": pay_to, "maxTimeoutSeconds": 60}))
+        .map(|(amount, pay_to)| {
+            json!({"scheme": "exact", "network": "eip155:84532", "amount": amount,
+            "asset": "0x036CbD53842c5426634e7929541eC2318f3dCF7e", "payTo": pay_to, "maxTimeoutSeconds": 60})
+        })
         .collect();
     let h = base64::engine::general_purpose::STANDARD.encode(json!({"x402Version": 2, "accepts": accepts}).to_string());
     parse_challenge(Some(h.as_bytes()), b"{}").result.unwrap().accepts

@@ -30,7 +30,9 @@ pub struct Presence {
 #[derive(Debug, thiserror::Error)]
 pub enum PresenceError {
     /// The action widens spending and nobody showed presence.
-    #[error("{action} widens what agents may spend, so it needs you: click it in the Purser app or its notification, or type the wallet passphrase at a terminal (it is never read from the environment)")]
+    #[error(
+        "{action} widens what agents may spend, so it needs you: click it in the Purser app or its notification, or type the wallet passphrase at a terminal (it is never read from the environment)"
+    )]
     Required { action: String },
     /// The passphrase typed was not the wallet's.
     #[error("{action}: the passphrase is not the wallet's")]

@@ -132,7 +132,11 @@ pub fn atomic_decimal(amount: alloy_primitives::U256, decimals: u8) -> String {
     let padded = format!("{digits:0>width$}", width = d + 1);
     let (int, frac) = padded.split_at(padded.len() - d);
     let frac = frac.trim_end_matches('0');
-    if frac.is_empty() { int.to_string() } else { format!("{int}.{frac}") }
+    if frac.is_empty() {
+        int.to_string()
+    } else {
+        format!("{int}.{frac}")
+    }
 }
 
 /// A notification's title and body.
@@ -168,11 +172,7 @@ pub fn asked_by(who: &crate::agent::AgentInfo) -> String {
     use crate::agent::AgentKind;
     let pid = who.pid.map(|p| format!(", pid {p}")).unwrap_or_default();
     match who.kind {
-        AgentKind::Run => format!(
-            "Asked by run “{}”: {}{pid}",
-            clean(who.run_label.as_deref().unwrap_or("unlabelled"), MAX_NAME),
-            clean(who.cmdline.as_deref().unwrap_or("?"), MAX_PATH)
-        ),
+        AgentKind::Run => format!("Asked by run “{}”: {}{pid}", clean(who.run_label.as_deref().unwrap_or("unlabelled"), MAX_NAME), clean(who.cmdline.as_deref().unwrap_or("?"), MAX_PATH)),
         AgentKind::Process => format!("Asked by {}{pid}", clean(&who.chain(), MAX_PATH)),
         AgentKind::Unknown => "Asked by an unidentified process".to_string(),
     }
@@ -192,12 +192,7 @@ pub fn approval(a: &PendingApproval, style: Style, now: DateTime<Utc>) -> Prompt
         asked_by(&a.who),
         format!("{} {}{}", clean(&a.method, 10), host, path(&a.url)),
         format!("{amount} ({} on {}) to {payee}", clean(&a.amount_asset, MAX_NAME), clean(&a.network_name, MAX_NAME)),
-        format!(
-            "Task “{}”: budget {} left, {} after",
-            clean(&a.grant_label, MAX_NAME),
-            usd(&a.remaining_before_atomic),
-            usd(&a.remaining_after_atomic)
-        ),
+        format!("Task “{}”: budget {} left, {} after", clean(&a.grant_label, MAX_NAME), usd(&a.remaining_before_atomic), usd(&a.remaining_after_atomic)),
     ];
     match (a.agent.as_deref(), a.intent.as_deref()) {
         (Some(agent), Some(intent)) => lines.push(format!("Unverified, the agent ({}) says: {}", clean(agent, MAX_NAME), quote(intent))),
@@ -209,11 +204,7 @@ pub fn approval(a: &PendingApproval, style: Style, now: DateTime<Utc>) -> Prompt
         lines.push(format!("Unverified, the server says: {}", quote(d)));
     }
     let left = (a.expires_at - now).num_seconds().max(0);
-    lines.push(if a.paused {
-        "Countdown paused while the approval window is open.".to_string()
-    } else {
-        format!("Denied in {left} s unless you approve.")
-    });
+    lines.push(if a.paused { "Countdown paused while the approval window is open.".to_string() } else { format!("Denied in {left} s unless you approve.") });
     lines.push(format!("Payee {}", clean(&a.pay_to, 64)));
     if !style.actions {
         let id = clean(&a.id, 64);
@@ -242,10 +233,7 @@ pub fn queue(grant_label: &str, waiting: usize, style: Style) -> PromptText {
     if !style.actions {
         body.push_str("\nSee them: purser approvals list");
     }
-    PromptText {
-        summary: format!("{waiting} more {noun} waiting for you"),
-        body: if style.markup { escape_markup(&body) } else { body },
-    }
+    PromptText { summary: format!("{waiting} more {noun} waiting for you"), body: if style.markup { escape_markup(&body) } else { body } }
 }
 
 /// The first line of a prompt while the wallet is locked.

@@ -17,9 +17,9 @@ pub mod tunnels;
 use {head::grant_token, http::HeaderMap};
 
 use crate::engine::Engine;
-use caller::{Caller, Origin};
 use crate::upstream::{error_response, Body, BoxError};
 use bytes::Bytes;
+use caller::{Caller, Origin};
 use http::{Request, Response, StatusCode};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;

@@ -19,7 +19,7 @@ fn extra_params() -> &'static [String] {
 
 fn secret(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    DEFAULT_PARAMS.contains(&n.as_str()) || extra_params().iter().any(|p| *p == n)
+    DEFAULT_PARAMS.contains(&n.as_str()) || extra_params().contains(&n)
 }
 
 /// `raw` with secret-looking query values replaced, and whether anything was.

@@ -122,10 +122,7 @@ pub fn ruling<'a>(rules: &'a [Rule], host: &str, port: u16, micros: u64, now: Da
     if let Some(b) = live().find(|r| r.kind == RuleKind::Block) {
         return Some(Ruling::Block(b));
     }
-    live()
-        .filter(|r| r.kind == RuleKind::Allow && r.max_micros.is_some_and(|m| micros <= m))
-        .max_by_key(|r| r.expires_at)
-        .map(Ruling::Allow)
+    live().filter(|r| r.kind == RuleKind::Allow && r.max_micros.is_some_and(|m| micros <= m)).max_by_key(|r| r.expires_at).map(Ruling::Allow)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -209,17 +206,7 @@ mod tests {
 
     fn rule(id: &str, spec: RuleSpec, now: DateTime<Utc>) -> Rule {
         let n = spec.validate(now).unwrap();
-        Rule {
-            id: id.into(),
-            grant_id: "g".into(),
-            kind: n.kind,
-            host: n.host,
-            max_micros: n.max_micros,
-            expires_at: n.expires_at,
-            created_at: now,
-            from_approval: None,
-            removed_at: None,
-        }
+        Rule { id: id.into(), grant_id: "g".into(), kind: n.kind, host: n.host, max_micros: n.max_micros, expires_at: n.expires_at, created_at: now, from_approval: None, removed_at: None }
     }
 
     fn allow(host: &str, up_to: &str, d: &str) -> RuleSpec {
@@ -246,10 +233,7 @@ mod tests {
     #[test]
     fn block_beats_allow_and_removal_ends_a_rule() {
         let now = Utc::now();
-        let mut rules = vec![
-            rule("a", allow("api.example.com", "1.00", "1h"), now),
-            rule("b", RuleSpec { kind: Some(RuleKind::Block), host: "api.example.com".into(), ..Default::default() }, now),
-        ];
+        let mut rules = vec![rule("a", allow("api.example.com", "1.00", "1h"), now), rule("b", RuleSpec { kind: Some(RuleKind::Block), host: "api.example.com".into(), ..Default::default() }, now)];
         assert!(matches!(ruling(&rules, "API.example.com", 443, 10, now), Some(Ruling::Block(r)) if r.id == "b"));
         assert!(matches!(ruling(&rules, "api.example.com", 443, 10_000_000, now), Some(Ruling::Block(_))), "a block ignores the price");
         rules[1].removed_at = Some(now);

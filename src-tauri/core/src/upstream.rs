@@ -76,10 +76,8 @@ impl AgentRequest {
 /// Headers never forwarded: hop-by-hop ones and Purser's own.
 fn is_private_or_hop(name: &HeaderName) -> bool {
     let n = name.as_str();
-    matches!(
-        n,
-        "connection" | "keep-alive" | "proxy-authorization" | "proxy-authenticate" | "proxy-connection" | "te" | "trailer" | "transfer-encoding" | "upgrade" | "host" | "content-length"
-    ) || n.starts_with("purser-")
+    matches!(n, "connection" | "keep-alive" | "proxy-authorization" | "proxy-authenticate" | "proxy-connection" | "te" | "trailer" | "transfer-encoding" | "upgrade" | "host" | "content-length")
+        || n.starts_with("purser-")
         || n.starts_with("x-purser-")
 }
 

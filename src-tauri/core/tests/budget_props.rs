@@ -25,25 +25,71 @@ use purser_core::x402::Requirement;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Create { budget: u64, per_request_max: Option<u64>, auto_below: u64, ask_extra: Option<u64>, expires_secs: u32 },
-    TopUp { g: u8, micros: u64 },
-    Edit { g: u8, per_request_max: Option<u64>, auto_below: u64, ask_extra: Option<u64> },
-    Revoke { g: u8 },
-    Unrevoke { g: u8 },
-    Reserve { g: u8, micros: u64, valid_secs: u16 },
+    Create {
+        budget: u64,
+        per_request_max: Option<u64>,
+        auto_below: u64,
+        ask_extra: Option<u64>,
+        expires_secs: u32,
+    },
+    TopUp {
+        g: u8,
+        micros: u64,
+    },
+    Edit {
+        g: u8,
+        per_request_max: Option<u64>,
+        auto_below: u64,
+        ask_extra: Option<u64>,
+    },
+    Revoke {
+        g: u8,
+    },
+    Unrevoke {
+        g: u8,
+    },
+    Reserve {
+        g: u8,
+        micros: u64,
+        valid_secs: u16,
+    },
     /// Reserve exactly what is left (`over: false`) or one unit more (`over: true`).
-    ReserveEdge { g: u8, over: bool },
+    ReserveEdge {
+        g: u8,
+        over: bool,
+    },
     /// One thread per amount reserves on grant `g` while one thread per `settles` entry ends a
     /// distinct open reservation (of any grant), and others top `g` up or revoke it, all at once.
-    Concurrent { g: u8, amounts: Vec<u64>, settles: Vec<(u8, Settle)>, top_up: Option<u64>, revoke: bool },
-    Settle { r: u8, how: Settle },
+    Concurrent {
+        g: u8,
+        amounts: Vec<u64>,
+        settles: Vec<(u8, Settle)>,
+        top_up: Option<u64>,
+        revoke: bool,
+    },
+    Settle {
+        r: u8,
+        how: Settle,
+    },
     /// Tries to end an already ended reservation again.
-    SettleAgain { r: u8 },
+    SettleAgain {
+        r: u8,
+    },
     /// The reconciler's answer for a reservation whose receipt is written.
-    Reconcile { r: u8, used: bool },
-    Advance { secs: u32 },
+    Reconcile {
+        r: u8,
+        used: bool,
+    },
+    Advance {
+        secs: u32,
+    },
     /// The policy's verdict on `micros`, and its choice between that and an `alt` option.
-    Decide { g: u8, micros: u64, alt: u64, host_ok: bool },
+    Decide {
+        g: u8,
+        micros: u64,
+        alt: u64,
+        host_ok: bool,
+    },
 }
 
 fn amount() -> impl Strategy<Value = u64> {
@@ -56,8 +102,13 @@ fn how() -> impl Strategy<Value = Settle> {
 
 fn create() -> impl Strategy<Value = Op> {
     let expires = prop_oneof![10..=120u32, 3_600..=7_200u32];
-    (0..=3_000u64, proptest::option::of(0..=800u64), 0..=400u64, proptest::option::of(0..=400u64), expires)
-        .prop_map(|(budget, per_request_max, auto_below, ask_extra, expires_secs)| Op::Create { budget, per_request_max, auto_below, ask_extra, expires_secs })
+    (0..=3_000u64, proptest::option::of(0..=800u64), 0..=400u64, proptest::option::of(0..=400u64), expires).prop_map(|(budget, per_request_max, auto_below, ask_extra, expires_secs)| Op::Create {
+        budget,
+        per_request_max,
+        auto_below,
+        ask_extra,
+        expires_secs,
+    })
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -122,9 +173,7 @@ fn run(ops: &[Op]) -> R<()> {
 fn apply(w: &mut World, op: &Op) -> R<()> {
     let gi = |g: &u8| (!w.grants.is_empty()).then(|| *g as usize % w.grants.len());
     match op {
-        Op::Create { budget, per_request_max, auto_below, ask_extra, expires_secs } => {
-            w.create(*budget, *per_request_max, *auto_below, ask_extra.map(|x| auto_below + x), *expires_secs)
-        }
+        Op::Create { budget, per_request_max, auto_below, ask_extra, expires_secs } => w.create(*budget, *per_request_max, *auto_below, ask_extra.map(|x| auto_below + x), *expires_secs),
         Op::TopUp { g, micros } => match gi(g) {
             Some(gi) => w.top_up(gi, *micros),
             None => Ok(()),
@@ -297,7 +346,15 @@ fn decide(w: &World, gi: usize, micros: u64, alt: u64, host_ok: bool) -> R<()> {
     let (now, m) = (w.now(), &w.grants[gi]);
     let g = ok("grant", w.ledger().grant(&m.id))?;
     let net = purser_core::networks::by_name("base-sepolia").expect("base-sepolia in the registry");
-    let req = |index: usize, micros: u64| Requirement { index, network: net, asset: &net.assets[0], amount: U256::from(micros), pay_to: Address::repeat_byte(0x11), max_timeout_seconds: 60, raw: serde_json::json!({}) };
+    let req = |index: usize, micros: u64| Requirement {
+        index,
+        network: net,
+        asset: &net.assets[0],
+        amount: U256::from(micros),
+        pay_to: Address::repeat_byte(0x11),
+        max_timeout_seconds: 60,
+        raw: serde_json::json!({}),
+    };
     let host = if host_ok { "api.x.com" } else { "api.y.com" };
     let verdict = |micros: u64| policy::decide(&g, host, 443, &req(0, micros), micros, now);
     let want = m.budget_verdict(0, now).and_then(|()| match () {

@@ -13,9 +13,8 @@ pub mod agent;
 pub mod lines;
 pub mod peers;
 
-pub use crate::lines::{Summary, Tally};
 use crate::lines::{summary_lines, usd6};
-use purser_core::presence::Presence;
+pub use crate::lines::{Summary, Tally};
 use purser_core::control::ControlFile;
 use purser_core::datadir::{self, DirLock, LockError, Owner};
 use purser_core::decisions::Decision;
@@ -23,6 +22,7 @@ use purser_core::engine::{Engine, EngineError};
 use purser_core::events::Event;
 use purser_core::grants::GrantSpec;
 use purser_core::ledger::{ChainReport, LedgerError};
+use purser_core::presence::Presence;
 use purser_core::wallet::Wallet;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
@@ -223,7 +223,15 @@ pub async fn run_with(opts: &Options, mut on_progress: impl FnMut(Progress<'_>) 
 
 /// Everything between the peers' start and stop.
 #[allow(clippy::too_many_arguments)]
-async fn with_peers(opts: &Options, ep: &peers::Endpoints, wallet: &str, passphrase: &str, on_progress: &mut (impl FnMut(Progress<'_>) + Send), on_line: &mut (impl FnMut(&str) + Send), stop: watch::Receiver<bool>) -> Result<Summary, DemoError> {
+async fn with_peers(
+    opts: &Options,
+    ep: &peers::Endpoints,
+    wallet: &str,
+    passphrase: &str,
+    on_progress: &mut (impl FnMut(Progress<'_>) + Send),
+    on_line: &mut (impl FnMut(&str) + Send),
+    stop: watch::Receiver<bool>,
+) -> Result<Summary, DemoError> {
     let dir = &opts.dir;
     // Balances and reconciliation in the demo dir read the demo chain, never a public RPC.
     purser_core::networks::NetworkConfig::set_rpc(dir, "base-sepolia", Some(&ep.rpc))?;
@@ -261,8 +269,21 @@ async fn with_peers(opts: &Options, ep: &peers::Endpoints, wallet: &str, passphr
 
 /// The demo grant, the agent's run with its lines, and the summary.
 #[allow(clippy::too_many_arguments)]
-async fn session(engine: &Arc<Engine>, presence: Presence, opts: &Options, ep: &peers::Endpoints, wallet: &str, proxy_url: &str, on_progress: &mut (impl FnMut(Progress<'_>) + Send), on_line: &mut (impl FnMut(&str) + Send), stop: watch::Receiver<bool>) -> Result<Summary, DemoError> {
-    let host = reqwest::Url::parse(&ep.paywall).ok().and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?))).ok_or_else(|| DemoError::PeersFailed(format!("paywall URL {}", ep.paywall)))?;
+async fn session(
+    engine: &Arc<Engine>,
+    presence: Presence,
+    opts: &Options,
+    ep: &peers::Endpoints,
+    wallet: &str,
+    proxy_url: &str,
+    on_progress: &mut (impl FnMut(Progress<'_>) + Send),
+    on_line: &mut (impl FnMut(&str) + Send),
+    stop: watch::Receiver<bool>,
+) -> Result<Summary, DemoError> {
+    let host = reqwest::Url::parse(&ep.paywall)
+        .ok()
+        .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))
+        .ok_or_else(|| DemoError::PeersFailed(format!("paywall URL {}", ep.paywall)))?;
     let spec = GrantSpec {
         label: GRANT_LABEL.into(),
         budget: "1.00".into(),
@@ -301,7 +322,14 @@ async fn session(engine: &Arc<Engine>, presence: Presence, opts: &Options, ep: &
 /// prompts when asked to. Returns how many requests the agent made, and whether `stop` cut the
 /// run short: then held prompts are refused (`shutting_down`, with receipts), the agent makes no
 /// new call, and its call in flight gets up to [`STOP_GRACE`] to be decided and recorded.
-async fn drive(engine: &Arc<Engine>, presence: Presence, opts: &Options, agent: &agent::Agent, on_line: &mut (impl FnMut(&str) + Send), stop: watch::Receiver<bool>) -> Result<(usize, bool), DemoError> {
+async fn drive(
+    engine: &Arc<Engine>,
+    presence: Presence,
+    opts: &Options,
+    agent: &agent::Agent,
+    on_line: &mut (impl FnMut(&str) + Send),
+    stop: watch::Receiver<bool>,
+) -> Result<(usize, bool), DemoError> {
     let mut events = engine.events.subscribe();
     let mut printed = HashSet::new();
     let mut answers = tokio::task::JoinSet::new();

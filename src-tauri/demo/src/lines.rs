@@ -2,9 +2,9 @@
 //! (the truth, not the agent's view), the tally of those receipts, and the summary. Amounts are exact
 //! micro-USD integers, shown with six decimals.
 
+use crate::AutoAnswer;
 use purser_core::money;
 use purser_core::receipt::{DecidedBy, Outcome, Receipt};
-use crate::AutoAnswer;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -140,7 +140,14 @@ pub fn summary_lines(s: &Summary) -> Vec<String> {
         format!("spent     {} of the {} budget, {} left", usd6(s.spent_micros), usd6(s.budget_micros), usd6(s.remaining_micros)),
         format!("onchain   payee {} received {} test USDC atomic units ({onchain})", s.pay_to, s.payee_received_atomic),
         format!("receipts  {chain}"),
-        format!("reconcile {}", if s.reconciled.is_empty() { "nothing to check on chain".to_string() } else { s.reconciled.iter().map(|(k, n)| format!("{n} {k}")).collect::<Vec<_>>().join(", ") + " (receipts checked against the chain)" }),
+        format!(
+            "reconcile {}",
+            if s.reconciled.is_empty() {
+                "nothing to check on chain".to_string()
+            } else {
+                s.reconciled.iter().map(|(k, n)| format!("{n} {k}")).collect::<Vec<_>>().join(", ") + " (receipts checked against the chain)"
+            }
+        ),
         format!("data      {d} (demo data only; your real wallet and ledger were not touched)"),
         format!("browse    purser --data-dir {d} receipts list   (also: receipts search, receipts verify)"),
     ]

@@ -4,9 +4,9 @@
 use crate::error::{blocking, CmdResult};
 use crate::state::AppState;
 use purser_core::approvals::PendingApproval;
-use purser_core::presence::Presence;
 use purser_core::decisions::{Decided, Decision};
 use purser_core::ipc;
+use purser_core::presence::Presence;
 use purser_core::rules::RuleView;
 use tauri::State;
 

@@ -4,8 +4,8 @@
 use crate::error::{blocking, CmdResult};
 use crate::state::AppState;
 use purser_core::grants::{GrantSpec, GrantView};
-use purser_core::presence::Presence;
 use purser_core::ipc::{self, GrantCreated, GrantPatch, GrantSpecInput};
+use purser_core::presence::Presence;
 use tauri::State;
 
 #[tauri::command]

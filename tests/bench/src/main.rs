@@ -38,11 +38,29 @@ struct Plan {
 impl Plan {
     fn new(quick: bool) -> Plan {
         if quick {
-            Plan { quick, latency: Budget::new(2_000, 20.0), latency_warmup: 200, latency_rounds: 5, agents: vec![16, 64],
-                   fast: Budget::new(20_000, 4.0), node: Budget::new(2_000, 5.0), sequential_n: 50, sequential_secs: 30 }
+            Plan {
+                quick,
+                latency: Budget::new(2_000, 20.0),
+                latency_warmup: 200,
+                latency_rounds: 5,
+                agents: vec![16, 64],
+                fast: Budget::new(20_000, 4.0),
+                node: Budget::new(2_000, 5.0),
+                sequential_n: 50,
+                sequential_secs: 30,
+            }
         } else {
-            Plan { quick, latency: Budget::new(5_000, 60.0), latency_warmup: 500, latency_rounds: 10, agents: vec![16, 64],
-                   fast: Budget::new(60_000, 12.0), node: Budget::new(10_000, 15.0), sequential_n: 200, sequential_secs: 90 }
+            Plan {
+                quick,
+                latency: Budget::new(5_000, 60.0),
+                latency_warmup: 500,
+                latency_rounds: 10,
+                agents: vec![16, 64],
+                fast: Budget::new(60_000, 12.0),
+                node: Budget::new(10_000, 15.0),
+                sequential_n: 200,
+                sequential_secs: 90,
+            }
         }
     }
 }
@@ -88,8 +106,11 @@ fn run(plan: &Plan, args: &[String], rep: &mut report::Report) -> Result<()> {
     let purser = purser::Purser::start(2, None)?;
     let auth = vec![("proxy-authorization".to_string(), purser.auth())];
     let via_purser = |url: String| Target { name: "purser".into(), addr: purser.addr, path: purser.path_for(&url), headers: auth.clone() };
-    rep.set("setup", json!({"upstream": upstream.to_string(), "fast_paywall": fast.addr.to_string(), "purser": purser.addr.to_string(),
-        "purser_runtime_threads": purser.threads, "bench_runtimes": "agents: 2 threads, upstream+fast paywall: 2 threads"}));
+    rep.set(
+        "setup",
+        json!({"upstream": upstream.to_string(), "fast_paywall": fast.addr.to_string(), "purser": purser.addr.to_string(),
+        "purser_runtime_threads": purser.threads, "bench_runtimes": "agents: 2 threads, upstream+fast paywall: 2 threads"}),
+    );
 
     // 1. Latency Purser adds to a non-402 request, next to nginx doing the same hop.
     eprintln!("[1/3] hop latency (sequential keep-alive GETs)");
@@ -140,8 +161,11 @@ fn run(plan: &Plan, args: &[String], rep: &mut report::Report) -> Result<()> {
     }
     let c = &fast.counters;
     let ord = std::sync::atomic::Ordering::Relaxed;
-    rep.set("fast_paywall_counters", json!({"challenges": c.challenges.load(ord), "paid": c.paid.load(ord), "rejected": c.rejected.load(ord),
-        "first_rejection": c.first_rejection.lock().ok().and_then(|f| f.clone())}));
+    rep.set(
+        "fast_paywall_counters",
+        json!({"challenges": c.challenges.load(ord), "paid": c.paid.load(ord), "rejected": c.rejected.load(ord),
+        "first_rejection": c.first_rejection.lock().ok().and_then(|f| f.clone())}),
+    );
 
     // 2a and 3. The Node reference v2 paywall with the sigonly facilitator.
     let node_off = args.iter().any(|a| a == "--no-node");

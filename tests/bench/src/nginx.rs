@@ -25,10 +25,7 @@ pub fn find() -> Option<PathBuf> {
         return Some(PathBuf::from(p));
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/local/sbin", "/usr/local/nginx/sbin"].map(PathBuf::from))
-        .map(|d| d.join("nginx"))
-        .find(|p| p.is_file())
+    std::env::split_paths(&path).chain(["/usr/sbin", "/usr/local/sbin", "/usr/local/nginx/sbin"].map(PathBuf::from)).map(|d| d.join("nginx")).find(|p| p.is_file())
 }
 
 /// The config: one worker (the hop is measured with one sequential connection), no logs, an

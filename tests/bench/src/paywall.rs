@@ -90,12 +90,7 @@ impl State {
         let required = json!({"x402Version": 2, "error": "Payment required",
             "resource": {"url": resource_url, "description": "purser-bench fast paywall", "mimeType": "application/json"},
             "accepts": [accepted.clone()]});
-        State {
-            accepted,
-            required_header: B64.encode(required.to_string()),
-            seen_nonces: Mutex::new(HashSet::new()),
-            counters: Arc::new(Counters::default()),
-        }
+        State { accepted, required_header: B64.encode(required.to_string()), seen_nonces: Mutex::new(HashSet::new()), counters: Arc::new(Counters::default()) }
     }
 
     fn answer(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
@@ -150,14 +145,7 @@ impl State {
         if valid_before <= now || valid_after > now {
             bail!("not valid now (validAfter {valid_after}, validBefore {valid_before}, now {now})");
         }
-        let msg = TransferWithAuthorization {
-            from,
-            to,
-            value,
-            validAfter: U256::from(valid_after),
-            validBefore: U256::from(valid_before),
-            nonce,
-        };
+        let msg = TransferWithAuthorization { from, to, value, validAfter: U256::from(valid_after), validBefore: U256::from(valid_before), nonce };
         let signer = signature.recover_address_from_prehash(&msg.eip712_signing_hash(&DOMAIN)).map_err(|e| anyhow!("cannot recover: {e}"))?;
         if signer != from {
             bail!("signed by {signer}, not by authorization.from {from}");

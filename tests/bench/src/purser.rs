@@ -59,10 +59,7 @@ impl Purser {
             ..Default::default()
         };
         let token = engine.create_grant(&spec, Some(&purser_core::presence::Presence::app_click())).map_err(|e| anyhow!("grant: {e}"))?.token;
-        let handle = runtime
-            .block_on(proxy::start(engine.clone(), 0, Duration::from_secs(5)))
-            .map_err(|e| anyhow!("proxy: {e}"))
-            .context("starting the Purser gateway")?;
+        let handle = runtime.block_on(proxy::start(engine.clone(), 0, Duration::from_secs(5))).map_err(|e| anyhow!("proxy: {e}")).context("starting the Purser gateway")?;
         Ok(Purser { addr: handle.addr(), token, threads, engine, handle: Some(handle), runtime: Some(runtime), _dir: dir })
     }
 

@@ -58,8 +58,7 @@ impl Report {
         }
         if let (Some(n), Some(p)) = (sum("nginx"), sum("purser")) {
             let ratio = |a: f64, b: f64| if b > 0.0 { json!(r4(a / b)) } else { Value::Null };
-            doc["ratio_purser_added_over_nginx_added"] =
-                json!({"p50": ratio(p.p50 - direct.p50, n.p50 - direct.p50), "p99": ratio(p.p99 - direct.p99, n.p99 - direct.p99)});
+            doc["ratio_purser_added_over_nginx_added"] = json!({"p50": ratio(p.p50 - direct.p50, n.p50 - direct.p50), "p99": ratio(p.p99 - direct.p99, n.p99 - direct.p99)});
         }
         doc["nginx_version"] = json!(nginx_version);
         doc["target_purser_added_p99_ms"] = json!(TARGET_ADDED_P99_MS);
@@ -125,9 +124,14 @@ fn f(v: &Value) -> String {
 pub fn print_table(doc: &Value) {
     let m = &doc["machine"];
     println!("\n==== Purser benchmark ({}) ====", doc["mode"].as_str().unwrap_or("?"));
-    println!("machine: {} CPU(s), {}; load avg {} at start, {} at end; {} build",
-        m["nproc"], m["cpu_model"].as_str().unwrap_or("?"), m["loadavg_at_start"].as_str().unwrap_or("?"),
-        doc["loadavg_at_end"].as_str().unwrap_or("?"), m["build"].as_str().unwrap_or("?"));
+    println!(
+        "machine: {} CPU(s), {}; load avg {} at start, {} at end; {} build",
+        m["nproc"],
+        m["cpu_model"].as_str().unwrap_or("?"),
+        m["loadavg_at_start"].as_str().unwrap_or("?"),
+        doc["loadavg_at_end"].as_str().unwrap_or("?"),
+        m["build"].as_str().unwrap_or("?")
+    );
     println!("All of Purser, the load generator and the paywalls/peers share these cores; all traffic is loopback.");
     let fs = &m["fdatasync"];
     if !fs.is_null() {
@@ -159,11 +163,25 @@ pub fn print_table(doc: &Value) {
 
     if let Some(runs) = doc["paid_throughput"].as_array().filter(|a| !a.is_empty()) {
         println!("\n2. Auto-approved PAID requests/s end to end (402 -> policy -> reserve -> sign -> paid retry -> settle; SQLite synchronous=FULL)");
-        println!("   {:<19} {:>6} {:>7} {:>6} {:>7} {:>9} {:>9} {:>9} {:>11} {:>11} {:>10}", "paywall", "agents", "paid", "failed", "secs", "paid/s", "e2e p50", "e2e p99", "inside p50", "inside p99", "CPU/paid");
+        println!(
+            "   {:<19} {:>6} {:>7} {:>6} {:>7} {:>9} {:>9} {:>9} {:>11} {:>11} {:>10}",
+            "paywall", "agents", "paid", "failed", "secs", "paid/s", "e2e p50", "e2e p99", "inside p50", "inside p99", "CPU/paid"
+        );
         for r in runs {
-            println!("   {:<19} {:>6} {:>7} {:>6} {:>7.2} {:>9.1} {:>9} {:>9} {:>11} {:>11} {:>10}", label(r), r["agents"].to_string(), r["paid_ok"].to_string(), r["failed"].to_string(),
-                r["elapsed_s"].as_f64().unwrap_or(0.0), r["paid_per_sec"].as_f64().unwrap_or(0.0), f(&r["e2e"]["p50_ms"]), f(&r["e2e"]["p99_ms"]),
-                f(&r["inside_purser"]["p50_ms"]), f(&r["inside_purser"]["p99_ms"]), f(&r["purser_cpu_ms_per_paid"]));
+            println!(
+                "   {:<19} {:>6} {:>7} {:>6} {:>7.2} {:>9.1} {:>9} {:>9} {:>11} {:>11} {:>10}",
+                label(r),
+                r["agents"].to_string(),
+                r["paid_ok"].to_string(),
+                r["failed"].to_string(),
+                r["elapsed_s"].as_f64().unwrap_or(0.0),
+                r["paid_per_sec"].as_f64().unwrap_or(0.0),
+                f(&r["e2e"]["p50_ms"]),
+                f(&r["e2e"]["p99_ms"]),
+                f(&r["inside_purser"]["p50_ms"]),
+                f(&r["inside_purser"]["p99_ms"]),
+                f(&r["purser_cpu_ms_per_paid"])
+            );
             if let Some(why) = r["first_failure"].as_str() {
                 println!("   {:<19} first failure: {}", "", why.chars().take(160).collect::<String>());
             }
@@ -171,7 +189,11 @@ pub fn print_table(doc: &Value) {
         if runs.iter().any(|r| r["ledger"] == "tmpfs") {
             println!("   * ledger on tmpfs (fsync costs nothing): a diagnostic of what durability costs, not a way Purser runs.");
         }
-        let best = runs.iter().filter(|r| r["paywall"] == "rust-fast-paywall" && r["ledger"] == "disk").filter_map(|r| r["purser_alone_paid_per_sec_estimate"].as_f64()).fold(None, |a: Option<f64>, x| Some(a.map_or(x, |a| a.max(x))));
+        let best = runs
+            .iter()
+            .filter(|r| r["paywall"] == "rust-fast-paywall" && r["ledger"] == "disk")
+            .filter_map(|r| r["purser_alone_paid_per_sec_estimate"].as_f64())
+            .fold(None, |a: Option<f64>, x| Some(a.map_or(x, |a| a.max(x))));
         println!("   CPU/paid: CPU ms Purser's threads (runtime + blocking pool) used per paid request during the run.");
         if let Some(est) = best {
             println!("   => Purser alone on all {} cores would do about {est:.0} paid/s (estimate: cores x 1000 / CPU ms per paid; fast paywall).", m["nproc"]);

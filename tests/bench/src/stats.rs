@@ -26,15 +26,7 @@ impl Summary {
         v.sort_by(|a, b| a.total_cmp(b));
         let n = v.len();
         let rank = |p: f64| v[(((p / 100.0) * n as f64).ceil() as usize).clamp(1, n) - 1];
-        Summary {
-            n,
-            p50: rank(50.0),
-            p90: rank(90.0),
-            p99: rank(99.0),
-            mean: v.iter().sum::<f64>() / n as f64,
-            min: v[0],
-            max: v[n - 1],
-        }
+        Summary { n, p50: rank(50.0), p90: rank(90.0), p99: rank(99.0), mean: v.iter().sum::<f64>() / n as f64, min: v[0], max: v[n - 1] }
     }
 
     pub fn json(&self) -> Value {
@@ -71,13 +63,7 @@ impl Budget {
 /// Everything about the machine that changes how to read the figures.
 pub fn machine_facts() -> Value {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let field = |name: &str| {
-        cpuinfo
-            .lines()
-            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == name))
-            .and_then(|l| l.split_once(':'))
-            .map(|(_, v)| v.trim().to_string())
-    };
+    let field = |name: &str| cpuinfo.lines().find(|l| l.split(':').next().is_some_and(|k| k.trim() == name)).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_string());
     let logical = cpuinfo.lines().filter(|l| l.starts_with("processor")).count();
     let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_default();
     let mem_total = read("/proc/meminfo").lines().next().unwrap_or_default().split_whitespace().nth(1).unwrap_or("0").parse::<u64>().unwrap_or(0);

@@ -206,6 +206,8 @@ pub fn judge(l: &Ledger, chain: &Chain, logs: &PeerLogs, answers: &[Answer], set
 
 #[cfg(test)]
 mod tests {
+    // Table-driven: each case is one tuple, spelled out where it is read.
+    #![allow(clippy::type_complexity)]
     use super::*;
     use crate::facts::{GrantRow, ReceiptRow, ReservationRow};
     use crate::traffic::Route;
@@ -249,28 +251,46 @@ mod tests {
         caught(&|l, _, _, _| l.grants[0].spent = 1000, "reservations sum to");
         caught(&|l, _, _, _| l.reservations.get_mut("r2").unwrap().state = "reserved".into(), "recovery missed it");
         caught(&|l, _, _, _| l.receipts.push(rec("c", "failed", "interrupted", "r2", 2, "0x2")), "has 2 receipts");
-        caught(&|l, _, _, _| {
-            l.reservations.insert("r3".into(), res("r3", "released", "0x3"));
-            l.receipts.push(rec("c", "refused", "insufficient_funds", "r3", 1, "0x3"));
-        }, "authorizations");
-        caught(&|_, _, g, _| {
-            g.paid_retries.insert(1, 2);
-        }, "paid retries for request 1");
-        caught(&|_, _, g, _| {
-            g.facilitator_nonces.insert("0x9".into());
-        }, "no reservation recorded before it was sent");
-        caught(&|_, c, _, _| {
-            c.used.insert("0x9".into());
-        }, "no reservation recorded it");
+        caught(
+            &|l, _, _, _| {
+                l.reservations.insert("r3".into(), res("r3", "released", "0x3"));
+                l.receipts.push(rec("c", "refused", "insufficient_funds", "r3", 1, "0x3"));
+            },
+            "authorizations",
+        );
+        caught(
+            &|_, _, g, _| {
+                g.paid_retries.insert(1, 2);
+            },
+            "paid retries for request 1",
+        );
+        caught(
+            &|_, _, g, _| {
+                g.facilitator_nonces.insert("0x9".into());
+            },
+            "no reservation recorded before it was sent",
+        );
+        caught(
+            &|_, c, _, _| {
+                c.used.insert("0x9".into());
+            },
+            "no reservation recorded it",
+        );
         caught(&|l, _, _, _| l.reservations.get_mut("r2").unwrap().state = "released".into(), "was used on chain but its reservation");
-        caught(&|_, c, _, _| {
-            c.used.remove("0x2");
-            c.transfers.pop();
-        }, "never used on chain");
+        caught(
+            &|_, c, _, _| {
+                c.used.remove("0x2");
+                c.transfers.pop();
+            },
+            "never used on chain",
+        );
         caught(&|_, c, _, _| c.transfers.clear(), "only 0 transfers");
-        caught(&|l, _, _, _| {
-            l.reservations.get_mut("r2").unwrap().state = "unknown".into();
-            l.grants[0] = GrantRow { id: "g".into(), budget: 10_000, spent: 1000, reserved: 1000 };
-        }, "still unknown");
+        caught(
+            &|l, _, _, _| {
+                l.reservations.get_mut("r2").unwrap().state = "unknown".into();
+                l.grants[0] = GrantRow { id: "g".into(), budget: 10_000, spent: 1000, reserved: 1000 };
+            },
+            "still unknown",
+        );
     }
 }

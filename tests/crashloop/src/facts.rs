@@ -65,7 +65,9 @@ pub fn ledger(db: &Path) -> Result<Ledger> {
     };
     let reservations = {
         let mut st = tx.prepare("SELECT id, grant_id, amount, state, nonce FROM reservations")?;
-        let rows = st.query_map([], |r| Ok(ReservationRow { id: r.get(0)?, grant: r.get(1)?, amount: r.get::<_, i64>(2)? as u64, state: r.get(3)?, nonce: r.get::<_, Option<String>>(4)?.map(|n| n.to_ascii_lowercase()) }))?;
+        let rows = st.query_map([], |r| {
+            Ok(ReservationRow { id: r.get(0)?, grant: r.get(1)?, amount: r.get::<_, i64>(2)? as u64, state: r.get(3)?, nonce: r.get::<_, Option<String>>(4)?.map(|n| n.to_ascii_lowercase()) })
+        })?;
         rows.map(|r| r.map(|r| (r.id.clone(), r))).collect::<Result<HashMap<_, _>, _>>()?
     };
     let receipts = {

@@ -69,7 +69,14 @@ pub struct Traffic {
 
 impl Traffic {
     pub fn new() -> Arc<Traffic> {
-        Arc::new(Traffic { url: RwLock::new(String::new()), open: AtomicBool::new(false), stop: AtomicBool::new(false), inflight: AtomicUsize::new(0), next: AtomicU64::new(1), answers: Mutex::new(Vec::new()) })
+        Arc::new(Traffic {
+            url: RwLock::new(String::new()),
+            open: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            inflight: AtomicUsize::new(0),
+            next: AtomicU64::new(1),
+            answers: Mutex::new(Vec::new()),
+        })
     }
 
     pub fn set_url(&self, url: &str) {

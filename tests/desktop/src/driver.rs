@@ -112,10 +112,7 @@ pub fn env_of(pid: u32, var: &str) -> Option<String> {
 /// Starts tauri-driver on two free ports with `env` (inherited by WebKitWebDriver and the app),
 /// output appended to `log`; returns it once it answers `/status` on its port.
 pub fn spawn_tauri_driver(env: &[(&str, String)], log: &Path) -> (Child, u16) {
-    assert!(
-        Path::new("/usr/bin/WebKitWebDriver").exists() || which("WebKitWebDriver"),
-        "WebKitWebDriver is missing: install the Debian package `webkit2gtk-driver` (.ci/app.sh does)"
-    );
+    assert!(Path::new("/usr/bin/WebKitWebDriver").exists() || which("WebKitWebDriver"), "WebKitWebDriver is missing: install the Debian package `webkit2gtk-driver` (.ci/app.sh does)");
     let bin = tauri_driver();
     for _attempt in 0..5 {
         let (port, native) = (free_port(), free_port());
@@ -124,17 +121,12 @@ pub fn spawn_tauri_driver(env: &[(&str, String)], log: &Path) -> (Child, u16) {
             continue;
         }
         let mut cmd = Command::new(&bin);
-        cmd.args(["--port", &port.to_string(), "--native-port", &native.to_string()])
-            .env_remove("WAYLAND_DISPLAY")
-            .stdin(Stdio::null())
-            .stdout(proc::log_stdio(log))
-            .stderr(proc::log_stdio(log));
+        cmd.args(["--port", &port.to_string(), "--native-port", &native.to_string()]).env_remove("WAYLAND_DISPLAY").stdin(Stdio::null()).stdout(proc::log_stdio(log)).stderr(proc::log_stdio(log));
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().unwrap_or_else(|e| {
-            panic!("cannot run {} ({e}): install it with `cargo install tauri-driver --version '^2' --locked` (.ci/app.sh does), or set TAURI_DRIVER", bin.display())
-        });
+        let mut child =
+            cmd.spawn().unwrap_or_else(|e| panic!("cannot run {} ({e}): install it with `cargo install tauri-driver --version '^2' --locked` (.ci/app.sh does), or set TAURI_DRIVER", bin.display()));
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(Some(_)) = child.try_wait() {

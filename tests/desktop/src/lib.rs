@@ -125,9 +125,7 @@ impl App {
         env.extend(opts.env.iter().cloned());
         let (driver, port) = driver::spawn_tauri_driver(&env, &log);
         let t0 = Instant::now();
-        let client = driver::session(port, &bin).await.unwrap_or_else(|e| {
-            panic!("no WebDriver session for {} ({e}); app/driver log:\n{}", bin.display(), purser_testkit::proc::tail(&log, 60))
-        });
+        let client = driver::session(port, &bin).await.unwrap_or_else(|e| panic!("no WebDriver session for {} ({e}); app/driver log:\n{}", bin.display(), purser_testkit::proc::tail(&log, 60)));
         let ui = Ui::new(client, artifacts_dir(), xvfb.display.clone());
         let mut app = App {
             ui,
@@ -155,13 +153,11 @@ impl App {
         let path = self.data_dir.join("control.json");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Some(c) = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok()).and_then(|v| {
-                Some(Control {
-                    url: v["url"].as_str()?.trim_end_matches('/').to_string(),
-                    socket: PathBuf::from(v["socket"].as_str()?),
-                    pid: v["pid"].as_u64()? as u32,
-                })
-            }) {
+            if let Some(c) = std::fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                .and_then(|v| Some(Control { url: v["url"].as_str()?.trim_end_matches('/').to_string(), socket: PathBuf::from(v["socket"].as_str()?), pid: v["pid"].as_u64()? as u32 }))
+            {
                 return c;
             }
             if Instant::now() >= deadline {

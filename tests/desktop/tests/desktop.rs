@@ -237,25 +237,22 @@ async fn grant_pay_approve_search_revoke_and_escaping() {
     ui.screenshot("04-timeline-paid").await;
     assert_eq!(usdc_balance(&peers.rpc, &peers.pay_to).await - payee_before, 1000, "the payee got $0.001 on chain");
     ui.click_css(&format!("[data-testid=receipt-row][data-id=\"{paid_id}\"]")).await;
-    ui.wait_js("the drawer's transaction", WAIT, "const t = document.querySelector('[data-testid=drawer-tx]'); return t && t.textContent.startsWith('0x') && t.textContent.length >= 66", vec![]).await.unwrap_or_else(|e| panic!("{e}"));
+    ui.wait_js("the drawer's transaction", WAIT, "const t = document.querySelector('[data-testid=drawer-tx]'); return t && t.textContent.startsWith('0x') && t.textContent.length >= 66", vec![])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(ui.text("drawer-url").await.contains("/cheap?q=desktop"), "drawer url");
     ui.screenshot("05-receipt-drawer").await;
     ui.click("drawer-close").await;
 
     // b. Ask tier: held, shown in Approvals, approved by a click, paid.
-    let ask = create_grant(
-        &app,
-        &[("label", "desk-ask"), ("budget", "1"), ("expires", "2h"), ("hosts", "127.0.0.1"), ("autoBelow", "0"), ("askBelow", "1"), ("approvalTimeout", "5m")],
-        None,
-    )
-    .await;
+    let ask = create_grant(&app, &[("label", "desk-ask"), ("budget", "1"), ("expires", "2h"), ("hosts", "127.0.0.1"), ("autoBelow", "0"), ("askBelow", "1"), ("approvalTimeout", "5m")], None).await;
     let (url, tok) = (app.gateway_url(&format!("{}/cheap?q=held", peers.v2)), ask.clone());
-    let held = tokio::spawn(async move {
-        purser_testkit::send(purser_testkit::agent().get(url).header("Proxy-Authorization", format!("Bearer {tok}")).header("Accept", "application/json")).await
-    });
+    let held = tokio::spawn(async move { purser_testkit::send(purser_testkit::agent().get(url).header("Proxy-Authorization", format!("Bearer {tok}")).header("Accept", "application/json")).await });
     ui.click("nav-approvals").await;
     ui.testid("screen-approvals").await;
-    ui.wait_js("the held request in Approvals", WAIT, "const d = document.querySelector('[data-testid=approval-request]'); return d && d.textContent.includes('/cheap')", vec![]).await.unwrap_or_else(|e| panic!("{e}"));
+    ui.wait_js("the held request in Approvals", WAIT, "const d = document.querySelector('[data-testid=approval-request]'); return d && d.textContent.includes('/cheap')", vec![])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     ui.screenshot("06-approvals").await;
     ui.click("approval-approve").await;
     let approved = tokio::time::timeout(WAIT, held).await.expect("the held request completes after Approve").unwrap();
@@ -271,11 +268,11 @@ async fn grant_pay_approve_search_revoke_and_escaping() {
     required["resource"]["description"] = json!(XSS);
     hostile.route("/xss", v2_response(&required));
     let (url, tok) = (app.gateway_url(&hostile.url_of("/xss")), ask.clone());
-    let held = tokio::spawn(async move {
-        purser_testkit::send(purser_testkit::agent().get(url).header("Proxy-Authorization", format!("Bearer {tok}")).header("Purser-Intent", XSS)).await
-    });
+    let held = tokio::spawn(async move { purser_testkit::send(purser_testkit::agent().get(url).header("Proxy-Authorization", format!("Bearer {tok}")).header("Purser-Intent", XSS)).await });
     ui.click("nav-approvals").await;
-    ui.wait_js("the hostile request in Approvals", WAIT, "const d = document.querySelector('[data-testid=approval-description]'); return d && d.textContent.includes(arguments[0])", vec![json!(XSS)]).await.unwrap_or_else(|e| panic!("{e}"));
+    ui.wait_js("the hostile request in Approvals", WAIT, "const d = document.querySelector('[data-testid=approval-description]'); return d && d.textContent.includes(arguments[0])", vec![json!(XSS)])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_no_injected_markup(&app, "approvals").await;
     ui.screenshot("07-approvals-markup-as-text").await;
     ui.click("approval-deny").await;
@@ -287,7 +284,9 @@ async fn grant_pay_approve_search_revoke_and_escaping() {
     let row_intent = ui.js("return document.querySelector(`[data-testid=receipt-row][data-id=\"${arguments[0]}\"] [data-testid=row-intent]`).textContent", vec![json!(xss_id)]).await;
     assert_eq!(row_intent, json!(XSS), "the row shows the agent's words as text");
     ui.click_css(&format!("[data-testid=receipt-row][data-id=\"{xss_id}\"]")).await;
-    ui.wait_js("the challenge in the drawer", WAIT, "const c = document.querySelector('[data-testid=drawer-challenge]'); return c && c.textContent.includes(arguments[0])", vec![json!(XSS)]).await.unwrap_or_else(|e| panic!("{e}"));
+    ui.wait_js("the challenge in the drawer", WAIT, "const c = document.querySelector('[data-testid=drawer-challenge]'); return c && c.textContent.includes(arguments[0])", vec![json!(XSS)])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(ui.text("drawer-intent").await, XSS);
     assert_no_injected_markup(&app, "drawer").await;
     ui.screenshot("08-drawer-markup-as-text").await;
@@ -318,7 +317,14 @@ async fn grant_pay_approve_search_revoke_and_escaping() {
 
     // The wallet screen, for the record.
     ui.click("nav-wallet").await;
-    ui.wait_js("the wallet address", WAIT, "const a = document.querySelector('[data-testid=wallet-address]'); return a && a.textContent.toLowerCase().includes(arguments[0])", vec![json!(app.address.to_lowercase())]).await.unwrap_or_else(|e| panic!("{e}"));
+    ui.wait_js(
+        "the wallet address",
+        WAIT,
+        "const a = document.querySelector('[data-testid=wallet-address]'); return a && a.textContent.toLowerCase().includes(arguments[0])",
+        vec![json!(app.address.to_lowercase())],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     ui.screenshot("11-wallet").await;
     app.stop().await;
 }

@@ -40,13 +40,18 @@ fn running_now(pid: u32) -> bool {
 /// The demo's processes under the app: the reference peers (node peers.mjs and its servers)
 /// and anvil.
 fn demo_processes(app_pid: u32) -> HashMap<u32, String> {
-    descendants(app_pid).into_iter().filter(|(pid, cmd)| running_now(*pid) && ( cmd.contains("peers.mjs") || cmd.contains("anvil") || cmd.contains("tests/peers"))).collect()
+    descendants(app_pid).into_iter().filter(|(pid, cmd)| running_now(*pid) && (cmd.contains("peers.mjs") || cmd.contains("anvil") || cmd.contains("tests/peers"))).collect()
 }
 
 async fn wait_text(ui: &Ui, what: &str, testid: &str, want: &str, timeout: Duration) {
-    ui.wait_js(what, timeout, "const e = document.querySelector(`[data-testid=\"${arguments[0]}\"]`); return e && e.textContent.includes(arguments[1]) ? true : null;", vec![json!(testid), json!(want)])
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    ui.wait_js(
+        what,
+        timeout,
+        "const e = document.querySelector(`[data-testid=\"${arguments[0]}\"]`); return e && e.textContent.includes(arguments[1]) ? true : null;",
+        vec![json!(testid), json!(want)],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// Searches the timeline for `query` and waits until its total reads exactly `want`, twice
@@ -100,7 +105,12 @@ async fn welcome_try_the_demo_answer_its_prompt_and_stop_it() {
     wait_text(ui, "the demo banner's label", "demo-banner", "Demo — local test network, test USDC", WAIT).await;
     ui.click("nav-approvals").await;
     let found = ui
-        .wait_js("the demo's /mid prompt in Approvals", DEMO_WAIT, "const d = document.querySelector('[data-testid=approval-request]'); return d && d.textContent.includes('/mid') ? true : null", vec![])
+        .wait_js(
+            "the demo's /mid prompt in Approvals",
+            DEMO_WAIT,
+            "const d = document.querySelector('[data-testid=approval-request]'); return d && d.textContent.includes('/mid') ? true : null",
+            vec![],
+        )
         .await;
     if let Err(e) = found {
         app.fail(&format!("{e}; banner: {:?}", ui.js("const b = document.querySelector('[data-testid=demo-banner]'); return b && b.textContent", vec![]).await)).await;
@@ -117,7 +127,12 @@ async fn welcome_try_the_demo_answer_its_prompt_and_stop_it() {
     ui.click("rule-save").await;
 
     let finished = ui
-        .wait_js("the demo's agent to finish", DEMO_WAIT, "const b = document.querySelector('[data-testid=demo-banner]'); return b && b.getAttribute('data-phase') === 'finished' ? true : null", vec![])
+        .wait_js(
+            "the demo's agent to finish",
+            DEMO_WAIT,
+            "const b = document.querySelector('[data-testid=demo-banner]'); return b && b.getAttribute('data-phase') === 'finished' ? true : null",
+            vec![],
+        )
         .await;
     if let Err(e) = finished {
         app.fail(&e).await;
@@ -198,7 +213,9 @@ async fn quitting_the_app_stops_a_running_demo() {
     }
     ui.click("welcome-try").await;
     ui.click("nav-approvals").await;
-    if let Err(e) = ui.wait_js("the demo's /mid prompt", DEMO_WAIT, "const d = document.querySelector('[data-testid=approval-request]'); return d && d.textContent.includes('/mid') ? true : null", vec![]).await {
+    if let Err(e) =
+        ui.wait_js("the demo's /mid prompt", DEMO_WAIT, "const d = document.querySelector('[data-testid=approval-request]'); return d && d.textContent.includes('/mid') ? true : null", vec![]).await
+    {
         app.fail(&e).await;
     }
     let running = demo_processes(app.control.pid);

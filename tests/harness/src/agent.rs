@@ -9,12 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A reqwest client for agent requests (no env proxy, 180 s timeout).
 pub fn agent() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(180))
-        .pool_idle_timeout(Duration::from_secs(5))
-        .build()
-        .expect("reqwest client")
+    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(180)).pool_idle_timeout(Duration::from_secs(5)).build().expect("reqwest client")
 }
 
 /// A whole HTTP answer as the agent saw it.
@@ -29,10 +24,7 @@ pub struct Reply {
 
 impl Reply {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// The `Purser-Receipt` header.
@@ -42,8 +34,7 @@ impl Reply {
 
     /// The `Purser-Receipt` header, or a panic that shows this reply.
     pub fn receipt_id(&self) -> String {
-        self.receipt()
-            .unwrap_or_else(|| panic!("no Purser-Receipt header in {self}"))
+        self.receipt().unwrap_or_else(|| panic!("no Purser-Receipt header in {self}"))
     }
 
     /// Body as JSON (Null when it is not JSON).
@@ -61,18 +52,10 @@ impl fmt::Display for Reply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "[{}] -> HTTP {}", self.request, self.status)?;
         for (k, v) in &self.headers {
-            let v = if v.len() > 300 {
-                format!("{}…({} bytes)", &v[..300], v.len())
-            } else {
-                v.clone()
-            };
+            let v = if v.len() > 300 { format!("{}…({} bytes)", &v[..300], v.len()) } else { v.clone() };
             writeln!(f, "  {k}: {v}")?;
         }
-        let b = if self.body.len() > 2000 {
-            format!("{}…({} bytes)", &self.body[..2000], self.body.len())
-        } else {
-            self.body.clone()
-        };
+        let b = if self.body.len() > 2000 { format!("{}…({} bytes)", &self.body[..2000], self.body.len()) } else { self.body.clone() };
         write!(f, "  body: {b}")
     }
 }
@@ -92,31 +75,11 @@ pub async fn try_send(rb: reqwest::RequestBuilder) -> Result<Reply, String> {
     let (client, req) = rb.build_split();
     let req = req.map_err(|e| format!("bad request: {e}"))?;
     let desc = format!("{} {}", req.method(), req.url());
-    let resp = client
-        .execute(req)
-        .await
-        .map_err(|e| format!("{desc}: transport error: {e:?}"))?;
+    let resp = client.execute(req).await.map_err(|e| format!("{desc}: transport error: {e:?}"))?;
     let status = resp.status().as_u16();
-    let headers = resp
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    let body = resp
-        .text()
-        .await
-        .map_err(|e| format!("{desc}: reading body: {e}"))?;
-    Ok(Reply {
-        status,
-        headers,
-        body,
-        request: desc,
-    })
+    let headers = resp.headers().iter().map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
+    let body = resp.text().await.map_err(|e| format!("{desc}: reading body: {e}"))?;
+    Ok(Reply { status, headers, body, request: desc })
 }
 
 /// Answer of a raw-TCP request; status 0 means the server closed without an HTTP answer.
@@ -125,17 +88,10 @@ pub type RawReply = Reply;
 /// Writes `request` verbatim to `addr` (host:port) and reads the answer until EOF or the end of
 /// a Content-Length body (send `Connection: close`). 30 s timeout.
 pub async fn raw_http(addr: &str, request: &[u8]) -> RawReply {
-    let desc = format!(
-        "raw {}",
-        String::from_utf8_lossy(request.split(|b| *b == b'\r').next().unwrap_or_default())
-    );
+    let desc = format!("raw {}", String::from_utf8_lossy(request.split(|b| *b == b'\r').next().unwrap_or_default()));
     let fut = async {
-        let mut s = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("connect {addr}: {e}"))?;
-        s.write_all(request)
-            .await
-            .map_err(|e| format!("write: {e}"))?;
+        let mut s = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+        s.write_all(request).await.map_err(|e| format!("write: {e}"))?;
         let mut buf = Vec::new();
         let mut chunk = [0u8; 16384];
         loop {
@@ -146,10 +102,7 @@ pub async fn raw_http(addr: &str, request: &[u8]) -> RawReply {
             buf.extend_from_slice(&chunk[..n]);
             if let Some(end) = find(&buf, b"\r\n\r\n") {
                 let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                if let Some(cl) = head.lines().find_map(|l| {
-                    l.strip_prefix("content-length:")
-                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                }) {
+                if let Some(cl) = head.lines().find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0))) {
                     if buf.len() >= end + 4 + cl {
                         break;
                     }
@@ -172,40 +125,21 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 fn parse_raw(buf: &[u8], request: String) -> Reply {
     let Some(end) = find(buf, b"\r\n\r\n") else {
-        return Reply {
-            status: 0,
-            headers: vec![],
-            body: String::from_utf8_lossy(buf).into_owned(),
-            request,
-        };
+        return Reply { status: 0, headers: vec![], body: String::from_utf8_lossy(buf).into_owned(), request };
     };
     let head = String::from_utf8_lossy(&buf[..end]).into_owned();
     let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
+    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let headers: Vec<(String, String)> = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
     let raw = &buf[end + 4..];
     let chunked = headers_chunked(&headers);
     let body = if chunked { dechunk(raw) } else { raw.to_vec() };
     let body = String::from_utf8_lossy(&body).into_owned();
-    Reply {
-        status,
-        headers,
-        body,
-        request,
-    }
+    Reply { status, headers, body, request }
 }
 
 fn headers_chunked(h: &[(String, String)]) -> bool {
-    h.iter().any(|(k, v)| {
-        k.eq_ignore_ascii_case("transfer-encoding") && v.to_ascii_lowercase().contains("chunked")
-    })
+    h.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.to_ascii_lowercase().contains("chunked"))
 }
 
 fn dechunk(mut raw: &[u8]) -> Vec<u8> {

@@ -57,17 +57,7 @@ pub fn v2_response(required: &Value) -> RawResponse {
 
 /// A v2 402 with a verbatim `PAYMENT-REQUIRED` value.
 pub fn v2_response_header(value: String) -> RawResponse {
-    RawResponse {
-        status: 402,
-        headers: vec![
-            (
-                "content-type".into(),
-                "application/json; charset=utf-8".into(),
-            ),
-            ("payment-required".into(), value),
-        ],
-        body: b"{}".to_vec(),
-    }
+    RawResponse { status: 402, headers: vec![("content-type".into(), "application/json; charset=utf-8".into()), ("payment-required".into(), value)], body: b"{}".to_vec() }
 }
 
 /// A v1 402 with this JSON body.
@@ -77,12 +67,5 @@ pub fn v1_response(body: &Value) -> RawResponse {
 
 /// A v1 402 with a verbatim body.
 pub fn v1_response_raw(body: Vec<u8>) -> RawResponse {
-    RawResponse {
-        status: 402,
-        headers: vec![(
-            "content-type".into(),
-            "application/json; charset=utf-8".into(),
-        )],
-        body,
-    }
+    RawResponse { status: 402, headers: vec![("content-type".into(), "application/json; charset=utf-8".into())], body }
 }

@@ -206,12 +206,7 @@ impl NotifyServer {
     /// Owns `org.freedesktop.Notifications` on `bus`, answering `GetCapabilities` with `caps`.
     pub async fn start(bus: &SessionBus, caps: &[&str]) -> NotifyServer {
         let state = Arc::new(Mutex::new(State { capabilities: caps.iter().map(|c| c.to_string()).collect(), ..Default::default() }));
-        let conn = zbus::connection::Builder::address(bus.address.as_str())
-            .name(BUS_NAME)
-            .serve_at(PATH, Server(state.clone()))
-            .build()
-            .await
-            .expect("start the test notification server");
+        let conn = zbus::connection::Builder::address(bus.address.as_str()).name(BUS_NAME).serve_at(PATH, Server(state.clone())).build().await.expect("start the test notification server");
         assert!(bus.has_owner(BUS_NAME).await, "the test notification server does not own {BUS_NAME}");
         NotifyServer { conn, state }
     }

@@ -23,22 +23,11 @@ pub struct RawResponse {
 
 impl RawResponse {
     pub fn new(status: u16, headers: &[(&str, &str)], body: impl Into<Vec<u8>>) -> Self {
-        RawResponse {
-            status,
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            body: body.into(),
-        }
+        RawResponse { status, headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), body: body.into() }
     }
 
     pub fn json(status: u16, v: &serde_json::Value) -> Self {
-        Self::new(
-            status,
-            &[("content-type", "application/json")],
-            serde_json::to_vec(v).unwrap(),
-        )
+        Self::new(status, &[("content-type", "application/json")], serde_json::to_vec(v).unwrap())
     }
 }
 
@@ -70,9 +59,7 @@ impl Hostile402 {
     /// Binds 127.0.0.1:0 and serves on the current tokio runtime. Unknown paths answer
     /// 200 `{"ok":true,"hostile":true}`.
     pub async fn start() -> Hostile402 {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind hostile");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind hostile");
         let port = listener.local_addr().unwrap().port();
         let state: Arc<Mutex<State>> = Arc::default();
         let st = state.clone();
@@ -84,27 +71,16 @@ impl Hostile402 {
                 let st = st.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| handle(st.clone(), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
                 });
             }
         });
-        Hostile402 {
-            url: format!("http://127.0.0.1:{port}"),
-            port,
-            state,
-            task,
-        }
+        Hostile402 { url: format!("http://127.0.0.1:{port}"), port, state, task }
     }
 
     /// Sets what `path` (path only, no query) answers.
     pub fn route(&self, path: &str, resp: RawResponse) {
-        self.state
-            .lock()
-            .unwrap()
-            .routes
-            .insert(path.to_string(), resp);
+        self.state.lock().unwrap().routes.insert(path.to_string(), resp);
     }
 
     /// `http://127.0.0.1:PORT<path>`
@@ -123,33 +99,15 @@ impl Hostile402 {
 
     /// Requests that carried X-PAYMENT or PAYMENT-SIGNATURE.
     pub fn paid(&self) -> usize {
-        self.state
-            .lock()
-            .unwrap()
-            .seen
-            .iter()
-            .filter(|s| s.paid)
-            .count()
+        self.state.lock().unwrap().seen.iter().filter(|s| s.paid).count()
     }
 
     pub fn requests_to(&self, path: &str) -> usize {
-        self.state
-            .lock()
-            .unwrap()
-            .seen
-            .iter()
-            .filter(|s| path_only(&s.path) == path)
-            .count()
+        self.state.lock().unwrap().seen.iter().filter(|s| path_only(&s.path) == path).count()
     }
 
     pub fn paid_to(&self, path: &str) -> usize {
-        self.state
-            .lock()
-            .unwrap()
-            .seen
-            .iter()
-            .filter(|s| s.paid && path_only(&s.path) == path)
-            .count()
+        self.state.lock().unwrap().seen.iter().filter(|s| s.paid && path_only(&s.path) == path).count()
     }
 }
 
@@ -163,59 +121,21 @@ impl Drop for Hostile402 {
     }
 }
 
-async fn handle(
-    st: Arc<Mutex<State>>,
-    req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(st: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let method = req.method().to_string();
-    let path = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.to_string())
-        .unwrap_or_else(|| "/".into());
-    let headers: Vec<(String, String)> = req
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    let paid = headers.iter().any(|(k, _)| {
-        k.eq_ignore_ascii_case("x-payment") || k.eq_ignore_ascii_case("payment-signature")
-    });
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes().to_vec())
-        .unwrap_or_default();
+    let path = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_else(|| "/".into());
+    let headers: Vec<(String, String)> = req.headers().iter().map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
+    let paid = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("x-payment") || k.eq_ignore_ascii_case("payment-signature"));
+    let body = req.into_body().collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
     let resp = {
         let mut s = st.lock().unwrap();
-        s.seen.push(Seen {
-            method,
-            path: path.clone(),
-            headers,
-            body,
-            paid,
-        });
+        s.seen.push(Seen { method, path: path.clone(), headers, body, paid });
         s.routes.get(path_only(&path)).cloned()
     };
-    let resp = resp.unwrap_or_else(|| {
-        RawResponse::new(
-            200,
-            &[("content-type", "application/json")],
-            &br#"{"ok":true,"hostile":true}"#[..],
-        )
-    });
+    let resp = resp.unwrap_or_else(|| RawResponse::new(200, &[("content-type", "application/json")], &br#"{"ok":true,"hostile":true}"#[..]));
     let mut b = Response::builder().status(resp.status);
     for (k, v) in &resp.headers {
-        b = b.header(
-            k.as_str(),
-            hyper::header::HeaderValue::from_bytes(v.as_bytes()).expect("header value"),
-        );
+        b = b.header(k.as_str(), hyper::header::HeaderValue::from_bytes(v.as_bytes()).expect("header value"));
     }
     Ok(b.body(Full::new(Bytes::from(resp.body))).expect("response"))
 }

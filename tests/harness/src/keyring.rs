@@ -24,9 +24,7 @@ pub struct Keyring {
 }
 
 fn need(tool: &str, package: &str) {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false);
+    let found = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file())).unwrap_or(false);
     assert!(found, "`{tool}` is not installed: the keychain tests need the `{package}` package (./dev test installs it)");
 }
 
@@ -65,12 +63,7 @@ impl Keyring {
     }
 
     fn env_in(dir: &std::path::Path, bus: &str) -> Vec<(&'static str, OsString)> {
-        vec![
-            ("DBUS_SESSION_BUS_ADDRESS", bus.into()),
-            ("XDG_DATA_HOME", dir.join("data").into()),
-            ("XDG_RUNTIME_DIR", dir.join("run").into()),
-            ("HOME", dir.join("home").into()),
-        ]
+        vec![("DBUS_SESSION_BUS_ADDRESS", bus.into()), ("XDG_DATA_HOME", dir.join("data").into()), ("XDG_RUNTIME_DIR", dir.join("run").into()), ("HOME", dir.join("home").into())]
     }
 
     /// The environment a process needs to use this keyring (and not the user's).

@@ -27,30 +27,24 @@ pub mod tls;
 
 pub use agent::{agent, raw_http, send, RawReply, Reply};
 pub use chain::{facilitator_count, facilitator_stats, tx_transfer, usdc_balance};
-pub use challenge::{
-    good_v1_body, good_v2_required, v1_response, v1_response_raw, v2_response, v2_response_header,
-};
-pub use hostile::{Hostile402, Misbehave, RawResponse, RawServer};
+pub use challenge::{good_v1_body, good_v2_required, v1_response, v1_response_raw, v2_response, v2_response_header};
 pub use desktop::{NotifyServer, SessionBus};
+pub use hostile::{Hostile402, Misbehave, RawResponse, RawServer};
 pub use keyring::Keyring;
 pub use peers::{Mode, Peers};
 pub use purser::{Purser, ServeOptions};
-pub use tls::{TestCa, TlsFront};
 pub use rusqlite;
+pub use tls::{TestCa, TlsFront};
 
 /// The real Base Sepolia USDC address (the peers install their token there too).
 pub const USDC_BASE_SEPOLIA: &str = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
 /// anvil account 1 (the peers' payer), usable as a wallet when no chain is needed.
-pub const ANVIL_PAYER_KEY: &str =
-    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+pub const ANVIL_PAYER_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
 pub const ANVIL_PAYER_ADDR: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 /// anvil account 2 (the peers' default payee).
 pub const ANVIL_PAYEE_ADDR: &str = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC";
 
 /// Repository root (two levels above this crate's manifest dir).
 pub fn repo_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("repo root")
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
 }

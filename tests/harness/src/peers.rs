@@ -76,12 +76,7 @@ pub fn ensure_setup() {
         if out.status.success() {
             Ok(())
         } else {
-            Err(format!(
-                "setup.sh failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ))
+            Err(format!("setup.sh failed ({}):\n--- stdout\n{}\n--- stderr\n{}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
         }
     });
     if let Err(e) = res {
@@ -90,11 +85,7 @@ pub fn ensure_setup() {
 }
 
 fn s(v: &Value, key: &str) -> String {
-    v[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("peers JSON has no string {key:?}: {v}"))
-        .trim_end_matches('/')
-        .to_string()
+    v[key].as_str().unwrap_or_else(|| panic!("peers JSON has no string {key:?}: {v}")).trim_end_matches('/').to_string()
 }
 
 impl Peers {
@@ -106,31 +97,16 @@ impl Peers {
     pub fn start_with(mode: Mode, fund: &[(&str, u128)]) -> Peers {
         ensure_setup();
         let root = crate::repo_root();
-        let log_dir = tempfile::Builder::new()
-            .prefix("purser-peers-")
-            .tempdir()
-            .expect("tempdir");
+        let log_dir = tempfile::Builder::new().prefix("purser-peers-").tempdir().expect("tempdir");
         let mut cmd = Command::new("node");
-        cmd.arg(root.join("tests/peers/peers.mjs"))
-            .arg("--facilitator")
-            .arg(mode.arg())
-            .arg("--log-dir")
-            .arg(log_dir.path());
+        cmd.arg(root.join("tests/peers/peers.mjs")).arg("--facilitator").arg(mode.arg()).arg("--log-dir").arg(log_dir.path());
         for (addr, atomic) in fund {
             cmd.arg("--fund").arg(format!("{addr}:{atomic}"));
         }
-        cmd.current_dir(&root)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(proc::log_stdio(&log_dir.path().join("peers.stderr")));
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn node peers: {e}"));
+        cmd.current_dir(&root).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(proc::log_stdio(&log_dir.path().join("peers.stderr")));
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn node peers: {e}"));
         let stdin = child.stdin.take().unwrap();
-        let lines = proc::line_reader(
-            child.stdout.take().unwrap(),
-            &log_dir.path().join("peers.stdout"),
-        );
+        let lines = proc::line_reader(child.stdout.take().unwrap(), &log_dir.path().join("peers.stdout"));
         let deadline = Instant::now() + Duration::from_secs(120);
         let info: Value = loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -144,25 +120,16 @@ impl Peers {
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                     if let Ok(Some(st)) = child.try_wait() {
-                        panic!(
-                            "peers exited ({st}) before printing their JSON line; stderr:\n{}",
-                            proc::tail(&log_dir.path().join("peers.stderr"), 60)
-                        );
+                        panic!("peers exited ({st}) before printing their JSON line; stderr:\n{}", proc::tail(&log_dir.path().join("peers.stderr"), 60));
                     }
                     if Instant::now() >= deadline {
                         proc::terminate(&mut child, Duration::from_secs(5));
-                        panic!(
-                            "peers printed no JSON line within 120 s; stderr:\n{}",
-                            proc::tail(&log_dir.path().join("peers.stderr"), 60)
-                        );
+                        panic!("peers printed no JSON line within 120 s; stderr:\n{}", proc::tail(&log_dir.path().join("peers.stderr"), 60));
                     }
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                     let st = proc::wait_timeout(&mut child, Duration::from_secs(5));
-                    panic!(
-                        "peers closed stdout ({st:?}) before printing their JSON line; stderr:\n{}",
-                        proc::tail(&log_dir.path().join("peers.stderr"), 60)
-                    );
+                    panic!("peers closed stdout ({st:?}) before printing their JSON line; stderr:\n{}", proc::tail(&log_dir.path().join("peers.stderr"), 60));
                 }
             }
         };
@@ -213,11 +180,7 @@ impl Peers {
             paths.sort();
             for p in paths {
                 if p.is_file() {
-                    out.push_str(&format!(
-                        "--- {} (tail)\n{}\n",
-                        p.display(),
-                        proc::tail(&p, n)
-                    ));
+                    out.push_str(&format!("--- {} (tail)\n{}\n", p.display(), proc::tail(&p, n)));
                 }
             }
         }

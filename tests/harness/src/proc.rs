@@ -15,12 +15,8 @@ pub fn run_with_timeout(cmd: Command, timeout: Duration) -> Output {
 /// Like [`run_with_timeout`] but never panics (safe in Drop while unwinding).
 pub fn try_run_with_timeout(mut cmd: Command, timeout: Duration) -> Result<Output, String> {
     let desc = format!("{cmd:?}");
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot spawn {desc}: {e}"))?;
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = cmd.spawn().map_err(|e| format!("cannot spawn {desc}: {e}"))?;
     let pid = child.id();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -80,11 +76,7 @@ pub fn terminate(child: &mut Child, grace: Duration) -> Option<ExitStatus> {
 /// Reads `src` line by line on a thread: every line is appended to `log` and sent on the channel.
 pub fn line_reader<R: Read + Send + 'static>(src: R, log: &Path) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap_or_else(|e| panic!("open {}: {e}", log.display()));
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap_or_else(|e| panic!("open {}: {e}", log.display()));
     std::thread::spawn(move || {
         let mut r = BufReader::new(src);
         let mut line = String::new();
@@ -104,9 +96,7 @@ pub fn line_reader<R: Read + Send + 'static>(src: R, log: &Path) -> mpsc::Receiv
 
 /// The last `n` lines of a text file (empty when missing).
 pub fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read(path)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
+    let text = std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     let start = lines.len().saturating_sub(n);
     lines[start..].join("\n")
@@ -114,10 +104,6 @@ pub fn tail(path: &Path, n: usize) -> String {
 
 /// Stdio that appends to a file (for stderr of long-running children).
 pub fn log_stdio(path: &Path) -> Stdio {
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
     Stdio::from(f)
 }

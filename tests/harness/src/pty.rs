@@ -68,9 +68,7 @@ fn run_pty(mut cmd: Command, answers: &[(&str, &str)], timeout: Duration, requir
     let desc = format!("{cmd:?}");
     let (master, slave) = open_pty().unwrap_or_else(|e| panic!("cannot open a pty: {e}"));
 
-    cmd.stdin(Stdio::from(slave))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.stdin(Stdio::from(slave)).stdout(Stdio::piped()).stderr(Stdio::piped());
     // SAFETY: the closure runs in the forked child before exec and only makes async-signal-safe
     // system calls (setsid, ioctl); it touches no locks and allocates nothing (errors are built
     // from errno via `from_raw_os_error`, which does not allocate).
@@ -88,9 +86,7 @@ fn run_pty(mut cmd: Command, answers: &[(&str, &str)], timeout: Duration, requir
             Ok(())
         });
     }
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot spawn {desc}: {e}"));
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn {desc}: {e}"));
     // Drop the parent's copy of the slave (held by `cmd`'s Stdio): from now on only the child
     // (and what it spawns) holds it, so the master sees EOF/EIO once they are all gone.
     drop(cmd);
@@ -107,18 +103,13 @@ fn run_pty(mut cmd: Command, answers: &[(&str, &str)], timeout: Duration, requir
     loop {
         // Read whatever the terminal has (wait up to 50 ms for it).
         let mut hung_up = false;
-        let mut pfd = libc::pollfd {
-            fd: master.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
+        let mut pfd = libc::pollfd { fd: master.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid pollfd.
         let r = unsafe { libc::poll(&mut pfd, 1, 50) };
         if r > 0 {
             loop {
                 // SAFETY: reading into a live buffer of its own length.
-                let n =
-                    unsafe { libc::read(master.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+                let n = unsafe { libc::read(master.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
                 if n > 0 {
                     tty.extend_from_slice(&buf[..n as usize]);
                     continue;
@@ -146,10 +137,7 @@ fn run_pty(mut cmd: Command, answers: &[(&str, &str)], timeout: Duration, requir
                 if let Err(e) = write_all(&master, &line, deadline) {
                     kill_group(pid);
                     let _ = child.wait();
-                    panic!(
-                        "cannot type the answer to {prompt:?} for {desc}: {e}\n--- tty:\n{}",
-                        String::from_utf8_lossy(&tty)
-                    );
+                    panic!("cannot type the answer to {prompt:?} for {desc}: {e}\n--- tty:\n{}", String::from_utf8_lossy(&tty));
                 }
                 next += 1;
                 since = tty.len();
@@ -175,12 +163,8 @@ fn run_pty(mut cmd: Command, answers: &[(&str, &str)], timeout: Duration, requir
         if Instant::now() >= deadline {
             kill_group(pid);
             let _ = child.wait();
-            let out = stdout
-                .recv_timeout(Duration::from_secs(1))
-                .unwrap_or_default();
-            let err = stderr
-                .recv_timeout(Duration::from_secs(1))
-                .unwrap_or_default();
+            let out = stdout.recv_timeout(Duration::from_secs(1)).unwrap_or_default();
+            let err = stderr.recv_timeout(Duration::from_secs(1)).unwrap_or_default();
             let waiting = match answers.get(next) {
                 Some((p, _)) => format!("waiting for prompt {p:?} (answer {next})"),
                 None => "all answers given, waiting for exit".to_string(),
@@ -199,14 +183,10 @@ fn run_pty(mut cmd: Command, answers: &[(&str, &str)], timeout: Duration, requir
     // The child is a zombie: kill what's left of its process group (background children that
     // would otherwise hold the pipes open forever), then collect the pipes and reap it.
     kill_group(pid);
-    let grace = deadline
-        .saturating_duration_since(Instant::now())
-        .max(Duration::from_secs(1));
+    let grace = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
     let out = stdout.recv_timeout(grace);
     let err = stderr.recv_timeout(grace);
-    let status = child
-        .wait()
-        .unwrap_or_else(|e| panic!("waiting for {desc}: {e}"));
+    let status = child.wait().unwrap_or_else(|e| panic!("waiting for {desc}: {e}"));
     drop(master);
     let tail = String::from_utf8_lossy(&tty[since..]).into_owned();
     let tty = String::from_utf8_lossy(&tty).into_owned();
@@ -224,13 +204,7 @@ fn run_pty(mut cmd: Command, answers: &[(&str, &str)], timeout: Duration, requir
             String::from_utf8_lossy(&stderr),
         );
     }
-    PtyOutput {
-        status,
-        stdout,
-        stderr,
-        tty,
-        answered: next,
-    }
+    PtyOutput { status, stdout, stderr, tty, answered: next }
 }
 
 /// Runs `cmd` with NO controlling terminal at all (a new session via `setsid`, stdin
@@ -271,20 +245,12 @@ fn open_pty() -> std::io::Result<(OwnedFd, OwnedFd)> {
         if rc != 0 {
             return Err(std::io::Error::from_raw_os_error(rc));
         }
-        let s = libc::open(
-            name.as_ptr(),
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-        );
+        let s = libc::open(name.as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
         if s < 0 {
             return Err(last());
         }
         let slave = OwnedFd::from_raw_fd(s);
-        let ws = libc::winsize {
-            ws_row: 24,
-            ws_col: 80,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
+        let ws = libc::winsize { ws_row: 24, ws_col: 80, ws_xpixel: 0, ws_ypixel: 0 };
         libc::ioctl(m, libc::TIOCSWINSZ, &ws);
         let flags = libc::fcntl(m, libc::F_GETFL);
         if flags < 0 || libc::fcntl(m, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
@@ -310,12 +276,7 @@ fn has_exited(pid: libc::pid_t) -> bool {
     // SAFETY: zeroed siginfo_t is valid; waitid fills it.
     unsafe {
         let mut info: libc::siginfo_t = std::mem::zeroed();
-        let rc = libc::waitid(
-            libc::P_PID,
-            pid as libc::id_t,
-            &mut info,
-            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-        );
+        let rc = libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT);
         rc == 0 && info.si_pid() == pid
     }
 }
@@ -359,9 +320,7 @@ fn write_all(master: &OwnedFd, mut data: &[u8], deadline: Instant) -> std::io::R
         let err = std::io::Error::last_os_error();
         match err.kind() {
             std::io::ErrorKind::Interrupted => {}
-            std::io::ErrorKind::WouldBlock if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(5))
-            }
+            std::io::ErrorKind::WouldBlock if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
             _ => return Err(err),
         }
     }
@@ -376,8 +335,7 @@ mod tests {
     const T: Duration = Duration::from_secs(20);
 
     /// Reads a passphrase the way a password prompt does (/dev/tty, echo off), prints it.
-    const GETPASS: &str =
-        "import getpass, sys\nsys.stdout.write(getpass.getpass('Wallet passphrase: ') + '\\n')\n";
+    const GETPASS: &str = "import getpass, sys\nsys.stdout.write(getpass.getpass('Wallet passphrase: ') + '\\n')\n";
 
     fn py(src: &str) -> Command {
         let mut c = Command::new("python3");
@@ -437,10 +395,7 @@ sys.stdout.write(line.decode())
         assert!(out.status.success(), "{out:?}");
         assert_eq!(String::from_utf8_lossy(&out.stdout), "s3cret\n", "{out:?}");
         assert!(out.tty.starts_with("Wallet passphrase: "), "{out:?}");
-        assert!(
-            !out.tty.contains("s3cret"),
-            "the secret was echoed: {out:?}"
-        );
+        assert!(!out.tty.contains("s3cret"), "the secret was echoed: {out:?}");
     }
 
     #[test]
@@ -456,11 +411,7 @@ sys.stdout.write(line.decode())
 
     #[test]
     fn pty_is_the_controlling_terminal_and_stdin() {
-        let out = run_in_pty(
-            sh("test -t 0 && tty && exec 3</dev/tty && echo ctty-ok"),
-            &[],
-            T,
-        );
+        let out = run_in_pty(sh("test -t 0 && tty && exec 3</dev/tty && echo ctty-ok"), &[], T);
         assert!(out.status.success(), "{out:?}");
         let stdout = String::from_utf8_lossy(&out.stdout);
         let mut lines = stdout.lines();
@@ -504,25 +455,16 @@ sys.stdout.write(line.decode())
         // prompt text twice gets two answers.
         let script = "printf 'Name: ' >/dev/tty; read a; printf 'Name: ' >/dev/tty; read b; \
                       printf 'Confirm: ' >/dev/tty; read c; echo \"$a|$b|$c\"";
-        let out = run_in_pty(
-            sh(script),
-            &[("Name:", "alice"), ("Name:", "bob"), ("Confirm", "yes")],
-            T,
-        );
+        let out = run_in_pty(sh(script), &[("Name:", "alice"), ("Name:", "bob"), ("Confirm", "yes")], T);
         assert!(out.status.success(), "{out:?}");
         assert_eq!(String::from_utf8_lossy(&out.stdout), "alice|bob|yes\n");
         // Echo on: a person sees what they type.
-        assert!(
-            out.tty.contains("Name: alice\r\nName: bob\r\nConfirm: yes"),
-            "{out:?}"
-        );
+        assert!(out.tty.contains("Name: alice\r\nName: bob\r\nConfirm: yes"), "{out:?}");
     }
 
     #[test]
     fn pty_unused_answer_panics() {
-        let r = catch_unwind(AssertUnwindSafe(|| {
-            run_in_pty(sh("echo done"), &[("passphrase", "x")], T)
-        }));
+        let r = catch_unwind(AssertUnwindSafe(|| run_in_pty(sh("echo done"), &[("passphrase", "x")], T)));
         let msg = r.expect_err("an answer that was never asked for must panic");
         let msg = msg.downcast_ref::<String>().cloned().unwrap_or_default();
         assert!(msg.contains("before prompting for \"passphrase\""), "{msg}");
@@ -540,22 +482,13 @@ sys.stdout.write(line.decode())
             pids.display()
         );
         let started = Instant::now();
-        let r = catch_unwind(AssertUnwindSafe(|| {
-            run_in_pty(
-                sh(&script),
-                &[("passphrase", "s3cret")],
-                Duration::from_secs(2),
-            )
-        }));
+        let r = catch_unwind(AssertUnwindSafe(|| run_in_pty(sh(&script), &[("passphrase", "s3cret")], Duration::from_secs(2))));
         let elapsed = started.elapsed();
         let msg = r.expect_err("a prompt that never comes must panic");
         let msg = msg.downcast_ref::<String>().cloned().unwrap_or_default();
         assert!(msg.contains("did not finish within 2s"), "{msg}");
         assert!(msg.contains("waiting for prompt \"passphrase\""), "{msg}");
-        assert!(
-            msg.contains("Enter PIN: "),
-            "the panic shows what it saw: {msg}"
-        );
+        assert!(msg.contains("Enter PIN: "), "the panic shows what it saw: {msg}");
         assert!(elapsed < Duration::from_secs(6), "took {elapsed:?}");
         let ids = std::fs::read_to_string(&pids).unwrap();
         let ids: Vec<i32> = ids.split_whitespace().map(|s| s.parse().unwrap()).collect();

@@ -41,24 +41,14 @@ pub struct Purser {
 }
 
 fn text(out: &Output) -> String {
-    format!(
-        "status {}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    format!("status {}\n--- stdout\n{}\n--- stderr\n{}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 impl Purser {
     /// Purser paying with the peers' payer key.
     pub fn start(bin: &str, peers: &Peers) -> Purser {
         let p = Self::start_with_key(bin, &peers.payer_key);
-        assert!(
-            p.address.eq_ignore_ascii_case(&peers.payer_address),
-            "wallet address {} != peers' payer {}",
-            p.address,
-            peers.payer_address
-        );
+        assert!(p.address.eq_ignore_ascii_case(&peers.payer_address), "wallet address {} != peers' payer {}", p.address, peers.payer_address);
         p
     }
 
@@ -69,47 +59,18 @@ impl Purser {
 
     /// Purser with any private key, served as `opts` says.
     pub fn start_with(bin: &str, key_hex: &str, opts: ServeOptions) -> Purser {
-        let work = tempfile::Builder::new()
-            .prefix("purser-e2e-")
-            .tempdir()
-            .expect("tempdir");
+        let work = tempfile::Builder::new().prefix("purser-e2e-").tempdir().expect("tempdir");
         let data_dir = opts.data_dir.clone().unwrap_or_else(|| work.path().join("data"));
-        let mut p = Purser {
-            bin: PathBuf::from(bin),
-            proxy_url: String::new(),
-            port: 0,
-            data_dir,
-            address: String::new(),
-            child: None,
-            work,
-            opts,
-        };
+        let mut p = Purser { bin: PathBuf::from(bin), proxy_url: String::new(), port: 0, data_dir, address: String::new(), child: None, work, opts };
         let key_file = p.work.path().join("payer.key");
         std::fs::write(&key_file, format!("{key_hex}\n")).expect("write key file");
-        let out = p.cli_raw(
-            ["wallet", "import", "--key-file"]
-                .iter()
-                .map(OsStr::new)
-                .chain([key_file.as_os_str()]),
-        );
-        assert!(
-            out.status.success(),
-            "purser wallet import failed: {}",
-            text(&out)
-        );
+        let out = p.cli_raw(["wallet", "import", "--key-file"].iter().map(OsStr::new).chain([key_file.as_os_str()]));
+        assert!(out.status.success(), "purser wallet import failed: {}", text(&out));
         let _ = std::fs::remove_file(&key_file);
         let out = p.cli(&["wallet", "address"]);
-        assert!(
-            out.status.success(),
-            "purser wallet address failed: {}",
-            text(&out)
-        );
+        assert!(out.status.success(), "purser wallet address failed: {}", text(&out));
         let stdout = String::from_utf8_lossy(&out.stdout);
-        p.address = stdout
-            .split_whitespace()
-            .find(|w| w.starts_with("0x") && w.len() == 42)
-            .unwrap_or_else(|| panic!("no 0x address in `wallet address` output: {}", text(&out)))
-            .to_string();
+        p.address = stdout.split_whitespace().find(|w| w.starts_with("0x") && w.len() == 42).unwrap_or_else(|| panic!("no 0x address in `wallet address` output: {}", text(&out))).to_string();
         p.spawn_serve();
         p
     }
@@ -138,24 +99,14 @@ impl Purser {
             None => cmd.arg("--no-notify"),
         };
         cmd.envs(self.opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(proc::log_stdio(&self.stderr_log()));
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn purser serve: {e}"));
-        let lines = proc::line_reader(
-            child.stdout.take().unwrap(),
-            &self.work.path().join("serve.stdout"),
-        );
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(proc::log_stdio(&self.stderr_log()));
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn purser serve: {e}"));
+        let lines = proc::line_reader(child.stdout.take().unwrap(), &self.work.path().join("serve.stdout"));
         let first = match lines.recv_timeout(Duration::from_secs(30)) {
             Ok(l) => l,
             Err(_) => {
                 let st = proc::terminate(&mut child, Duration::from_secs(3));
-                panic!(
-                    "purser serve printed no first line within 30 s (exit {st:?}); stderr:\n{}",
-                    proc::tail(&self.stderr_log(), 40)
-                );
+                panic!("purser serve printed no first line within 30 s (exit {st:?}); stderr:\n{}", proc::tail(&self.stderr_log(), 40));
             }
         };
         std::thread::spawn(move || for _ in lines {});
@@ -165,10 +116,7 @@ impl Purser {
             .trim()
             .trim_end_matches('/')
             .to_string();
-        let port: u16 = url
-            .strip_prefix("http://127.0.0.1:")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("listening URL {url:?} is not http://127.0.0.1:PORT"));
+        let port: u16 = url.strip_prefix("http://127.0.0.1:").and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("listening URL {url:?} is not http://127.0.0.1:PORT"));
         self.proxy_url = url;
         self.port = port;
         self.child = Some(child);
@@ -274,23 +222,14 @@ impl Purser {
     /// Runs the CLI, asserts success and parses stdout as JSON.
     pub fn cli_json(&self, args: &[&str]) -> Value {
         let out = self.cli(args);
-        assert!(
-            out.status.success(),
-            "purser {args:?} failed: {}",
-            text(&out)
-        );
-        serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("purser {args:?} printed no JSON ({e}): {}", text(&out)))
+        assert!(out.status.success(), "purser {args:?} failed: {}", text(&out));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("purser {args:?} printed no JSON ({e}): {}", text(&out)))
     }
 
     /// Runs the CLI and asserts success; returns stdout.
     pub fn cli_ok(&self, args: &[&str]) -> String {
         let out = self.cli(args);
-        assert!(
-            out.status.success(),
-            "purser {args:?} failed: {}",
-            text(&out)
-        );
+        assert!(out.status.success(), "purser {args:?} failed: {}", text(&out));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -299,12 +238,7 @@ impl Purser {
     pub fn grant_create(&self, args: &[&str]) -> Value {
         let mut all: Vec<&str> = vec!["grant", "create"];
         all.extend_from_slice(args);
-        for (flag, default) in [
-            ("--label", "e2e"),
-            ("--budget", "1.00"),
-            ("--expires", "2h"),
-            ("--host", "127.0.0.1"),
-        ] {
+        for (flag, default) in [("--label", "e2e"), ("--budget", "1.00"), ("--expires", "2h"), ("--host", "127.0.0.1")] {
             if !args.contains(&flag) {
                 all.push(flag);
                 all.push(default);
@@ -312,10 +246,7 @@ impl Purser {
         }
         all.push("--json");
         let g = self.cli_json(&all);
-        assert!(
-            g["token"].is_string() && g["id"].is_string(),
-            "grant create JSON lacks id/token: {g}"
-        );
+        assert!(g["token"].is_string() && g["id"].is_string(), "grant create JSON lacks id/token: {g}");
         g
     }
 
@@ -345,15 +276,7 @@ impl Purser {
     /// The receipt with this id (panics with the last receipts when absent).
     pub fn receipt(&self, id: &str) -> Value {
         let all = self.receipts();
-        all.iter()
-            .find(|r| r["id"].as_str() == Some(id))
-            .cloned()
-            .unwrap_or_else(|| {
-                panic!(
-                    "no receipt {id}; last receipts:\n{}",
-                    pretty(&all[..all.len().min(5)])
-                )
-            })
+        all.iter().find(|r| r["id"].as_str() == Some(id)).cloned().unwrap_or_else(|| panic!("no receipt {id}; last receipts:\n{}", pretty(&all[..all.len().min(5)])))
     }
 
     /// Pending approvals (`approvals list --json`).
@@ -365,12 +288,7 @@ impl Purser {
     }
 
     /// Polls `approvals list` until at least `n` entries satisfy `pred` (panics after `timeout`).
-    pub fn wait_approvals(
-        &self,
-        n: usize,
-        timeout: Duration,
-        pred: impl Fn(&Value) -> bool,
-    ) -> Vec<Value> {
+    pub fn wait_approvals(&self, n: usize, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
         let deadline = Instant::now() + timeout;
         loop {
             let list: Vec<Value> = self.approvals().into_iter().filter(|a| pred(a)).collect();
@@ -378,10 +296,7 @@ impl Purser {
                 return list;
             }
             if Instant::now() >= deadline {
-                panic!(
-                    "waited {timeout:?} for {n} pending approvals, have: {}",
-                    pretty(&list)
-                );
+                panic!("waited {timeout:?} for {n} pending approvals, have: {}", pretty(&list));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -427,7 +342,9 @@ pub fn control_call(socket: &Path, method: &str, path: &str, body: Option<&Value
         let mut r = rest;
         while let Some((size, tail)) = r.split_once("\r\n") {
             let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            if n == 0 { break; }
+            if n == 0 {
+                break;
+            }
             out.push_str(&tail[..n.min(tail.len())]);
             r = tail.get(n + 2..).unwrap_or("");
         }
@@ -459,18 +376,11 @@ pub fn pretty<T: serde::Serialize + ?Sized>(v: &T) -> String {
 impl Drop for Purser {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!(
-                "=== purser serve stderr (tail) ===\n{}",
-                self.serve_log_tail(40)
-            );
+            eprintln!("=== purser serve stderr (tail) ===\n{}", self.serve_log_tail(40));
             let mut cmd = self.base_cmd();
             cmd.args(["receipts", "list", "--json", "--limit", "5"]);
             match proc::try_run_with_timeout(cmd, Duration::from_secs(20)) {
-                Ok(out) => eprintln!(
-                    "=== last receipts ===\n{}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                ),
+                Ok(out) => eprintln!("=== last receipts ===\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
                 Err(e) => eprintln!("=== last receipts: {e}"),
             }
         }

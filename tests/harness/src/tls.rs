@@ -69,12 +69,7 @@ impl TlsFront {
         let backend: SocketAddr = backend.trim_start_matches("http://").trim_end_matches('/').parse().expect("backend 127.0.0.1:PORT");
         let (chain, key) = ca.leaf(&["127.0.0.1", "localhost"]);
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .expect("server config");
+        let mut cfg = rustls::ServerConfig::builder_with_provider(provider).with_safe_default_protocol_versions().unwrap().with_no_client_auth().with_single_cert(chain, key).expect("server config");
         cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -40,15 +40,7 @@ pub struct Expect {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
-        Kind::Pass,
-        Kind::Paid,
-        Kind::RefusedCap,
-        Kind::RefusedHost,
-        Kind::RefusedBudget,
-        Kind::Approved,
-        Kind::Denied,
-    ];
+    pub const ALL: [Kind; 7] = [Kind::Pass, Kind::Paid, Kind::RefusedCap, Kind::RefusedHost, Kind::RefusedBudget, Kind::Approved, Kind::Denied];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -76,13 +68,7 @@ impl Kind {
     }
 
     pub fn expect(self) -> Expect {
-        let refused = |code| Expect {
-            status: 403,
-            code: Some(code),
-            outcome: Some("refused"),
-            reason: Some(code),
-            decided_by: None,
-        };
+        let refused = |code| Expect { status: 403, code: Some(code), outcome: Some("refused"), reason: Some(code), decided_by: None };
         match self {
             Kind::Pass => Expect { status: 200, code: None, outcome: None, reason: None, decided_by: None },
             Kind::Paid => Expect { status: 200, code: None, outcome: Some("paid"), reason: None, decided_by: Some("auto") },
@@ -125,7 +111,7 @@ impl Kind {
     /// The `n`th request of this kind: (method, upstream URL, JSON body).
     pub fn request(self, peers: &Urls, n: u64) -> (&'static str, String, Option<Value>) {
         let (v2, v1) = (&peers.v2, &peers.v1);
-        let alt = |a: &str, b: &str, path: &str| format!("{}{path}", if n % 2 == 0 { a } else { b });
+        let alt = |a: &str, b: &str, path: &str| format!("{}{path}", if n.is_multiple_of(2) { a } else { b });
         match self {
             Kind::Pass => ("GET", alt(v2, v1, "/free"), None),
             Kind::Paid => match n % 3 {

@@ -186,7 +186,17 @@ pub async fn run(cfg: &Config, progress: &(dyn Fn(String) + Sync)) -> anyhow::Re
 }
 
 #[allow(clippy::too_many_arguments)]
-fn build(cfg: &Config, duration_ms: u64, shared: &Shared, records: Vec<Record>, samples: Vec<sampler::ProcSample>, baseline: Option<sampler::ProcSample>, after: Option<sampler::ProcSample>, settle: Duration, audit: check::Audit) -> Report {
+fn build(
+    cfg: &Config,
+    duration_ms: u64,
+    shared: &Shared,
+    records: Vec<Record>,
+    samples: Vec<sampler::ProcSample>,
+    baseline: Option<sampler::ProcSample>,
+    after: Option<sampler::ProcSample>,
+    settle: Duration,
+    audit: check::Audit,
+) -> Report {
     let mut problems = Vec::new();
     let mut counts: BTreeMap<&'static str, KindCount> = BTreeMap::new();
     for r in &records {

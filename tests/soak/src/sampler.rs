@@ -20,20 +20,9 @@ pub struct ProcSample {
 /// Reads `pid` now; None when the process is gone or /proc is unreadable.
 pub fn read(pid: u32, start: Instant) -> Option<ProcSample> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| -> Option<u64> {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-    };
+    let field = |name: &str| -> Option<u64> { status.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.split_whitespace().next()).and_then(|v| v.parse().ok()) };
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64;
-    Some(ProcSample {
-        t_ms: Instant::now().saturating_duration_since(start).as_millis() as u64,
-        rss_kb: field("VmRSS:")?,
-        fds,
-        threads: field("Threads:").unwrap_or(0),
-    })
+    Some(ProcSample { t_ms: Instant::now().saturating_duration_since(start).as_millis() as u64, rss_kb: field("VmRSS:")?, fds, threads: field("Threads:").unwrap_or(0) })
 }
 
 /// Samples `pid` every `every` into `out` until `stop` is set (one last reading then).

@@ -97,15 +97,7 @@ pub async fn generate(agent: Agent, proxy: String, urls: Urls, per_sec: f64, unt
             let t0 = Instant::now();
             let t_ms = t0.duration_since(shared.start).as_millis() as u64;
             let rec = match try_send(rb).await {
-                Ok(r) => Record {
-                    t_ms,
-                    kind,
-                    latency_us: t0.elapsed().as_micros() as u64,
-                    status: r.status,
-                    code: r.code(),
-                    receipt: r.receipt(),
-                    problem: kind.check(&r, body.as_ref(), &url),
-                },
+                Ok(r) => Record { t_ms, kind, latency_us: t0.elapsed().as_micros() as u64, status: r.status, code: r.code(), receipt: r.receipt(), problem: kind.check(&r, body.as_ref(), &url) },
                 Err(e) => Record { t_ms, kind, latency_us: t0.elapsed().as_micros() as u64, status: 0, code: None, receipt: None, problem: Some(e) },
             };
             shared.records.lock().unwrap().push(rec);
@@ -133,9 +125,7 @@ impl Control {
     async fn call(&self, _c: &reqwest::Client, method: reqwest::Method, path: &str) -> Result<Value, String> {
         let (socket, path) = (self.socket.clone(), path.to_string());
         let body = path.ends_with("/approve").then(|| serde_json::json!({"passphrase": purser_testkit::purser::PASSPHRASE}));
-        let (status, v) = tokio::task::spawn_blocking(move || purser_testkit::purser::control_call(&socket, method.as_str(), &path, body.as_ref()))
-            .await
-            .map_err(|e| e.to_string())?;
+        let (status, v) = tokio::task::spawn_blocking(move || purser_testkit::purser::control_call(&socket, method.as_str(), &path, body.as_ref())).await.map_err(|e| e.to_string())?;
         if (200..300).contains(&status) {
             Ok(v)
         } else {

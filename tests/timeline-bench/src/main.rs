@@ -194,11 +194,13 @@ fn run(o: &Opts, dir: &Path) -> Result<()> {
         text_len.unwrap_or(0.0),
         blob_len.unwrap_or(0.0)
     );
-    let breakdown: Result<Vec<(String, i64)>> = ledger.with(|c| {
-        let mut st = c.prepare("SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC")?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-    }).map_err(anyhow::Error::from);
+    let breakdown: Result<Vec<(String, i64)>> = ledger
+        .with(|c| {
+            let mut st = c.prepare("SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .map_err(anyhow::Error::from);
     match breakdown {
         Ok(rows) => {
             let (mut search_idx, mut chain) = (0i64, 0i64);
@@ -212,7 +214,11 @@ fn run(o: &Opts, dir: &Path) -> Result<()> {
                     println!("    {name:<40} {:>7.1} bytes/receipt", *bytes as f64 / n as f64);
                 }
             }
-            println!("  the search index (facts, FTS, rollup, days, price memory): {:.0} bytes/receipt; receipts + their indexes + grants: {:.0} bytes/receipt", search_idx as f64 / n as f64, chain as f64 / n as f64);
+            println!(
+                "  the search index (facts, FTS, rollup, days, price memory): {:.0} bytes/receipt; receipts + their indexes + grants: {:.0} bytes/receipt",
+                search_idx as f64 / n as f64,
+                chain as f64 / n as f64
+            );
         }
         Err(e) => println!("  (no per-table breakdown: {e})"),
     }

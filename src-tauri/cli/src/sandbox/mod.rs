@@ -125,15 +125,7 @@ pub async fn command(cmd: SandboxCmd) -> anyhow::Result<()> {
                 Some(d) => d,
                 None => std::env::current_dir()?,
             };
-            let spec = SandboxSpec {
-                proxy_socket: args.socket,
-                token: args.token,
-                ca_pem: args.ca,
-                cwd,
-                allow_write: args.allow_write,
-                hide: args.hide,
-                command: args.command,
-            };
+            let spec = SandboxSpec { proxy_socket: args.socket, token: args.token, ca_pem: args.ca, cwd, allow_write: args.allow_write, hide: args.hide, command: args.command };
             preflight().map_err(|e| coded(e.into()))?;
             let code = run(&spec).await.map_err(coded)?;
             std::process::exit(code)

@@ -45,10 +45,7 @@ fn agent_env_drops_secrets_and_points_at_the_bridge() {
         ("GPG_AGENT_INFO", "g"),
         ("SSL_CERT_FILE", "/mine"),
     ];
-    let env: HashMap<String, String> = agent_env(vars.map(|(k, v)| (k.into(), v.into())), "pgt_abc", false)
-        .into_iter()
-        .map(|(k, v)| (k.into_string().unwrap(), v.into_string().unwrap()))
-        .collect();
+    let env: HashMap<String, String> = agent_env(vars.map(|(k, v)| (k.into(), v.into())), "pgt_abc", false).into_iter().map(|(k, v)| (k.into_string().unwrap(), v.into_string().unwrap())).collect();
     let proxy = "http://purser:pgt_abc@127.0.0.1:4020";
     for k in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"] {
         assert_eq!(env[k], proxy, "{k}");
@@ -56,18 +53,7 @@ fn agent_env_drops_secrets_and_points_at_the_bridge() {
     assert_eq!((env["PURSER_PROXY"].as_str(), env["PURSER_GRANT"].as_str(), env["PURSER_RUN"].as_str()), ("http://127.0.0.1:4020", "pgt_abc", "1"));
     assert_eq!((env["NO_PROXY"].as_str(), env["no_proxy"].as_str()), ("localhost,127.0.0.1,::1", "localhost,127.0.0.1,::1"));
     assert_eq!((env["PATH"].as_str(), env["SSL_CERT_FILE"].as_str()), ("/usr/bin", "/mine"), "kept; no CA: trust untouched");
-    for k in [
-        "PURSER_PASSPHRASE",
-        "PURSER_DATA_DIR",
-        "SSH_AUTH_SOCK",
-        "DBUS_SESSION_BUS_ADDRESS",
-        "FTP_PROXY",
-        "No_Proxy",
-        "XDG_RUNTIME_DIR",
-        "DISPLAY",
-        "WAYLAND_DISPLAY",
-        "GPG_AGENT_INFO",
-    ] {
+    for k in ["PURSER_PASSPHRASE", "PURSER_DATA_DIR", "SSH_AUTH_SOCK", "DBUS_SESSION_BUS_ADDRESS", "FTP_PROXY", "No_Proxy", "XDG_RUNTIME_DIR", "DISPLAY", "WAYLAND_DISPLAY", "GPG_AGENT_INFO"] {
         assert!(!env.contains_key(k), "{k} leaked");
     }
     assert_eq!(env.len(), 1 + 1 + 3 + 6 + 2);
@@ -142,17 +128,7 @@ fn bwrap_args_in_order() {
     let fds = Fds { info: 5, ready: 6, ca: Some((7, 8)) };
     let args: Vec<String> = bwrap_args(&r, &fds, true, 0o022).into_iter().map(|a| a.into_string().unwrap()).collect();
     let at = |needle: &[&str]| args.windows(needle.len()).position(|w| w == needle).unwrap_or_else(|| panic!("{needle:?} not in {args:?}"));
-    for flag in [
-        "--unshare-user",
-        "--disable-userns",
-        "--unshare-pid",
-        "--unshare-net",
-        "--unshare-ipc",
-        "--unshare-uts",
-        "--die-with-parent",
-        "--new-session",
-        "--as-pid-1",
-    ] {
+    for flag in ["--unshare-user", "--disable-userns", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--new-session", "--as-pid-1"] {
         at(&[flag]);
     }
     let root = at(&["--ro-bind", "/", "/"]);

@@ -166,9 +166,7 @@ mod tests {
         assert!(text.contains("apparmor_restrict_unprivileged_userns=0") && text.contains("setting up uid map"), "{text}");
 
         let debian = Sysctls { unprivileged_userns_clone: Some(0), max_user_namespaces: Some(1000), apparmor_restrict: None };
-        let text =
-            classify("bwrap: No permissions to creating new namespace, likely because the kernel does not allow non-privileged user namespaces.", &debian)
-                .to_string();
+        let text = classify("bwrap: No permissions to creating new namespace, likely because the kernel does not allow non-privileged user namespaces.", &debian).to_string();
         assert!(text.contains("kernel.unprivileged_userns_clone=1") && !text.contains("apparmor"), "{text}");
 
         let ubuntu = Sysctls { unprivileged_userns_clone: Some(1), max_user_namespaces: Some(1000), apparmor_restrict: Some(1) };

@@ -116,13 +116,9 @@ pub async fn funds(ledger: &Ledger, dir: &Path, address: Address, nets: &[&'stat
         let over = cached.as_ref().is_some_and(|b| allocated > b.atomic);
         let dec = |v: U256| crate::prompt::atomic_decimal(v, a.decimals);
         let warning = match &cached {
-            Some(b) if over => Some(format!(
-                "your active grants could spend {} {sym} on {} but the wallet holds {} {sym}: add funds or lower the grants",
-                dec(allocated),
-                n.v1_name,
-                dec(b.atomic),
-                sym = a.symbol
-            )),
+            Some(b) if over => {
+                Some(format!("your active grants could spend {} {sym} on {} but the wallet holds {} {sym}: add funds or lower the grants", dec(allocated), n.v1_name, dec(b.atomic), sym = a.symbol))
+            }
             None => Some(format!("the balance on {} is unknown (never read): payments are not checked against it until it is read", n.v1_name)),
             _ => None,
         };
@@ -223,7 +219,8 @@ mod tests {
         let l = Ledger::open_in(dir.path()).unwrap();
         let now = Utc::now();
         let grant = |id: &str, nets: &[&str]| {
-            let spec = GrantSpec { label: id.into(), budget: "1".into(), expires: "1h".into(), hosts: vec!["x.com".into()], networks: nets.iter().map(|s| s.to_string()).collect(), ..Default::default() };
+            let spec =
+                GrantSpec { label: id.into(), budget: "1".into(), expires: "1h".into(), hosts: vec!["x.com".into()], networks: nets.iter().map(|s| s.to_string()).collect(), ..Default::default() };
             let (label, limits) = spec.validate(now).unwrap();
             l.create_grant(id, &label, &limits, &format!("h{id}"), now).unwrap();
         };

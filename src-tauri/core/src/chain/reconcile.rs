@@ -55,10 +55,7 @@ pub fn judge_tx(tx: &TxReceipt, token: Address, payer: Address, pay_to: Address,
         return Finding::Confirmed(format!("Transfer of {amount} from {payer} to {pay_to} in block {}", tx.block));
     }
     let seen: Vec<String> = tx.transfers.iter().filter(|t| t.token == token).map(|t| format!("{} from {} to {}", t.value, t.from, t.to)).collect();
-    Finding::Mismatch(format!(
-        "the transaction has no Transfer of {amount} from {payer} to {pay_to} (its transfers of this token: {})",
-        if seen.is_empty() { "none".into() } else { seen.join("; ") }
-    ))
+    Finding::Mismatch(format!("the transaction has no Transfer of {amount} from {payer} to {pay_to} (its transfers of this token: {})", if seen.is_empty() { "none".into() } else { seen.join("; ") }))
 }
 
 /// A payment judged by its nonce: `used` read at a block no older than the one whose
@@ -75,7 +72,9 @@ pub fn judge_nonce(paid: bool, tx_missing: Option<&str>, used: bool, chain_time:
         )),
         (true, false, _) => Finding::Pending(format!("not on chain yet; the authorization is valid until {valid_before} (chain time {chain_time})")),
         (false, true, _) => Finding::SettledLate("the authorization was used on chain after all: the payment settled, its reservation is now spent".into()),
-        (false, false, _) if expired => Finding::Released(format!("the authorization expired unused (chain time {chain_time} >= validBefore {valid_before}): nothing was paid, its reservation was released")),
+        (false, false, _) if expired => {
+            Finding::Released(format!("the authorization expired unused (chain time {chain_time} >= validBefore {valid_before}): nothing was paid, its reservation was released"))
+        }
         (false, false, _) => Finding::Pending(format!("not used yet; it could still be submitted until validBefore {valid_before} (chain time {chain_time}), so the budget stays reserved")),
     }
 }

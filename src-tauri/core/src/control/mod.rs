@@ -135,7 +135,11 @@ fn bad_body(message: String) -> Response<Body> {
 
 /// Parses an optional JSON body (empty means the default).
 fn parse<T: Default + for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, serde_json::Error> {
-    if body.is_empty() { Ok(T::default()) } else { serde_json::from_slice(body) }
+    if body.is_empty() {
+        Ok(T::default())
+    } else {
+        serde_json::from_slice(body)
+    }
 }
 
 /// Presence from a typed passphrase, when one was sent; wrong ones are audited.

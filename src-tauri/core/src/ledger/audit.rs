@@ -93,13 +93,14 @@ impl Walk {
                 }
                 match key(to).and_then(|k| self.seen.get(&k)) {
                     Some(s) if *s < seq => {}
-                    _ => self.problems.push(format!(
-                        "receipt {} (#{seq}): its nonce commits to head {to}, which is not a receipt earlier in this chain: receipts before it were rewritten or removed",
-                        r.id
-                    )),
+                    _ => self
+                        .problems
+                        .push(format!("receipt {} (#{seq}): its nonce commits to head {to}, which is not a receipt earlier in this chain: receipts before it were rewritten or removed", r.id)),
                 }
             }
-            _ if self.committed_before && r.outcome == Outcome::Paid => self.problems.push(format!("receipt {} (#{seq}) was paid with a nonce that commits to no head, after receipts whose nonces do: it was rewritten", r.id)),
+            _ if self.committed_before && r.outcome == Outcome::Paid => {
+                self.problems.push(format!("receipt {} (#{seq}) was paid with a nonce that commits to no head, after receipts whose nonces do: it was rewritten", r.id))
+            }
             _ => {}
         }
         self.signed.push(SignedFact { id: r.id.clone(), seq, time: r.time, paid: r.outcome == Outcome::Paid, nonce: nonce.clone(), network: r.network.clone(), asset: r.asset.clone() });

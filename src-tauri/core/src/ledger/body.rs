@@ -18,7 +18,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use zstd::zstd_safe::{self, CCtx, CDict, DCtx, DDict};
 
-
 /// The first dictionary is trained once the ledger reaches this many receipts.
 pub const TRAIN_AFTER: i64 = 1_000;
 /// A new dictionary each time the ledger grows this many times over since the last one.
@@ -128,8 +127,13 @@ impl BodyCodec {
         if let Some(t) = w.trained.take() {
             let newer = latest(c)?.is_none_or(|(_, _, at)| t.at_seq > at);
             if let (true, Some(zid)) = (newer, zstd_safe::get_dict_id_from_dict(&t.dict)) {
-                c.prepare_cached("INSERT INTO body_dicts (zstd_id, trained_at_seq, samples, dict, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")?
-                    .execute(params![i64::from(zid.get()), t.at_seq, t.samples, t.dict, ts(chrono::Utc::now())])?;
+                c.prepare_cached("INSERT INTO body_dicts (zstd_id, trained_at_seq, samples, dict, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(params![
+                    i64::from(zid.get()),
+                    t.at_seq,
+                    t.samples,
+                    t.dict,
+                    ts(chrono::Utc::now())
+                ])?;
             }
         }
         let head = latest(c)?;

@@ -59,7 +59,11 @@ fn bodies_are_text_until_a_dictionary_is_trained_then_compressed_and_read_back_e
     assert_eq!(newest[0].id, written[1_499].id);
     // Compressed bodies are much smaller than text.
     let (t_len, b_len): (f64, f64) = l
-        .with(|c| Ok(c.query_row("SELECT avg(CASE WHEN typeof(body) = 'text' THEN length(body) END), avg(CASE WHEN typeof(body) = 'blob' THEN length(body) END) FROM receipts", [], |r| Ok((r.get(0)?, r.get(1)?)))?))
+        .with(|c| {
+            Ok(c.query_row("SELECT avg(CASE WHEN typeof(body) = 'text' THEN length(body) END), avg(CASE WHEN typeof(body) = 'blob' THEN length(body) END) FROM receipts", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?)
+        })
         .unwrap();
     assert!(b_len * 3.0 < t_len, "compressed {b_len} vs text {t_len}");
     // A reader of its own (a fresh codec) reads the file too.

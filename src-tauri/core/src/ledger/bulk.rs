@@ -198,7 +198,14 @@ impl Ledger {
         self.with(|c| {
             let mut st = c.prepare("SELECT first_seq, last_seq, last_hash, count, file, archived_at FROM receipt_archives ORDER BY last_seq")?;
             let rows = st.query_map([], |r| {
-                Ok(ArchiveRecord { first_seq: r.get(0)?, last_seq: r.get(1)?, last_hash: r.get(2)?, count: r.get::<_, i64>(3)? as u64, file: PathBuf::from(r.get::<_, String>(4)?), archived_at: r.get(5)? })
+                Ok(ArchiveRecord {
+                    first_seq: r.get(0)?,
+                    last_seq: r.get(1)?,
+                    last_hash: r.get(2)?,
+                    count: r.get::<_, i64>(3)? as u64,
+                    file: PathBuf::from(r.get::<_, String>(4)?),
+                    archived_at: r.get(5)?,
+                })
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })

@@ -2,7 +2,6 @@
 //! per network and asset with the time it was read, and each receipt's reconciliation state
 //! against the chain (its own table: receipts are immutable). The chain calls are `chain`'s.
 
-
 use super::reserve::{apply, Reservation, Settle};
 use super::{parse_ts, to_i64, ts, Ledger, LedgerError, Result};
 use crate::grants::Limits;

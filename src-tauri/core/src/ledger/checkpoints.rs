@@ -2,7 +2,6 @@
 //! beside the receipts. The file cannot forge them (it never holds the key); signing and
 //! checking signatures are `anchor`'s, where they sit in the chain is the audit's.
 
-
 use super::{parse_ts, to_i64, ts, Ledger, Result};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection};
@@ -24,10 +23,7 @@ impl Ledger {
     pub fn store_checkpoint(&self, cp: &Checkpoint) -> Result<()> {
         let count = to_i64(cp.count)?;
         self.with(|c| {
-            c.execute(
-                "INSERT OR REPLACE INTO checkpoints (count, head, time, signer, signature) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![count, cp.head, ts(cp.time), cp.signer, cp.signature],
-            )?;
+            c.execute("INSERT OR REPLACE INTO checkpoints (count, head, time, signer, signature) VALUES (?1, ?2, ?3, ?4, ?5)", params![count, cp.head, ts(cp.time), cp.signer, cp.signature])?;
             Ok(())
         })
     }

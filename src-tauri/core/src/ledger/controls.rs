@@ -9,7 +9,6 @@ use crate::search::Flags;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
-
 /// The settings key of "pause all spending" (`1` on, `0` off).
 pub const PAUSED: &str = "spending_paused";
 
@@ -35,10 +34,7 @@ impl Ledger {
     /// Sets a setting (durably, before it takes effect).
     pub fn set_setting(&self, key: &str, value: &str, now: DateTime<Utc>) -> Result<()> {
         self.with(|c| {
-            c.execute(
-                "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3) ON CONFLICT(key) DO UPDATE SET value = ?2, updated_at = ?3",
-                params![key, value, ts(now)],
-            )?;
+            c.execute("INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3) ON CONFLICT(key) DO UPDATE SET value = ?2, updated_at = ?3", params![key, value, ts(now)])?;
             Ok(())
         })
     }
@@ -91,11 +87,9 @@ impl Ledger {
     pub fn receipt_detail(&self, id: &str) -> Result<Option<(Receipt, i64, Flags)>> {
         self.with(|c| {
             let row: Option<(i64, rusqlite::types::Value, String, Option<i64>)> = c
-                .query_row(
-                    "SELECT r.seq, r.body, r.hash, f.flags FROM receipts r LEFT JOIN receipt_facts f ON f.seq = r.seq WHERE r.id = ?1",
-                    [id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-                )
+                .query_row("SELECT r.seq, r.body, r.hash, f.flags FROM receipts r LEFT JOIN receipt_facts f ON f.seq = r.seq WHERE r.id = ?1", [id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
                 .optional()?;
             row.map(|(seq, body, hash, flags)| {
                 let body = self.codec.text(c, (&body).into())?;

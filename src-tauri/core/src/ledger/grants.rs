@@ -25,9 +25,7 @@ pub(super) fn row_to_grant(r: &Row<'_>) -> rusqlite::Result<std::result::Result<
 }
 
 pub(super) fn load(conn: &rusqlite::Connection, id: &str) -> Result<Grant> {
-    conn.query_row(&format!("SELECT {COLS} FROM grants WHERE id = ?1"), [id], row_to_grant)
-        .optional()?
-        .ok_or_else(|| LedgerError::NoGrant(id.to_string()))?
+    conn.query_row(&format!("SELECT {COLS} FROM grants WHERE id = ?1"), [id], row_to_grant).optional()?.ok_or_else(|| LedgerError::NoGrant(id.to_string()))?
 }
 
 impl Ledger {
@@ -35,10 +33,7 @@ impl Ledger {
     pub fn create_grant(&self, id: &str, label: &str, limits: &Limits, token_hash: &str, now: DateTime<Utc>) -> Result<Grant> {
         let json = serde_json::to_string(limits).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
         self.with(|c| {
-            c.execute(
-                "INSERT INTO grants (id, label, token_hash, limits, budget, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![id, label, token_hash, json, to_i64(limits.budget)?, ts(now)],
-            )?;
+            c.execute("INSERT INTO grants (id, label, token_hash, limits, budget, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", params![id, label, token_hash, json, to_i64(limits.budget)?, ts(now)])?;
             load(c, id)
         })
     }

@@ -10,9 +10,6 @@ use crate::receipt::{DecidedBy, Outcome, Receipt};
 use crate::search::flags::{self, Flags};
 use rusqlite::{params, Connection, OptionalExtension};
 
-
-
-
 /// The FTS5 tokenizer of `receipt_fts`, as its schema steps spell it.
 pub const TOKENIZER: &str = "tokenize=\"unicode61 remove_diacritics 2 tokenchars '$'\"";
 
@@ -237,8 +234,10 @@ fn index_one(c: &Connection, seq: i64, r: &Receipt) -> Result<()> {
     }
 
     let amount_i = amount.map(|a| i64::try_from(a).map_err(|_| LedgerError::Overflow)).transpose()?;
-    c.prepare_cached("INSERT INTO receipt_facts (seq, t, grant_dim, outcome, decider, host, endpoint, payee, network, reason, amount, flags) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")?
-        .execute(params![seq, t, grant, outcome, decider, host, endpoint, payee, network, reason, amount_i, flags.bits()])?;
+    c.prepare_cached(
+        "INSERT INTO receipt_facts (seq, t, grant_dim, outcome, decider, host, endpoint, payee, network, reason, amount, flags) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(params![seq, t, grant, outcome, decider, host, endpoint, payee, network, reason, amount_i, flags.bits()])?;
 
     let mut doc = vec![TOKEN_ALL.to_string(), token('o', outcome), token('d', decider), token('h', host), token('r', reason)];
     for suffix in host_suffixes(&host_name) {
@@ -303,8 +302,10 @@ fn index_one(c: &Connection, seq: i64, r: &Receipt) -> Result<()> {
     for (kind, value) in counts {
         upsert.execute(params![kind, value, day, outcome, spend])?;
     }
-    c.prepare_cached("INSERT INTO receipt_days (day, min_seq, max_seq) VALUES (?1, ?2, ?2) ON CONFLICT(day) DO UPDATE SET min_seq = min(min_seq, excluded.min_seq), max_seq = max(max_seq, excluded.max_seq)")?
-        .execute(params![day, seq])?;
+    c.prepare_cached(
+        "INSERT INTO receipt_days (day, min_seq, max_seq) VALUES (?1, ?2, ?2) ON CONFLICT(day) DO UPDATE SET min_seq = min(min_seq, excluded.min_seq), max_seq = max(max_seq, excluded.max_seq)",
+    )?
+    .execute(params![day, seq])?;
     Ok(())
 }
 
@@ -323,7 +324,8 @@ pub(crate) fn backfill_if_pending(c: &Connection) -> Result<()> {
     let (mut after, mut indexed) = (0i64, 0u64);
     loop {
         let rows: Vec<(i64, rusqlite::types::Value)> = {
-            let mut st = c.prepare_cached("SELECT seq, body FROM receipts WHERE seq > ?1 AND seq < ?2 AND seq NOT IN (SELECT seq FROM receipt_facts WHERE seq > ?1 AND seq < ?2) ORDER BY seq LIMIT 5000")?;
+            let mut st =
+                c.prepare_cached("SELECT seq, body FROM receipts WHERE seq > ?1 AND seq < ?2 AND seq NOT IN (SELECT seq FROM receipt_facts WHERE seq > ?1 AND seq < ?2) ORDER BY seq LIMIT 5000")?;
             let rows = st.query_map([after, below], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect::<rusqlite::Result<_>>()?
         };
@@ -364,10 +366,20 @@ pub(crate) fn forget_through(c: &Connection, last: i64) -> Result<()> {
     let spend = "sum(CASE WHEN outcome = 0 THEN coalesce(amount, 0) ELSE 0 END)";
     let range = "t >= ?1 * 86400 AND t < (?2 + 1) * 86400";
     for (kind, value) in [("0", "0"), ("1", "grant_dim"), ("2", "host"), ("3", "endpoint"), ("4", "payee"), ("5", "network"), ("6", "reason"), ("7", "decider")] {
-        c.execute(&format!("INSERT INTO receipt_counts (kind, value, day, outcome, n, spend) SELECT {kind}, {value}, t / 86400, outcome, count(*), {spend} FROM receipt_facts WHERE {range} GROUP BY 2, 3, 4"), [d0, d1])?;
+        c.execute(
+            &format!(
+                "INSERT INTO receipt_counts (kind, value, day, outcome, n, spend) SELECT {kind}, {value}, t / 86400, outcome, count(*), {spend} FROM receipt_facts WHERE {range} GROUP BY 2, 3, 4"
+            ),
+            [d0, d1],
+        )?;
     }
     for (bit, cond) in [(1, "(flags & 1) != 0"), (2, "(flags & 2) != 0"), (3, "flags != 0")] {
-        c.execute(&format!("INSERT INTO receipt_counts (kind, value, day, outcome, n, spend) SELECT 8, {bit}, t / 86400, outcome, count(*), {spend} FROM receipt_facts WHERE {range} AND {cond} GROUP BY 3, 4"), [d0, d1])?;
+        c.execute(
+            &format!(
+                "INSERT INTO receipt_counts (kind, value, day, outcome, n, spend) SELECT 8, {bit}, t / 86400, outcome, count(*), {spend} FROM receipt_facts WHERE {range} AND {cond} GROUP BY 3, 4"
+            ),
+            [d0, d1],
+        )?;
     }
     // Amount cells: computed in Rust (the grid is not SQL).
     let cells: Vec<(i64, i64, i64, i64)> = {
@@ -386,10 +398,7 @@ pub(crate) fn forget_through(c: &Connection, last: i64) -> Result<()> {
         upsert.execute(params![count_kind::UPPER_CELL, upper_cell(a) as i64, day, outcome, n, spend])?;
     }
     c.execute("DELETE FROM receipt_days WHERE day BETWEEN ?1 AND ?2", [d0, d1])?;
-    c.execute(
-        "INSERT INTO receipt_days (day, min_seq, max_seq) SELECT t / 86400, min(seq), max(seq) FROM receipt_facts WHERE t >= ?1 * 86400 AND t < (?2 + 1) * 86400 GROUP BY 1",
-        [d0, d1],
-    )?;
+    c.execute("INSERT INTO receipt_days (day, min_seq, max_seq) SELECT t / 86400, min(seq), max(seq) FROM receipt_facts WHERE t >= ?1 * 86400 AND t < (?2 + 1) * 86400 GROUP BY 1", [d0, d1])?;
     Ok(())
 }
 

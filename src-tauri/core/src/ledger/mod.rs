@@ -4,15 +4,15 @@
 
 mod audit;
 mod backlog;
+mod batch;
 mod body;
 mod bulk;
-mod batch;
 mod chain;
 mod checkpoints;
 mod controls;
 mod grants;
-pub mod migrations;
 pub(crate) mod index;
+pub mod migrations;
 mod par_count;
 mod plan;
 mod priced_words;
@@ -23,17 +23,17 @@ mod rules;
 pub(crate) mod search;
 
 pub use audit::{Audit, SignedFact};
-pub use chain::{Reconciliation, StoredBalance};
-pub use checkpoints::Checkpoint;
 pub use backlog::{MAX_PARKED, RETRY_EVERY};
 pub use body::{read_body, BodyCodec};
 pub use bulk::{verify_archive_file, ArchiveRecord, ArchiveReport};
+pub use chain::{Reconciliation, StoredBalance};
+pub use checkpoints::Checkpoint;
 pub use controls::{Unrevoke, PAUSED};
 pub use receipts::{ChainReport, GENESIS_HASH};
-pub use search::{Counters, Cursor, GroupBy, RawPage, RawRow, RawStats};
-pub use rules::MissedApprovals;
 pub use recover::{Recovered, INTERRUPTED};
 pub use reserve::{Reservation, Settle};
+pub use rules::MissedApprovals;
+pub use search::{Counters, Cursor, GroupBy, RawPage, RawRow, RawStats};
 
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
@@ -78,7 +78,6 @@ pub type Result<T> = std::result::Result<T, LedgerError>;
 
 /// The ledger's file name inside the data dir.
 pub const DB_FILE: &str = "purser.db";
-
 
 /// A handle on the ledger. Cloning shares one writing connection (SQLite serialises writers
 /// anyway; other processes, the CLI, coordinate through SQLite's own locking) and a small pool of
@@ -185,8 +184,8 @@ fn to_i64(v: u64) -> Result<i64> {
 }
 
 #[cfg(test)]
-#[path = "tests.rs"]
-mod tests;
-#[cfg(test)]
 #[path = "audit_tests.rs"]
 mod audit_tests;
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

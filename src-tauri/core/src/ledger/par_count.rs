@@ -34,21 +34,14 @@ fn markers(c: &Connection) -> Result<(i64, i64)> {
 
 /// The sum of `jobs`' counts, as of `c`'s transaction (`top`: the newest seq it sees). With a
 /// ledger to borrow a second connection from, large counts run half there.
-pub(super) fn count_all(
-    ledger: Option<&Ledger>,
-    c: &Connection,
-    jobs: Vec<CountJob>,
-    top: i64,
-) -> Result<u64> {
+pub(super) fn count_all(ledger: Option<&Ledger>, c: &Connection, jobs: Vec<CountJob>, top: i64) -> Result<u64> {
     let jobs: Vec<CountJob> = jobs.into_iter().filter(|j| j.lo <= j.hi).collect();
     let span: i64 = jobs.iter().map(|j| j.hi - j.lo + 1).sum();
     // Many jobs are one short doclist each (a word's pairs, one per amount code): cut in halves
     // they count slower (a rowid bound on a single term), and dealt out to two connections the
     // second one's cold cache costs more than it saves ("the amount:0.001..1" at 1M: 32 ms
     // against 21 ms here alone).
-    match ledger
-        .filter(|_| span >= SPLIT_FROM.load(Ordering::Relaxed) && jobs.len() <= MAX_SPLIT_JOBS)
-    {
+    match ledger.filter(|_| span >= SPLIT_FROM.load(Ordering::Relaxed) && jobs.len() <= MAX_SPLIT_JOBS) {
         Some(ledger) => count_split(ledger, c, jobs, top),
         None => count_each(c, &jobs, top),
     }
@@ -69,16 +62,8 @@ fn count_split(ledger: &Ledger, c: &Connection, jobs: Vec<CountJob>, top: i64) -
     let (mut mine, mut theirs) = (vec![], vec![]);
     for j in jobs {
         let mid = j.lo + (j.hi - j.lo) / 2;
-        theirs.push(CountJob {
-            expr: j.expr.clone(),
-            lo: mid + 1,
-            hi: j.hi,
-        });
-        mine.push(CountJob {
-            expr: j.expr,
-            lo: j.lo,
-            hi: mid,
-        });
+        theirs.push(CountJob { expr: j.expr.clone(), lo: mid + 1, hi: j.hi });
+        mine.push(CountJob { expr: j.expr, lo: j.lo, hi: mid });
     }
     let marks = markers(c)?;
     let (n, there) = std::thread::scope(|s| {
@@ -118,38 +103,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let l = Ledger::open_in(&dir.path().join("data")).unwrap();
         for i in 0..n {
-            let mut r = Receipt::new(
-                format!("p{i:04}"),
-                at("2026-11-01T00:00:00Z") + Duration::minutes(i as i64 * 7),
-                "GET",
-                "https://api.example.com/v1/q",
-                "api.example.com",
-            );
-            r.intent = Some(
-                [
-                    "paris weather",
-                    "lisbon weather",
-                    "paris hotels",
-                    "tokyo news",
-                ][i % 4]
-                    .into(),
-            );
-            let outcome = if i % 3 == 0 {
-                Outcome::Refused
-            } else {
-                Outcome::Paid
-            };
-            r.decide(
-                outcome,
-                if i % 5 == 0 {
-                    DecidedBy::User
-                } else {
-                    DecidedBy::Auto
-                },
-                "x",
-                None,
-                "x".to_string(),
-            );
+            let mut r = Receipt::new(format!("p{i:04}"), at("2026-11-01T00:00:00Z") + Duration::minutes(i as i64 * 7), "GET", "https://api.example.com/v1/q", "api.example.com");
+            r.intent = Some(["paris weather", "lisbon weather", "paris hotels", "tokyo news"][i % 4].into());
+            let outcome = if i % 3 == 0 { Outcome::Refused } else { Outcome::Paid };
+            r.decide(outcome, if i % 5 == 0 { DecidedBy::User } else { DecidedBy::Auto }, "x", None, "x".to_string());
             let micros = 1_000 + (i as u64 * 7_919) % 90_000;
             r.amount_atomic = Some(micros.to_string());
             r.amount_usd = Some(crate::money::micros_decimal(micros));
@@ -175,17 +132,9 @@ mod tests {
             "weather since:2026-11-01T06:00:00 until:2026-11-02T12:00:00",
             "news amount:0.024757",
         ];
-        let totals = |l: &Ledger| -> Vec<u64> {
-            queries
-                .iter()
-                .map(|q| crate::search::search(l, q, 3, None, now).unwrap().total)
-                .collect()
-        };
+        let totals = |l: &Ledger| -> Vec<u64> { queries.iter().map(|q| crate::search::search(l, q, 3, None, now).unwrap().total).collect() };
         let one = totals(&l);
-        assert!(
-            one.iter().all(|t| *t > 0),
-            "every query matches something: {one:?}"
-        );
+        assert!(one.iter().all(|t| *t > 0), "every query matches something: {one:?}");
         let was = SPLIT_FROM.swap(1, Ordering::SeqCst);
         let two = totals(&l);
         SPLIT_FROM.store(was, Ordering::SeqCst);
@@ -197,11 +146,7 @@ mod tests {
     #[test]
     fn a_second_snapshot_after_an_archive_is_not_trusted() {
         let (d, l) = ledger_of(200);
-        let job = |lo, hi| CountJob {
-            expr: "\"weather\"".into(),
-            lo,
-            hi,
-        };
+        let job = |lo, hi| CountJob { expr: "\"weather\"".into(), lo, hi };
         let l2 = l.clone();
         let before = l
             .read(|c| {
@@ -210,23 +155,14 @@ mod tests {
                 let alone = count_all(None, &tx, vec![job(1, top)], top)?;
                 // Archive three quarters of the receipts (into the half the second connection
                 // counts) while this snapshot stays open.
-                let moved = l2
-                    .archive_before(
-                        at("2026-11-01T17:30:00Z"),
-                        &d.path().join("archive.db"),
-                        at("2026-12-01T00:00:00Z"),
-                    )
-                    .map_err(|e| super::super::LedgerError::Corrupt(e.to_string()))?;
+                let moved = l2.archive_before(at("2026-11-01T17:30:00Z"), &d.path().join("archive.db"), at("2026-12-01T00:00:00Z")).map_err(|e| super::super::LedgerError::Corrupt(e.to_string()))?;
                 assert_eq!(moved.moved, 150);
                 let split = count_split(&l2, &tx, vec![job(1, top)], top)?;
                 Ok((alone, split))
             })
             .unwrap();
         assert_eq!(before.0, 100, "half the receipts say weather");
-        assert_eq!(
-            before.1, before.0,
-            "the split count is as of the caller's snapshot"
-        );
+        assert_eq!(before.1, before.0, "the split count is as of the caller's snapshot");
         // A new snapshot sees the archive.
         let after = l
             .read(|c| {

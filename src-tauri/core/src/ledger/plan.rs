@@ -139,7 +139,22 @@ pub(super) fn amount_sides(lo: u64, hi: u64) -> Vec<((char, std::ops::RangeInclu
 
 impl Plan {
     pub(super) fn resolve(c: &Connection, q: &Query) -> Result<Plan> {
-        let mut p = Plan { nothing: false, must: vec![], must_not: vec![], amount: q.amount, amount_superset: vec![], amount_sure: Some(vec![]), amount_partial: None, paired: None, counts: None, since: q.since, until: q.until, rollup: None, facts_where: None, top: i64::MAX };
+        let mut p = Plan {
+            nothing: false,
+            must: vec![],
+            must_not: vec![],
+            amount: q.amount,
+            amount_superset: vec![],
+            amount_sure: Some(vec![]),
+            amount_partial: None,
+            paired: None,
+            counts: None,
+            since: q.since,
+            until: q.until,
+            rollup: None,
+            facts_where: None,
+            top: i64::MAX,
+        };
         // receipt_counts answers: no words, whole days, outcome filters, and at most one other
         // positive filter (or one exact amount bound).
         let mut counts_ok = q.terms.is_empty();
@@ -177,7 +192,11 @@ impl Plan {
                 }
             }
             let e = pieces.iter().map(|(e, _)| e.as_str()).collect::<Vec<_>>().join(" AND ");
-            if t.negated { p.must_not.push(e) } else { p.must.push(e) }
+            if t.negated {
+                p.must_not.push(e)
+            } else {
+                p.must.push(e)
+            }
         }
         for f in &q.facets {
             // FTS tokens, the SQL condition over facts/rollup, and the interned ids (for counts).
@@ -277,7 +296,11 @@ impl Plan {
                 continue;
             }
             let e = or_tokens(&tokens);
-            if f.negated { p.must_not.push(e) } else { p.must.push(e) }
+            if f.negated {
+                p.must_not.push(e)
+            } else {
+                p.must.push(e)
+            }
         }
         if let Some((lo, hi)) = q.amount {
             let sides = amount_sides(lo, hi);
@@ -413,9 +436,8 @@ impl Plan {
         let until = self.until.unwrap_or(i64::MAX / 2);
         let first_day = since.div_euclid(DAY);
         let last_day = (until - 1).div_euclid(DAY);
-        let (lo, hi): (Option<i64>, Option<i64>) = c
-            .prepare_cached("SELECT min(min_seq), max(max_seq) FROM receipt_days WHERE day >= ?1 AND day <= ?2")?
-            .query_row(params![first_day, last_day], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let (lo, hi): (Option<i64>, Option<i64>) =
+            c.prepare_cached("SELECT min(min_seq), max(max_seq) FROM receipt_days WHERE day >= ?1 AND day <= ?2")?.query_row(params![first_day, last_day], |r| Ok((r.get(0)?, r.get(1)?)))?;
         let (Some(lo), Some(hi)) = (lo, hi) else { return Ok(None) };
         // Days that may hold receipts before `since` end at or before sure_lo; days that may
         // hold receipts at or after `until` start at or after sure_hi.

@@ -12,7 +12,6 @@ use crate::receipt::{DecidedBy, LedgerAfter, Outcome, Receipt};
 use chrono::{DateTime, Utc};
 use rusqlite::TransactionBehavior;
 
-
 /// The reason of a receipt written for a payment interrupted by a crash.
 pub const INTERRUPTED: &str = "interrupted";
 

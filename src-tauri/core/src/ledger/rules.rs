@@ -6,14 +6,15 @@ use crate::rules::{NewRule, Rule, RuleKind};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, Row};
 
-
 const COLS: &str = "id, grant_id, kind, host, max_amount, expires_at, created_at, from_approval, removed_at";
 const MISSED_MARK: &str = "missed_seen_seq";
 const TIMED_OUT: &str = "approval_timed_out";
 
+/// A `rules` row as stored: id, grant, kind, host, max, expiry, created, from approval, removed.
+type RuleRow = (String, String, String, String, Option<i64>, Option<String>, String, Option<String>, Option<String>);
+
 fn row_to_rule(r: &Row<'_>) -> rusqlite::Result<Result<Rule>> {
-    let (id, grant_id, kind, host, max, expires, created, from, removed): (String, String, String, String, Option<i64>, Option<String>, String, Option<String>, Option<String>) =
-        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?);
+    let (id, grant_id, kind, host, max, expires, created, from, removed): RuleRow = (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?);
     Ok((|| {
         let bad = |what: &str| LedgerError::Corrupt(format!("rule {id}: {what}"));
         Ok(Rule {
@@ -54,16 +55,7 @@ impl Ledger {
             }
             c.execute(
                 &format!("INSERT INTO rules ({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL)"),
-                params![
-                    id,
-                    grant_id,
-                    rule.kind.as_str(),
-                    rule.host.to_string(),
-                    rule.max_micros.map(to_i64).transpose()?,
-                    rule.expires_at.map(ts),
-                    ts(now),
-                    from_approval
-                ],
+                params![id, grant_id, rule.kind.as_str(), rule.host.to_string(), rule.max_micros.map(to_i64).transpose()?, rule.expires_at.map(ts), ts(now), from_approval],
             )?;
             c.query_row(&format!("SELECT {COLS} FROM rules WHERE id = ?1"), [id], row_to_rule)?
         })
@@ -131,8 +123,7 @@ impl Ledger {
     pub fn missed_approvals(&self) -> Result<MissedApprovals> {
         self.with(|c| {
             let mark: i64 = c.query_row("SELECT value FROM marks WHERE name = ?1", [MISSED_MARK], |r| r.get(0)).optional()?.unwrap_or(0);
-            let (count, up_to): (i64, Option<i64>) =
-                c.query_row("SELECT COUNT(*), MAX(seq) FROM receipts WHERE seq > ?1 AND reason = ?2", params![mark, TIMED_OUT], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let (count, up_to): (i64, Option<i64>) = c.query_row("SELECT COUNT(*), MAX(seq) FROM receipts WHERE seq > ?1 AND reason = ?2", params![mark, TIMED_OUT], |r| Ok((r.get(0)?, r.get(1)?)))?;
             let mut st = c.prepare("SELECT id FROM receipts WHERE seq > ?1 AND reason = ?2 ORDER BY seq DESC LIMIT 50")?;
             let ids = st.query_map(params![mark, TIMED_OUT], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?;
             Ok(MissedApprovals { count: count as u64, receipt_ids: ids, up_to_seq: up_to.unwrap_or(mark) })
@@ -142,10 +133,7 @@ impl Ledger {
     /// Marks the missed approvals up to receipt `seq` as seen (the mark never moves back).
     pub fn ack_missed(&self, seq: i64) -> Result<()> {
         self.with(|c| {
-            c.execute(
-                "INSERT INTO marks (name, value) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET value = MAX(value, ?2)",
-                params![MISSED_MARK, seq],
-            )?;
+            c.execute("INSERT INTO marks (name, value) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET value = MAX(value, ?2)", params![MISSED_MARK, seq])?;
             Ok(())
         })
     }

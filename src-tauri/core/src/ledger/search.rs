@@ -162,8 +162,11 @@ fn facts(r: &rusqlite::Row<'_>) -> rusqlite::Result<Facts> {
     })
 }
 
+/// Counters per group (its key values) and for all groups together.
+type Groups = (Vec<(Vec<i64>, Counters)>, Counters);
+
 /// Aggregates from `receipt_counts`, or None when the grouping needs another kind of row.
-fn counts_counters(c: &Connection, cp: &CountsPlan, by: &[GroupBy]) -> Result<Option<(Vec<(Vec<i64>, Counters)>, Counters)>> {
+fn counts_counters(c: &Connection, cp: &CountsPlan, by: &[GroupBy]) -> Result<Option<Groups>> {
     let kind_of = |g: &GroupBy| match g {
         GroupBy::Grant => Some(dim::GRANT),
         GroupBy::Host => Some(dim::HOST),
@@ -213,7 +216,7 @@ fn counts_counters(c: &Connection, cp: &CountsPlan, by: &[GroupBy]) -> Result<Op
 }
 
 /// Runs an aggregate whose rows are `keys..., outcome, n, spend` into counters per key.
-fn sum_groups(c: &Connection, sql: &str, nkeys: usize) -> Result<(Vec<(Vec<i64>, Counters)>, Counters)> {
+fn sum_groups(c: &Connection, sql: &str, nkeys: usize) -> Result<Groups> {
     let mut st = c.prepare_cached(sql)?;
     let mut rows = st.query([])?;
     let mut groups: HashMap<Vec<i64>, Counters> = HashMap::new();
@@ -355,7 +358,7 @@ fn count_rows(c: &Connection, p: &Plan, z: &Zones, par: Option<&Ledger>) -> Resu
     Ok(n)
 }
 
-fn rollup_counters(c: &Connection, where_: &str, by: &[GroupBy]) -> Result<(Vec<(Vec<i64>, Counters)>, Counters)> {
+fn rollup_counters(c: &Connection, where_: &str, by: &[GroupBy]) -> Result<Groups> {
     let keys: Vec<&str> = by.iter().map(|b| b.rollup_expr()).collect();
     let mut cols = keys.clone();
     cols.extend(["outcome", "sum(n)", "sum(spend)"]);
@@ -390,7 +393,7 @@ fn load_row(c: &Connection, codec: &BodyCodec, seq: i64, flags: u32) -> Result<R
 /// Aggregates of a word-less query in one pass over `receipt_facts` (`w`: its exact conditions),
 /// reading only the grouping columns and grouping here (SQLite's GROUP BY sorts: 150 ms
 /// against 100 ms for 150k of 1M rows). At most three groupings.
-fn facts_scan(c: &Connection, w: &str, z: &Zones, by: &[GroupBy]) -> Result<(Vec<(Vec<i64>, Counters)>, Counters)> {
+fn facts_scan(c: &Connection, w: &str, z: &Zones, by: &[GroupBy]) -> Result<Groups> {
     let mut cols: Vec<&str> = by.iter().map(GroupBy::facts_expr).collect();
     let nkeys = cols.len();
     cols.extend(["outcome", "amount"]);
@@ -530,16 +533,14 @@ impl Ledger {
                 return Ok(n);
             }
             let mut err = None;
-            each_fact(&tx, &p, &p.superset(), z.lo, z.hi, false, |fa| {
-                match load_row(&tx, &self.codec, fa.seq, fa.flags).and_then(&mut f) {
-                    Ok(()) => {
-                        n += 1;
-                        Ok(true)
-                    }
-                    Err(e) => {
-                        err = Some(e);
-                        Ok(false)
-                    }
+            each_fact(&tx, &p, &p.superset(), z.lo, z.hi, false, |fa| match load_row(&tx, &self.codec, fa.seq, fa.flags).and_then(&mut f) {
+                Ok(()) => {
+                    n += 1;
+                    Ok(true)
+                }
+                Err(e) => {
+                    err = Some(e);
+                    Ok(false)
                 }
             })?;
             match err {

@@ -114,11 +114,7 @@ impl PrintCommand {
 
     /// The lines printed for the queue of a flooded grant.
     pub fn queue_text(&self, grant_label: &str, waiting: usize) -> String {
-        format!(
-            "purser: {waiting} more payments for task “{}” are waiting: {} approvals list",
-            crate::prompt::clean(grant_label, crate::prompt::MAX_NAME),
-            self.purser()
-        )
+        format!("purser: {waiting} more payments for task “{}” are waiting: {} approvals list", crate::prompt::clean(grant_label, crate::prompt::MAX_NAME), self.purser())
     }
 }
 

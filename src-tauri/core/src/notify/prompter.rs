@@ -207,11 +207,7 @@ impl Prompter {
         if self.engine.wallet().is_none() {
             text = prompt::wallet_locked(text);
         }
-        let actions = if style.actions {
-            vec![(ACTION_APPROVE.into(), "Approve once".into()), (ACTION_DENY.into(), "Deny".into()), (ACTION_OPEN.into(), "Open".into())]
-        } else {
-            Vec::new()
-        };
+        let actions = if style.actions { vec![(ACTION_APPROVE.into(), "Approve once".into()), (ACTION_DENY.into(), "Deny".into()), (ACTION_OPEN.into(), "Open".into())] } else { Vec::new() };
         let note = Note { replaces: None, summary: text.summary, body: text.body, actions };
         if let Some(nid) = self.show(note).await {
             self.notes.insert(nid, Target::Approval(view.id.clone()));
@@ -243,7 +239,9 @@ impl Prompter {
         if waiting == 0 {
             if let Some(nid) = summary {
                 self.notes.remove(&nid);
-                self.grants.get_mut(grant_id).map(|q| q.summary = None);
+                if let Some(q) = self.grants.get_mut(grant_id) {
+                    q.summary = None;
+                }
                 self.notifier.close(nid).await;
             }
             return;
@@ -257,7 +255,9 @@ impl Prompter {
                 self.notes.remove(&old);
             }
             self.notes.insert(nid, Target::Queue(grant_id.to_string()));
-            self.grants.get_mut(grant_id).map(|q| q.summary = Some(nid));
+            if let Some(q) = self.grants.get_mut(grant_id) {
+                q.summary = Some(nid);
+            }
         }
     }
 
@@ -308,7 +308,9 @@ impl Prompter {
             NoteEvent::Closed { id } => {
                 // Dismissed without a decision: the request keeps waiting (window, CLI).
                 if let Some(Target::Queue(gid)) = self.notes.remove(&id) {
-                    self.grants.get_mut(&gid).map(|q| q.summary = None);
+                    if let Some(q) = self.grants.get_mut(&gid) {
+                        q.summary = None;
+                    }
                 }
             }
         }

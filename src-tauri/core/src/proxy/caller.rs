@@ -76,7 +76,11 @@ impl Caller {
     /// The grant `token` opens for this caller, or the refusal to send.
     pub async fn authenticate(&self, engine: &Engine, token: Option<&str>) -> Result<Grant, Response<Body>> {
         let Some(token) = token.filter(|t| !t.is_empty()) else {
-            return Err(refuse(StatusCode::PROXY_AUTHENTICATION_REQUIRED, "missing_token", "send your grant token as Proxy-Authorization: Bearer <token>, X-Purser-Grant, or the proxy password: HTTPS_PROXY=http://grant:<token>@127.0.0.1:PORT"));
+            return Err(refuse(
+                StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+                "missing_token",
+                "send your grant token as Proxy-Authorization: Bearer <token>, X-Purser-Grant, or the proxy password: HTTPS_PROXY=http://grant:<token>@127.0.0.1:PORT",
+            ));
         };
         let unavailable = |e: crate::engine::EngineError| error_response(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string(), None);
         if let Origin::Run { binding, .. } = &self.origin {
@@ -201,10 +205,24 @@ mod tests {
     #[test]
     fn internal_addresses() {
         for (ip, want) in [
-            ("127.0.0.1", true), ("127.1.2.3", true), ("10.0.0.1", true), ("172.16.0.1", true), ("192.168.1.1", true),
-            ("169.254.169.254", true), ("100.64.0.1", true), ("0.0.0.0", true), ("::1", true), ("::ffff:127.0.0.1", true),
-            ("fd00::1", true), ("fe80::1", true), ("::", true), ("1.1.1.1", false), ("8.8.8.8", false), ("172.32.0.1", false),
-            ("2606:4700::1111", false), ("::ffff:1.1.1.1", false),
+            ("127.0.0.1", true),
+            ("127.1.2.3", true),
+            ("10.0.0.1", true),
+            ("172.16.0.1", true),
+            ("192.168.1.1", true),
+            ("169.254.169.254", true),
+            ("100.64.0.1", true),
+            ("0.0.0.0", true),
+            ("::1", true),
+            ("::ffff:127.0.0.1", true),
+            ("fd00::1", true),
+            ("fe80::1", true),
+            ("::", true),
+            ("1.1.1.1", false),
+            ("8.8.8.8", false),
+            ("172.32.0.1", false),
+            ("2606:4700::1111", false),
+            ("::ffff:1.1.1.1", false),
         ] {
             assert_eq!(is_internal(ip.parse().unwrap()), want, "{ip}");
         }

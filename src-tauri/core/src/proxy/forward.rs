@@ -355,7 +355,8 @@ where
     let tls = match tokio_rustls::TlsConnector::from(engine.upstream.tls_config()).connect(name, tcp).await {
         Ok(t) => t,
         Err(e) => {
-            let code = if e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()).is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_))) { "upstream_certificate" } else { "upstream_error" };
+            let code =
+                if e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()).is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_))) { "upstream_certificate" } else { "upstream_error" };
             return bad_gateway(code, format!("TLS to {host}:{port} failed: {e}"));
         }
     };

@@ -14,13 +14,13 @@
 //! `upstream::Limits`; tunnels (which keep their connection's [`Slot`]) are capped in `tunnels`.
 
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use hyper_util::server::conn::auto::Builder;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Default time a client has to send a whole request head (also the keep-alive idle timeout).

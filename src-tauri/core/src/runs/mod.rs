@@ -169,7 +169,14 @@ impl Runs {
         let mut v: Vec<RunView> = self
             .lock()
             .values()
-            .map(|e| RunView { id: e.binding.id.clone(), label: e.binding.label.clone(), command: e.binding.command.clone(), grant_id: e.binding.grant_id.clone(), started_at: e.binding.started_at, launcher_pid: e.launcher_pid })
+            .map(|e| RunView {
+                id: e.binding.id.clone(),
+                label: e.binding.label.clone(),
+                command: e.binding.command.clone(),
+                grant_id: e.binding.grant_id.clone(),
+                started_at: e.binding.started_at,
+                launcher_pid: e.launcher_pid,
+            })
             .collect();
         v.sort_by_key(|r| r.started_at);
         v
@@ -227,12 +234,8 @@ impl Runs {
     /// Ends the runs whose launcher has died (checked by the daemon now and then), and every
     /// run when `all` (shutdown).
     pub fn reap(&self, engine: &Engine, all: bool) {
-        let dead: Vec<(String, bool)> = self
-            .lock()
-            .iter()
-            .filter(|(_, e)| all || e.launcher_pid.is_some_and(|p| !std::path::Path::new(&format!("/proc/{p}")).exists()))
-            .map(|(id, e)| (id.clone(), e.end_grant))
-            .collect();
+        let dead: Vec<(String, bool)> =
+            self.lock().iter().filter(|(_, e)| all || e.launcher_pid.is_some_and(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())).map(|(id, e)| (id.clone(), e.end_grant)).collect();
         for (id, _) in dead {
             let _ = self.end(engine, &id, false);
         }
@@ -338,7 +341,9 @@ pub async fn route(engine: &Arc<Engine>, runs: &Runs, peer: &Peer, method: Metho
         (Method::GET, []) => json_response(StatusCode::OK, &serde_json::to_value(runs.list()).unwrap_or_default(), None),
         (Method::POST, []) => start(engine, runs, peer, body),
         (Method::POST, [id, "end"]) => {
-            let b: EndBody = if body.is_empty() { EndBody::default() } else {
+            let b: EndBody = if body.is_empty() {
+                EndBody::default()
+            } else {
                 match serde_json::from_slice(body) {
                     Ok(b) => b,
                     Err(e) => return refuse(StatusCode::BAD_REQUEST, "invalid_body", &format!("end takes {{\"keep_grant\": false}}: {e}")),

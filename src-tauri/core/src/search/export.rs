@@ -45,8 +45,29 @@ pub struct ExportSummary {
 
 /// CSV columns, in order (the chain columns follow when asked for).
 pub const CSV_COLUMNS: &[&str] = &[
-    "seq", "id", "time", "grant_id", "grant_label", "method", "url", "host", "outcome", "reason", "detail", "decided_by", "intent", "amount_usd", "amount_atomic", "network", "asset",
-    "pay_to", "tx", "payer", "upstream_status", "flags", "message",
+    "seq",
+    "id",
+    "time",
+    "grant_id",
+    "grant_label",
+    "method",
+    "url",
+    "host",
+    "outcome",
+    "reason",
+    "detail",
+    "decided_by",
+    "intent",
+    "amount_usd",
+    "amount_atomic",
+    "network",
+    "asset",
+    "pay_to",
+    "tx",
+    "payer",
+    "upstream_status",
+    "flags",
+    "message",
 ];
 pub const CSV_CHAIN_COLUMNS: &[&str] = &["prev_hash", "hash", "body"];
 
@@ -355,7 +376,11 @@ pub fn verify_export(input: impl std::io::Read) -> Result<ExportCheck, SearchErr
                         m.remove(k);
                     }
                 }
-                if &mine == b { Ok(()) } else { Err("its fields differ from its hashed body".to_string()) }
+                if &mine == b {
+                    Ok(())
+                } else {
+                    Err("its fields differ from its hashed body".to_string())
+                }
             };
             step(n, seq, &hash, &body, &shown)?;
         }

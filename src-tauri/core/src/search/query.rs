@@ -227,18 +227,32 @@ fn parse_value(k: Key, v: &str) -> Result<Value, String> {
         Key::Payee => {
             let a = v.to_ascii_lowercase();
             let ok = a.len() == 42 && a.starts_with("0x") && a[2..].bytes().all(|c| c.is_ascii_hexdigit());
-            if ok { Ok(Value::Text(a)) } else { Err("payee must be a 0x address (40 hex digits)".into()) }
+            if ok {
+                Ok(Value::Text(a))
+            } else {
+                Err("payee must be a 0x address (40 hex digits)".into())
+            }
         }
         Key::Network => match crate::networks::by_name(v) {
             Some(n) => Ok(Value::Text(n.caip2.to_string())),
             None => {
-                let ok = v.split_once(':').is_some_and(|(ns, id)| !ns.is_empty() && ns.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()) && !id.is_empty() && id.bytes().all(|c| c.is_ascii_alphanumeric()));
-                if ok { Ok(Value::Text(v.to_string())) } else { Err("network must be a registry name (base, base-sepolia) or a CAIP-2 id (eip155:8453)".into()) }
+                let ok = v
+                    .split_once(':')
+                    .is_some_and(|(ns, id)| !ns.is_empty() && ns.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()) && !id.is_empty() && id.bytes().all(|c| c.is_ascii_alphanumeric()));
+                if ok {
+                    Ok(Value::Text(v.to_string()))
+                } else {
+                    Err("network must be a registry name (base, base-sepolia) or a CAIP-2 id (eip155:8453)".into())
+                }
             }
         },
         Key::Reason => {
             let ok = v.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_');
-            if ok { Ok(Value::Text(v.to_string())) } else { Err("reason must be a snake_case code such as over_budget".into()) }
+            if ok {
+                Ok(Value::Text(v.to_string()))
+            } else {
+                Err("reason must be a snake_case code such as over_budget".into())
+            }
         }
         // Names and labels are matched without regard to case (the index holds them lowercased).
         Key::Agent | Key::Run => {

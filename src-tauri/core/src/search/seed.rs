@@ -68,8 +68,26 @@ const SERVICES: &[(&str, &[(&str, &str)])] = &[
 const DOMAINS: &[&str] = &["api.{s}hub.com", "{s}.data.io", "x402.{s}.dev", "api.{s}-pro.net", "{s}api.example.org", "pay.{s}cloud.ai", "{s}.agentmarket.xyz"];
 
 const TASKS: &[&str] = &[
-    "research", "travel-plans", "market-watch", "due-diligence", "news-digest", "trip-paris", "competitor-scan", "thesis-lit-review", "weekly-report", "recipe-bot", "patent-search",
-    "sales-leads", "support-triage", "translation-job", "data-cleanup", "price-tracker", "legal-memo", "podcast-notes", "ops-monitor", "hiring-research",
+    "research",
+    "travel-plans",
+    "market-watch",
+    "due-diligence",
+    "news-digest",
+    "trip-paris",
+    "competitor-scan",
+    "thesis-lit-review",
+    "weekly-report",
+    "recipe-bot",
+    "patent-search",
+    "sales-leads",
+    "support-triage",
+    "translation-job",
+    "data-cleanup",
+    "price-tracker",
+    "legal-memo",
+    "podcast-notes",
+    "ops-monitor",
+    "hiring-research",
 ];
 
 const INTENTS: &[&str] = &[
@@ -269,7 +287,8 @@ pub fn seed(ledger: &Ledger, dir: &Path, opts: &SeedOptions, now: DateTime<Utc>,
                 _ if rng.gen_bool(0.0005) => address(&mut rng),
                 _ => host.payee.clone(),
             };
-            let (network, asset) = if host.network == "eip155:8453" { ("eip155:8453", "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913") } else { ("eip155:84532", "0x036CbD53842c5426634e7929541eC2318f3dCF7e") };
+            let (network, asset) =
+                if host.network == "eip155:8453" { ("eip155:8453", "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913") } else { ("eip155:84532", "0x036CbD53842c5426634e7929541eC2318f3dCF7e") };
             let requirement = if host.v1 {
                 json!({"scheme": "exact", "network": if network == "eip155:8453" { "base" } else { "base-sepolia" }, "maxAmountRequired": price.to_string(), "resource": url, "description": ep.description, "mimeType": "application/json", "payTo": payee, "maxTimeoutSeconds": 300, "asset": asset, "extra": {"name": if network == "eip155:8453" { "USD Coin" } else { "USDC" }, "version": "2"}})
             } else {
@@ -295,7 +314,18 @@ pub fn seed(ledger: &Ledger, dir: &Path, opts: &SeedOptions, now: DateTime<Utc>,
                 r.pay_to = Some(payee.clone());
                 if o < 0.37 || price > 500_000 {
                     let mut w = rng.gen_range(0..total_weight);
-                    let (reason, msg, by, _) = REFUSALS.iter().find(|x| if w < x.3 { true } else { w -= x.3; false }).copied().unwrap_or(REFUSALS[0]);
+                    let (reason, msg, by, _) = REFUSALS
+                        .iter()
+                        .find(|x| {
+                            if w < x.3 {
+                                true
+                            } else {
+                                w -= x.3;
+                                false
+                            }
+                        })
+                        .copied()
+                        .unwrap_or(REFUSALS[0]);
                     let reason = if price > 500_000 { "over_per_request_cap" } else { reason };
                     let by = if price > 500_000 { DecidedBy::Policy } else { by };
                     r.decide(Outcome::Refused, by, reason, None, msg);
@@ -307,7 +337,13 @@ pub fn seed(ledger: &Ledger, dir: &Path, opts: &SeedOptions, now: DateTime<Utc>,
                     r.payer = Some("0x70997970C51812dc3A010C7d01b50e0d17dc79C8".into());
                     if o < 0.42 {
                         r.upstream_status = Some(402);
-                        r.decide(Outcome::Failed, by, "settlement_failed", Some("insufficient_funds"), "the payment was not confirmed (upstream answered 402 Payment Required); no second signature will be made and the budget stays reserved until the authorization expires");
+                        r.decide(
+                            Outcome::Failed,
+                            by,
+                            "settlement_failed",
+                            Some("insufficient_funds"),
+                            "the payment was not confirmed (upstream answered 402 Payment Required); no second signature will be made and the budget stays reserved until the authorization expires",
+                        );
                     } else {
                         let tx = format!("0x{}", hex_of(&mut rng, 32));
                         r.settlement = Some(json!({"success": true, "transaction": tx, "network": network, "payer": r.payer}));

@@ -62,7 +62,13 @@ fn receipt_of(s: &Spec, grants: &[crate::grants::Grant]) -> Receipt {
     r.set_grant(&grants[s.grant]);
     r.decide(s.outcome, s.by, s.reason, (s.reason == "settlement_failed").then_some("insufficient_funds"), format!("decision {}", s.id));
     r.intent = s.intent.map(str::to_string);
-    let description = if s.url.contains("forecast") { "7-day forecast for a city" } else if s.url.contains("current") { "current conditions" } else { "flight offers" };
+    let description = if s.url.contains("forecast") {
+        "7-day forecast for a city"
+    } else if s.url.contains("current") {
+        "current conditions"
+    } else {
+        "flight offers"
+    };
     r.challenge = Some(serde_json::json!({"x402Version": 2, "resource": {"url": s.url, "description": description}, "accepts": []}));
     if let Some(usd) = s.usd {
         let micros = crate::money::parse_usd(usd).unwrap();
@@ -83,7 +89,8 @@ fn receipt_of(s: &Spec, grants: &[crate::grants::Grant]) -> Receipt {
 fn agent_of(id: &str) -> Option<AgentInfo> {
     let parent = |pid, exe: Option<&str>, name: &str| ParentProcess { pid, exe: exe.map(str::to_string), name: name.into() };
     let bash = parent(100, Some("/usr/bin/bash"), "bash");
-    let process = |pid, exe: &str, cmdline: &str, parents| AgentInfo { kind: AgentKind::Process, pid: Some(pid), exe: Some(exe.into()), cmdline: Some(cmdline.into()), parents, run_label: None, run_id: None };
+    let process =
+        |pid, exe: &str, cmdline: &str, parents| AgentInfo { kind: AgentKind::Process, pid: Some(pid), exe: Some(exe.into()), cmdline: Some(cmdline.into()), parents, run_label: None, run_id: None };
     match id {
         "r05" => Some(process(300, "/usr/bin/curl", "curl -s https://flights.example.io/search", vec![parent(200, Some("/usr/bin/node"), "claude"), bash])),
         "r08" => Some(AgentInfo { kind: AgentKind::Run, run_label: Some("Research".into()), run_id: Some("run-1".into()), ..process(400, "/usr/bin/python3.11", "python3 agent.py", vec![bash]) }),
@@ -482,11 +489,7 @@ fn verify_catches_modified_deleted_and_reordered_receipts() {
         ("deleted in the middle", "DELETE FROM receipts WHERE id = 'r05'", "r06"),
         ("deleted at the end", "DELETE FROM receipts WHERE id = 'r10'", "#10"),
         ("deleted first", "DELETE FROM receipts WHERE id = 'r01'", "r02"),
-        (
-            "reordered",
-            "UPDATE receipts SET seq = -1 WHERE id = 'r03'; UPDATE receipts SET seq = 3 WHERE id = 'r04'; UPDATE receipts SET seq = 4 WHERE id = 'r03' AND seq = -1;",
-            "r04",
-        ),
+        ("reordered", "UPDATE receipts SET seq = -1 WHERE id = 'r03'; UPDATE receipts SET seq = 3 WHERE id = 'r04'; UPDATE receipts SET seq = 4 WHERE id = 'r03' AND seq = -1;", "r04"),
     ];
     for (name, sql, want) in cases {
         let (_d, l) = fixture();
@@ -682,7 +685,8 @@ fn host_wildcards_agree_with_brute_force() {
     }
     let weight = |h: &str| hosts.iter().position(|x| *x == h).unwrap() as u64 + 1;
     let paid = |h: &str| weight(h).div_ceil(2);
-    let patterns = ["*.example.com", "*.com", "*.b.example.com", "*.0.1:8080", "*.0.0.1:8080", "*.1:8080", "*.io", "*.evil.io", "*.localhost", "*.m", "*.upper.example.com", "*.EXAMPLE.COM", "*.nothing.test"];
+    let patterns =
+        ["*.example.com", "*.com", "*.b.example.com", "*.0.1:8080", "*.0.0.1:8080", "*.1:8080", "*.io", "*.evil.io", "*.localhost", "*.m", "*.upper.example.com", "*.EXAMPLE.COM", "*.nothing.test"];
     for pat in patterns {
         let suffix = format!(".{}", pat[2..].to_ascii_lowercase());
         let matching: Vec<&str> = hosts.iter().copied().filter(|h| h.to_ascii_lowercase().ends_with(&suffix)).collect();
@@ -705,7 +709,18 @@ fn host_wildcards_agree_with_brute_force() {
 fn a_ledger_from_before_steps_8_and_9_is_reindexed() {
     for (version, prefix) in [(7, ""), (8, ", prefix='2 3 4 5 6'")] {
         let (dir, l) = fixture();
-        let queries = ["host:*.example.io", "flight* host:*.example.io", "forec* host:*.com", "fl* -host:*.flights.example.io", "flag:any", "weather amount:>0.01", "weather amount:0.001..0.02", "", "agent:claude", "run:research -agent:curl"];
+        let queries = [
+            "host:*.example.io",
+            "flight* host:*.example.io",
+            "forec* host:*.com",
+            "fl* -host:*.flights.example.io",
+            "flag:any",
+            "weather amount:>0.01",
+            "weather amount:0.001..0.02",
+            "",
+            "agent:claude",
+            "run:research -agent:curl",
+        ];
         let before: Vec<(Vec<String>, u64)> = queries.iter().map(|q| all_pages(&l, q, 3)).collect();
         drop(l);
         // The old FTS table, its documents gone (so a search that skipped the rebuild would

@@ -99,13 +99,7 @@ impl Engine {
             Some(w) => Some(w.address()),
             None => s.data_dir.as_deref().and_then(|d| Wallet::address_of(d).ok()),
         };
-        WalletStatus {
-            address: address.map(|a| a.to_checksum(None)),
-            locked: unlocked.is_none(),
-            remembered: s.remembered,
-            keychain: s.keychain,
-            keychain_message: s.keychain_message,
-        }
+        WalletStatus { address: address.map(|a| a.to_checksum(None)), locked: unlocked.is_none(), remembered: s.remembered, keychain: s.keychain, keychain_message: s.keychain_message }
     }
 
     fn changed(&self) -> WalletStatus {

@@ -206,11 +206,7 @@ impl Wallet {
         if !vault_path(dir).exists() && legacy_path(dir).exists() {
             let bytes = std::fs::read(legacy_path(dir)).map_err(io)?;
             let doc: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| WalletError::Corrupt(e.to_string()))?;
-            return doc
-                .get("address")
-                .and_then(|a| a.as_str())
-                .and_then(|a| a.trim_start_matches("0x").parse().ok())
-                .ok_or_else(|| WalletError::Corrupt("the keystore names no address".into()));
+            return doc.get("address").and_then(|a| a.as_str()).and_then(|a| a.trim_start_matches("0x").parse().ok()).ok_or_else(|| WalletError::Corrupt("the keystore names no address".into()));
         }
         Ok(read_vault(dir)?.address)
     }
@@ -307,14 +303,7 @@ impl Wallet {
             verifying_contract: Some(req.asset.address),
             salt: None,
         };
-        let msg = TransferWithAuthorization {
-            from: auth.from,
-            to: auth.to,
-            value: auth.value,
-            validAfter: U256::from(valid_after),
-            validBefore: U256::from(valid_before),
-            nonce,
-        };
+        let msg = TransferWithAuthorization { from: auth.from, to: auth.to, value: auth.value, validAfter: U256::from(valid_after), validBefore: U256::from(valid_before), nonce };
         let hash = msg.eip712_signing_hash(&domain);
         let sig = self.signer.sign_hash_sync(&hash).map_err(|e| WalletError::Sign(e.to_string()))?;
         Ok((auth, sig.as_bytes()))

@@ -30,10 +30,7 @@ fn signature_recovers_to_the_wallet() {
     let parsed = Signature::try_from(&sig[..]).unwrap();
     assert_eq!(parsed.recover_address_from_prehash(&msg.eip712_signing_hash(&domain)).unwrap(), w.address());
     // The type hash is EIP-3009's.
-    assert_eq!(
-        hex::encode(msg.eip712_type_hash()),
-        "7c7c6cdb67a18743f49ec6fa9b35f50d52ed05cbed4cc592e13b44501c1a2267"
-    );
+    assert_eq!(hex::encode(msg.eip712_type_hash()), "7c7c6cdb67a18743f49ec6fa9b35f50d52ed05cbed4cc592e13b44501c1a2267");
 }
 
 fn mode(path: &std::path::Path) -> u32 {
@@ -46,7 +43,11 @@ fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
-        if p.is_dir() { out.extend(files(&p)) } else { out.push(p) }
+        if p.is_dir() {
+            out.extend(files(&p))
+        } else {
+            out.push(p)
+        }
     }
     out
 }

@@ -130,9 +130,7 @@ fn corrupt(why: &str) -> WalletError {
 pub fn derive(passphrase: &[u8], salt: &[u8], params: KdfParams) -> Result<Kek, WalletError> {
     let p = Params::new(params.m_cost, params.t_cost, params.p_cost, Some(32)).map_err(|e| corrupt(&format!("KDF parameters: {e}")))?;
     let mut kek = Zeroizing::new([0u8; 32]);
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, p)
-        .hash_password_into(passphrase, salt, kek.as_mut())
-        .map_err(|e| corrupt(&format!("key derivation: {e}")))?;
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, p).hash_password_into(passphrase, salt, kek.as_mut()).map_err(|e| corrupt(&format!("key derivation: {e}")))?;
     Ok(kek)
 }
 
@@ -150,9 +148,7 @@ impl Vault {
         let kek = derive(passphrase.as_bytes(), &salt, params)?;
         let mut v = Vault { params, salt, nonce, address, ciphertext: [0; 48] };
         let header = v.header();
-        let sealed = XChaCha20Poly1305::new(kek.as_ref().into())
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: secret, aad: &header })
-            .map_err(|_| corrupt("encryption failed"))?;
+        let sealed = XChaCha20Poly1305::new(kek.as_ref().into()).encrypt(XNonce::from_slice(&nonce), Payload { msg: secret, aad: &header }).map_err(|_| corrupt("encryption failed"))?;
         v.ciphertext.copy_from_slice(&sealed);
         Ok((v, kek))
     }
@@ -236,11 +232,7 @@ impl Vault {
     pub fn open_with_kek(&self, kek: &[u8; 32], floor: &KdfParams) -> Result<Zeroizing<[u8; 32]>, WalletError> {
         self.check_params(floor)?;
         let header = self.header();
-        let plain = Zeroizing::new(
-            XChaCha20Poly1305::new(kek.into())
-                .decrypt(XNonce::from_slice(&self.nonce), Payload { msg: &self.ciphertext, aad: &header })
-                .map_err(|_| WalletError::Unlock)?,
-        );
+        let plain = Zeroizing::new(XChaCha20Poly1305::new(kek.into()).decrypt(XNonce::from_slice(&self.nonce), Payload { msg: &self.ciphertext, aad: &header }).map_err(|_| WalletError::Unlock)?);
         let mut secret = Zeroizing::new([0u8; 32]);
         if plain.len() != 32 {
             return Err(corrupt("the sealed key is not 32 bytes"));

@@ -73,17 +73,8 @@ pub fn decode_settlement(value: &[u8]) -> Result<Settlement, X402Error> {
     let doc = parse_json(&decode_b64(value)?)?;
     let obj = doc.as_object().ok_or_else(|| bad("not a JSON object"))?;
     let success = obj.get("success").and_then(Value::as_bool).ok_or_else(|| bad("success is missing"))?;
-    let text = |k: &str| {
-        obj.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(|s| s.chars().filter(|c| !c.is_control()).take(200).collect())
-    };
-    Ok(Settlement {
-        success,
-        transaction: text("transaction"),
-        network: text("network"),
-        payer: text("payer"),
-        error_reason: text("errorReason"),
-        raw: doc,
-    })
+    let text = |k: &str| obj.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(|s| s.chars().filter(|c| !c.is_control()).take(200).collect());
+    Ok(Settlement { success, transaction: text("transaction"), network: text("network"), payer: text("payer"), error_reason: text("errorReason"), raw: doc })
 }
 
 #[cfg(test)]

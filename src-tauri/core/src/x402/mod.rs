@@ -109,16 +109,7 @@ impl X402Error {
     /// than the challenge being malformed or suspicious (refused).
     pub fn is_not_payable(&self) -> bool {
         use X402Error::*;
-        matches!(
-            self,
-            NotX402(_)
-                | UnsupportedVersion(_)
-                | UnsupportedScheme(_)
-                | UnsupportedNetwork(_)
-                | UnsupportedAsset(_)
-                | UnsupportedTransferMethod(_)
-                | UnsupportedExtension(_)
-        )
+        matches!(self, NotX402(_) | UnsupportedVersion(_) | UnsupportedScheme(_) | UnsupportedNetwork(_) | UnsupportedAsset(_) | UnsupportedTransferMethod(_) | UnsupportedExtension(_))
     }
 }
 
@@ -168,10 +159,7 @@ pub(crate) fn decode_b64(value: &[u8]) -> Result<Vec<u8>, X402Error> {
         return Err(X402Error::TooLarge);
     }
     let v = value.trim_ascii();
-    [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
-        .iter()
-        .find_map(|e| e.decode(v).ok())
-        .ok_or(X402Error::InvalidBase64)
+    [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD].iter().find_map(|e| e.decode(v).ok()).ok_or(X402Error::InvalidBase64)
 }
 
 #[cfg(test)]

@@ -105,12 +105,7 @@ fn challenge_from_doc(doc: &Value, from_header: bool) -> Result<Challenge, X402E
         return Err(unsupported.unwrap_or(X402Error::EmptyAccepts));
     }
     let resource = if version == 2 { obj.get("resource").cloned() } else { None };
-    let description = resource
-        .as_ref()
-        .and_then(|r| r.get("description"))
-        .or_else(|| accepts[0].get("description"))
-        .and_then(Value::as_str)
-        .map(clip);
+    let description = resource.as_ref().and_then(|r| r.get("description")).or_else(|| accepts[0].get("description")).and_then(Value::as_str).map(clip);
     Ok(Challenge { version, resource, description, accepts: payable })
 }
 
@@ -177,20 +172,9 @@ fn support(index: usize, option: &Value, c: Checked) -> Result<Requirement, X402
     let (name_got, version_got) = (extra.get("name"), extra.get("version"));
     let matches = |got: Option<&Value>, want: &str| got.is_none() || got.and_then(Value::as_str) == Some(want);
     if !matches(name_got, asset.eip712_name) || !matches(version_got, asset.eip712_version) {
-        return Err(X402Error::DomainMismatch {
-            got: clip(&format!("{}/{}", fmt_opt(name_got), fmt_opt(version_got))),
-            want: format!("{}/{}", asset.eip712_name, asset.eip712_version),
-        });
+        return Err(X402Error::DomainMismatch { got: clip(&format!("{}/{}", fmt_opt(name_got), fmt_opt(version_got))), want: format!("{}/{}", asset.eip712_name, asset.eip712_version) });
     }
-    Ok(Requirement {
-        index,
-        network,
-        asset,
-        amount: c.amount,
-        pay_to: c.pay_to,
-        max_timeout_seconds: c.max_timeout_seconds,
-        raw: option.clone(),
-    })
+    Ok(Requirement { index, network, asset, amount: c.amount, pay_to: c.pay_to, max_timeout_seconds: c.max_timeout_seconds, raw: option.clone() })
 }
 
 /// Refuses any extension that would have Purser sign an approval, a permit or an allowance.

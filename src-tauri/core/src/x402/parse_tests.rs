@@ -1,5 +1,8 @@
 //! Table tests of challenge parsing: every bad input gets its named error.
 
+// Table-driven: each case is one tuple, spelled out where it is read.
+#![allow(clippy::type_complexity)]
+
 use super::*;
 use serde_json::json;
 
@@ -101,9 +104,25 @@ fn bad_documents_table() {
         ("empty accepts", Some(header(&empty)), b"{}".to_vec(), "empty_accepts"),
         ("approve extension", Some(header(&approve)), b"{}".to_vec(), "unsupported_extension"),
         ("bad base64", Some(b"!!not base64!!".to_vec()), b"{}".to_vec(), "invalid_base64"),
-        ("header not json", Some({ use base64::Engine; base64::engine::general_purpose::STANDARD.encode("{\"a\":").into_bytes() }), b"{}".to_vec(), "invalid_json"),
+        (
+            "header not json",
+            Some({
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD.encode("{\"a\":").into_bytes()
+            }),
+            b"{}".to_vec(),
+            "invalid_json",
+        ),
         ("header not an object", Some(header(&json!("x"))), b"{}".to_vec(), "invalid_field"),
-        ("deep header", Some({ use base64::Engine; base64::engine::general_purpose::STANDARD.encode(&deep).into_bytes() }), b"{}".to_vec(), "too_deep"),
+        (
+            "deep header",
+            Some({
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD.encode(&deep).into_bytes()
+            }),
+            b"{}".to_vec(),
+            "too_deep",
+        ),
         ("deep body", None, format!("{{\"a\":{deep}}}").into_bytes(), "too_deep"),
         ("1 MB header", Some(huge), b"{}".to_vec(), "too_large"),
         ("html body", None, b"<html>pay me</html>".to_vec(), "not_x402"),

@@ -103,7 +103,7 @@ fn print_top_mappings(pid: u32, n: usize) {
         }
     }
     let mut v: Vec<_> = by.into_iter().collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1));
+    v.sort_by_key(|e| std::cmp::Reverse(e.1));
     for (name, kib) in v.into_iter().take(n) {
         println!("        {:>7.1} MB  {name}", kib as f64 / 1024.0);
     }
@@ -248,7 +248,12 @@ async fn timeline(purser: &Path, o: &Opts) -> Result<()> {
         let n = ui.js("return (window.__purserPerf && window.__purserPerf.searches.length) || 0", vec![]).await.as_u64().unwrap_or(0);
         ui.type_into("search-input", q).await;
         let r = ui
-            .wait_js(&format!("results for {q}"), Duration::from_secs(60), "const p = window.__purserPerf; return p && p.searches.length > arguments[0] && p.lastQuery === arguments[1] ? p : null", vec![json!(n), json!(q)])
+            .wait_js(
+                &format!("results for {q}"),
+                Duration::from_secs(60),
+                "const p = window.__purserPerf; return p && p.searches.length > arguments[0] && p.lastQuery === arguments[1] ? p : null",
+                vec![json!(n), json!(q)],
+            )
             .await;
         match r {
             Ok(p) => {

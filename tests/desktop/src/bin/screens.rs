@@ -89,14 +89,7 @@ fn token<'a>(grants: &'a [(String, String)], label: &str) -> &'a str {
 
 /// The agent's GET of `upstream` through the app's proxy (gateway mode), with its stated intent.
 async fn get(app: &App, upstream: &str, token: &str, intent: &str) -> Reply {
-    send(
-        agent()
-            .get(app.gateway_url(upstream))
-            .header("Proxy-Authorization", format!("Bearer {token}"))
-            .header("Purser-Intent", intent)
-            .header("Accept", "application/json"),
-    )
-    .await
+    send(agent().get(app.gateway_url(upstream)).header("Proxy-Authorization", format!("Bearer {token}")).header("Purser-Intent", intent).header("Accept", "application/json")).await
 }
 
 fn expect(reply: &Reply, status: u16, what: &str) -> Result<String> {
@@ -202,7 +195,13 @@ async fn scenes(app: &App, peers: &Peers, out: &Path) -> Result<()> {
     let second = held(format!("{v1}/mid?story=central-banks"), "Summarise the central banks piece");
     ui.click("nav-approvals").await;
     ui.testid("screen-approvals").await;
-    wait_js(ui, "two held requests in Approvals", "return document.querySelectorAll('[data-testid^=approval-item-]').length >= 2 && !!document.querySelector('[data-testid=approval-request]')", vec![]).await?;
+    wait_js(
+        ui,
+        "two held requests in Approvals",
+        "return document.querySelectorAll('[data-testid^=approval-item-]').length >= 2 && !!document.querySelector('[data-testid=approval-request]')",
+        vec![],
+    )
+    .await?;
     shot(ui, out, "approvals").await?;
     ui.click("approval-approve").await;
     let approved = tokio::time::timeout(WAIT, first).await.context("the approved request completes")??;

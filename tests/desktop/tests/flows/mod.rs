@@ -49,10 +49,7 @@ pub async fn create_grant(app: &App, fields: Fields<'_>, shots: Option<(&str, &s
 
 /// The agent's GET of `upstream` through the app's proxy (gateway mode, Bearer token).
 pub async fn agent_get(app: &App, upstream: &str, token: &str, intent: Option<&str>) -> Reply {
-    let mut req = agent()
-        .get(app.gateway_url(upstream))
-        .header("Proxy-Authorization", format!("Bearer {token}"))
-        .header("Accept", "application/json");
+    let mut req = agent().get(app.gateway_url(upstream)).header("Proxy-Authorization", format!("Bearer {token}")).header("Accept", "application/json");
     if let Some(i) = intent {
         req = req.header("Purser-Intent", i);
     }

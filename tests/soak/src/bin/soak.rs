@@ -44,10 +44,7 @@ struct Args {
 
 fn default_purser() -> PathBuf {
     // This binary lives in <target>/<profile>/soak; purser serve is built beside it.
-    std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(|d| d.join("purser")))
-        .unwrap_or_else(|| PathBuf::from("target/release/purser"))
+    std::env::current_exe().ok().and_then(|e| e.parent().map(|d| d.join("purser"))).unwrap_or_else(|| PathBuf::from("target/release/purser"))
 }
 
 fn summary(r: &Report) -> String {
@@ -60,7 +57,15 @@ fn summary(r: &Report) -> String {
         s += &format!("{k:<16}{:>8}{:>10}{:>12}{:>6}{:>10.1}{:>10.1}{:>10.1}\n", c.sent, c.expected, c.unexpected, c.shed, l.p50_ms, l.p99_ms, l.max_ms);
     }
     let (f, l, lo, hi) = r.rss_kb;
-    s += &format!("RSS: baseline {} first {} last {} min {} max {} after {}\n", r.baseline.map_or("-".into(), |b| mb(b.rss_kb)), mb(f), mb(l), mb(lo), mb(hi), r.after.map_or("-".into(), |a| mb(a.rss_kb)));
+    s += &format!(
+        "RSS: baseline {} first {} last {} min {} max {} after {}\n",
+        r.baseline.map_or("-".into(), |b| mb(b.rss_kb)),
+        mb(f),
+        mb(l),
+        mb(lo),
+        mb(hi),
+        r.after.map_or("-".into(), |a| mb(a.rss_kb))
+    );
     let (f, l, lo, hi) = r.fds;
     s += &format!("fds: baseline {} first {f} last {l} min {lo} max {hi} after {} ({:.0} s after traffic stopped)\n", r.baseline.map_or(0, |b| b.fds), r.after.map_or(0, |a| a.fds), r.fd_settle_s);
     if let Some(d) = &r.drift {
@@ -71,7 +76,14 @@ fn summary(r: &Report) -> String {
         s += &format!("\nafter the first window: RSS slope {:?} kB/min, fd slope {:?}/min\n", d.rss_slope_kb_per_min, d.fd_slope_per_min);
     }
     let a = &r.audit;
-    s += &format!("ledger: {} receipts, verify {} ({}); paid {} atomic, payees received {} atomic\n", a.receipts_in_ledger, if a.verify_ok { "ok" } else { "FAILED" }, a.verify_output.lines().next().unwrap_or(""), a.paid_atomic, a.payee_delta_atomic);
+    s += &format!(
+        "ledger: {} receipts, verify {} ({}); paid {} atomic, payees received {} atomic\n",
+        a.receipts_in_ledger,
+        if a.verify_ok { "ok" } else { "FAILED" },
+        a.verify_output.lines().next().unwrap_or(""),
+        a.paid_atomic,
+        a.payee_delta_atomic
+    );
     s += "outcomes (outcome/reason/decided_by: agents = ledger):\n";
     for (k, n) in &a.ledger {
         s += &format!("  {k}: agents {} ledger {n}\n", a.agents.get(k).copied().unwrap_or(0));
