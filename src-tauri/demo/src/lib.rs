@@ -9,6 +9,8 @@
 //! [`run_with`] to also get the demo's engine and proxy URL once it is up ([`Ready`]): the desktop
 //! app shows the demo engine's data and answers its prompts itself (no `auto_answer`).
 
+#![forbid(unsafe_code)]
+
 pub mod agent;
 pub mod lines;
 pub mod peers;

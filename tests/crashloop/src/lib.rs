@@ -7,6 +7,8 @@
 //! At the end the chain's clock passes every authorization's validBefore and the ledger must
 //! equal the chain exactly.
 
+#![forbid(unsafe_code)]
+
 pub mod checks;
 pub mod facts;
 pub mod report;

@@ -9,6 +9,8 @@
 //! * [`report`]: windows, percentiles, drift, the table.
 //! * [`check`]: the end-of-run audit (verify, receipts, counts, grants, chain).
 
+#![forbid(unsafe_code)]
+
 pub mod check;
 pub mod kinds;
 pub mod report;

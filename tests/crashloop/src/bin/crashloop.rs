@@ -2,6 +2,8 @@
 //! the long crash loop (tests/hardening/crashloop.sh). Prints one line per kill, then the
 //! figures as a table; exits 1 if any invariant broke.
 
+#![forbid(unsafe_code)]
+
 use anyhow::{bail, Context, Result};
 use purser_crashloop::{run, Config};
 use std::path::PathBuf;

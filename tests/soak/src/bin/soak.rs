@@ -1,6 +1,8 @@
 //! `soak`: runs purser serve under mixed agent traffic for `--minutes`, prints the per-window
 //! table, the drift and the audit, writes the whole report as JSON; exits 1 on any problem.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::time::Duration;
 
