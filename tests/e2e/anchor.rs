@@ -47,24 +47,6 @@ fn db(dir: &Path) -> Connection {
     c
 }
 
-/// Runs `f` with the receipts table's triggers (the append-only guards) dropped, then puts
-/// them back: someone who can write the file.
-fn without_triggers<T>(c: &Connection, f: impl FnOnce(&Connection) -> T) -> T {
-    let triggers: Vec<(String, String)> = {
-        let mut st = c.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'receipts'").unwrap();
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
-        rows.map(Result::unwrap).collect()
-    };
-    for (name, _) in &triggers {
-        c.execute_batch(&format!("DROP TRIGGER \"{name}\"")).unwrap();
-    }
-    let out = f(c);
-    for (_, sql) in &triggers {
-        c.execute_batch(sql).unwrap();
-    }
-    out
-}
-
 fn sha256_hex(s: &str) -> String {
     use std::io::Write;
     let mut child = Command::new("sha256sum").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
@@ -76,7 +58,7 @@ fn sha256_hex(s: &str) -> String {
 /// Rewrites receipts from `from_seq` on: `edit` changes each body (as JSON), then every body's
 /// prev_hash and every hash is recomputed so the hash links hold again.
 fn rewrite_chain(c: &Connection, from_seq: i64, edit: impl Fn(i64, &mut Value)) {
-    without_triggers(c, |c| {
+    purser_testkit::without_receipt_triggers(c, |c| {
         let mut prev: String = c.query_row("SELECT hash FROM receipts WHERE seq < ?1 ORDER BY seq DESC LIMIT 1", [from_seq], |r| r.get(0)).optional().unwrap().unwrap_or_else(|| "0".repeat(64));
         let rows: Vec<(i64, String)> = {
             let mut st = c.prepare("SELECT seq, body FROM receipts WHERE seq >= ?1 ORDER BY seq").unwrap();
@@ -189,7 +171,7 @@ async fn each_rewrite_fails_verify_naming_it() {
     {
         let c = db(&a);
         let keep = paid_seqs[1];
-        without_triggers(&c, |c| c.execute("DELETE FROM receipts WHERE seq > ?1", [keep]).unwrap());
+        purser_testkit::without_receipt_triggers(&c, |c| c.execute("DELETE FROM receipts WHERE seq > ?1", [keep]).unwrap());
         c.execute("UPDATE sqlite_sequence SET seq = ?1 WHERE name = 'receipts'", [keep]).unwrap();
     }
     let cp = format!("checkpoint #{}", paid_seqs[3]);
@@ -245,7 +227,7 @@ async fn each_rewrite_fails_verify_naming_it() {
             params![cut, first, hash, cut - first + 1, fake.to_string_lossy()],
         )
         .unwrap();
-        without_triggers(&c, |c| c.execute("DELETE FROM receipts WHERE seq <= ?1", [cut]).unwrap());
+        purser_testkit::without_receipt_triggers(&c, |c| c.execute("DELETE FROM receipts WHERE seq <= ?1", [cut]).unwrap());
     }
     assert_fails(&cdir, &["receipts", "verify"], "a forged archive anchor", &["archive-that-never-was.db"]);
 

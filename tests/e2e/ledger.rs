@@ -35,22 +35,9 @@ fn verify(p: &Purser) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// Runs `sql` with the receipts table's triggers (e.g. an append-only guard) dropped, then puts
-/// them back: tampering at rest by someone who can write the file.
+/// Runs `sql` as someone who can write the file (the append-only triggers out of the way).
 fn without_triggers(c: &purser_testkit::rusqlite::Connection, sql: &str, params: impl purser_testkit::rusqlite::Params) -> usize {
-    let triggers: Vec<(String, String)> = {
-        let mut st = c.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'receipts'").unwrap();
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
-        rows.map(Result::unwrap).collect()
-    };
-    for (name, _) in &triggers {
-        c.execute_batch(&format!("DROP TRIGGER \"{name}\"")).unwrap();
-    }
-    let n = c.execute(sql, params).unwrap();
-    for (_, sql) in &triggers {
-        c.execute_batch(sql).unwrap();
-    }
-    n
+    purser_testkit::without_receipt_triggers(c, |c| c.execute(sql, params).unwrap())
 }
 
 fn db(p: &Purser) -> purser_testkit::rusqlite::Connection {

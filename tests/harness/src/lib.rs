@@ -48,3 +48,21 @@ pub const ANVIL_PAYEE_ADDR: &str = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC";
 pub fn repo_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
 }
+
+/// Runs `f` with the `receipts` table's triggers (the append-only guards) dropped, then puts
+/// them back: what someone who can write the ledger file can do.
+pub fn without_receipt_triggers<T>(c: &rusqlite::Connection, f: impl FnOnce(&rusqlite::Connection) -> T) -> T {
+    let triggers: Vec<(String, String)> = {
+        let mut st = c.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'receipts'").unwrap();
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        rows.map(Result::unwrap).collect()
+    };
+    for (name, _) in &triggers {
+        c.execute_batch(&format!("DROP TRIGGER \"{name}\"")).unwrap();
+    }
+    let out = f(c);
+    for (_, sql) in &triggers {
+        c.execute_batch(sql).unwrap();
+    }
+    out
+}
