@@ -265,7 +265,12 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
     // transaction, with the receipt this payment gets if Purser dies before it ends: a restart
     // writes that receipt and the reconciler decides the payment by this nonce on chain.
     // It commits to the ledger's head as read now (see `anchor`): the chain witnesses the ledger.
-    let committed = crate::anchor::committed_nonce(e.nonces.as_ref(), &e.ledger, &receipt.id);
+    // (A ledger read: off the async threads, as every other one on this road.)
+    let (nonces, id) = (e.nonces.clone(), receipt.id.clone());
+    let committed = match e.ledger.blocking(move |l| crate::anchor::committed_nonce(nonces.as_ref(), l, &id)).await {
+        Ok(c) => c,
+        Err(err) => return refuse(receipt, DecidedBy::Policy, "ledger_unavailable", Some(err.code()), err.to_string(), StatusCode::SERVICE_UNAVAILABLE),
+    };
     let nonce = committed.nonce;
     let mut draft = receipt.clone();
     committed.stamp(&mut draft);

@@ -60,6 +60,12 @@ impl Presence {
         Presence { via: Via::App }
     }
 
+    /// The wallet passphrase opened the vault just now (`Engine::unlock_wallet_present`): the
+    /// same proof as [`Presence::typed_passphrase`], without a second key derivation.
+    pub(crate) fn vault_opened() -> Presence {
+        Presence { via: Via::Terminal }
+    }
+
     /// A click on an action button of Purser's own native notification.
     pub(crate) fn notification_click() -> Presence {
         Presence { via: Via::Notification }

@@ -166,6 +166,22 @@ fn quote(s: &str) -> String {
     format!("“{}”", clean(&neutral, MAX_CLAIM))
 }
 
+/// A `root → … → process` chain cut to `max` characters from the root's end, so the asking
+/// process itself always shows: `… → cargo → curl`.
+fn nearest_first_cut(chain: &str, max: usize) -> String {
+    let parts: Vec<String> = chain.split(" → ").map(|p| clean(p, MAX_NAME)).collect();
+    let mut from = 0;
+    while from + 1 < parts.len() && parts[from..].join(" → ").chars().count() + if from > 0 { 4 } else { 0 } > max {
+        from += 1;
+    }
+    let kept = parts[from..].join(" → ");
+    if from > 0 {
+        format!("… → {kept}")
+    } else {
+        kept
+    }
+}
+
 /// Who is asking, as the OS says, in one line: the run (its label and command), else the
 /// process with its parent chain, else that nobody could be identified (never a guess).
 pub fn asked_by(who: &crate::agent::AgentInfo) -> String {
@@ -173,7 +189,7 @@ pub fn asked_by(who: &crate::agent::AgentInfo) -> String {
     let pid = who.pid.map(|p| format!(", pid {p}")).unwrap_or_default();
     match who.kind {
         AgentKind::Run => format!("Asked by run “{}”: {}{pid}", clean(who.run_label.as_deref().unwrap_or("unlabelled"), MAX_NAME), clean(who.cmdline.as_deref().unwrap_or("?"), MAX_PATH)),
-        AgentKind::Process => format!("Asked by {}{pid}", clean(&who.chain(), MAX_PATH)),
+        AgentKind::Process => format!("Asked by {}{pid}", nearest_first_cut(&who.chain(), MAX_PATH)),
         AgentKind::Unknown => "Asked by an unidentified process".to_string(),
     }
 }
@@ -364,6 +380,16 @@ pub(crate) mod tests {
         };
         let p = approval(&v, Style { markup: false, actions: true }, v.created_at);
         assert_eq!((p.summary.as_str(), p.body.lines().next()), ("curl: pay $0.05 to 127.0.0.1:4021?", Some("Asked by claude → node → curl, pid 42")));
+        // However deep the ancestry, the asking process itself stays on the line.
+        let deep = (0..30).map(|i| crate::agent::ParentProcess { pid: 100 + i, exe: None, name: format!("ancestor-{i}") }).collect();
+        let mut long = v.who.clone();
+        long.parents = deep;
+        assert!(nearest_first_cut(&long.chain(), MAX_PATH).chars().count() <= MAX_PATH);
+        assert!(
+            nearest_first_cut(&long.chain(), MAX_PATH).starts_with("… → ") && nearest_first_cut(&long.chain(), MAX_PATH).ends_with(" → ancestor-0 → curl"),
+            "{}",
+            nearest_first_cut(&long.chain(), MAX_PATH)
+        );
         v.who = crate::agent::run("r1", "research", Some(7), "claude --print");
         let p = approval(&v, Style { markup: false, actions: true }, v.created_at);
         assert_eq!((p.summary.as_str(), p.body.lines().next()), ("run:research: pay $0.05 to 127.0.0.1:4021?", Some("Asked by run “research”: claude --print, pid 7")));

@@ -241,17 +241,15 @@ async fn with_peers(
     let engine = Arc::new(Engine::new(ledger, None)?);
     engine.ledger.set_setting(DEMO_SETTING, "1", engine.clock.now())?;
     engine.set_data_dir(dir);
+    // The demo's own wallet, its passphrase made by the demo: the person who started the demo
+    // is its user, so opening it is also the presence the demo's grant and auto-answers carry.
     let (e, pass) = (engine.clone(), zeroize::Zeroizing::new(passphrase.to_string()));
-    tokio::task::spawn_blocking(move || e.unlock_wallet(&pass, false)).await.map_err(|e| DemoError::Io(e.to_string()))??;
+    let (_, presence) = tokio::task::spawn_blocking(move || e.unlock_wallet_present(&pass, false)).await.map_err(|e| DemoError::Io(e.to_string()))??;
 
     let proxy = purser_core::proxy::start(engine.clone(), 0, Duration::from_secs(5)).await.map_err(|e| DemoError::Io(e.to_string()))?;
     let proxy_url = format!("http://127.0.0.1:{}", proxy.port());
     let runs = purser_core::runs::Runs::new(None, None);
     let _control = purser_core::control::socket::publish(engine.clone(), runs, dir, &proxy_url).await.map_err(io(dir))?;
-    // The demo's own wallet, its passphrase made by the demo: the person who started the demo
-    // is its user, so the demo's grant and its auto-answers carry that presence.
-    let (d, pass) = (dir.clone(), zeroize::Zeroizing::new(passphrase.to_string()));
-    let presence = tokio::task::spawn_blocking(move || Presence::typed_passphrase(&d, &pass, "the demo's grant")).await.map_err(|e| DemoError::Io(e.to_string()))?.map_err(EngineError::from)?;
     let prompter = (opts.auto_answer.is_none() && opts.notify).then(|| {
         let opener = purser_core::notify::PrintCommand::new(Some(dir.clone()));
         purser_core::notify::spawn(engine.clone(), Arc::new(purser_core::notify::desktop::DesktopNotifier::new()), Arc::new(opener))

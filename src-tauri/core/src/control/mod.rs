@@ -143,7 +143,7 @@ fn parse<T: Default + for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, serd
 }
 
 /// Presence from a typed passphrase, when one was sent; wrong ones are audited.
-fn presence(engine: &Engine, peer: &Peer, passphrase: Option<&str>, action: &str) -> Result<Option<Presence>, EngineError> {
+pub(crate) fn presence(engine: &Engine, peer: &Peer, passphrase: Option<&str>, action: &str) -> Result<Option<Presence>, EngineError> {
     let Some(p) = passphrase else { return Ok(None) };
     let dir = engine.data_dir()?;
     match blocking(|| Presence::typed_passphrase(&dir, p, action)) {
@@ -159,17 +159,18 @@ fn presence(engine: &Engine, peer: &Peer, passphrase: Option<&str>, action: &str
 
 /// An engine result; a `presence_required` refusal is audited with who tried.
 fn answer<T: Serialize>(engine: &Engine, peer: &Peer, action: &str, r: Result<T, EngineError>) -> Response<Body> {
-    match r {
-        Ok(v) => ok(&v),
-        Err(e) => {
-            if e.code() == crate::presence::CODE && matches!(e, EngineError::Presence(PresenceError::Required { .. })) {
-                if let Ok(dir) = engine.data_dir() {
-                    crate::presence::audit(&dir, action, "refused", &peer.who());
-                }
-            }
-            fail(e)
+    r.map_or_else(|e| refused(engine, peer, action, e), |v| ok(&v))
+}
+
+/// The `{code, message}` answer to a failed `action`; a refusal for want of presence is first
+/// written to the audit log with who tried.
+pub(crate) fn refused(engine: &Engine, peer: &Peer, action: &str, e: EngineError) -> Response<Body> {
+    if matches!(e, EngineError::Presence(PresenceError::Required { .. })) {
+        if let Ok(dir) = engine.data_dir() {
+            crate::presence::audit(&dir, action, "refused", &peer.who());
         }
     }
+    fail(e)
 }
 
 /// Serves one control request from `peer` (already checked to be this user).

@@ -13,7 +13,6 @@ pub mod launch;
 use crate::control::Peer;
 use crate::engine::{Engine, EngineError};
 use crate::ipc::GrantSpecInput;
-use crate::presence::Presence;
 use crate::upstream::{error_response, json_response, Body};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -264,11 +263,8 @@ fn start(engine: &Arc<Engine>, runs: &Runs, peer: &Peer, body: &Bytes) -> Respon
         return run_error(RunError::Invalid("a run needs a command".into()));
     }
     let command = command_line(&b.command);
-    let presence = |action: &str| -> Result<Option<Presence>, EngineError> {
-        let Some(p) = b.passphrase.as_deref() else { return Ok(None) };
-        let dir = engine.data_dir()?;
-        Ok(Some(crate::control::blocking(|| Presence::typed_passphrase(&dir, p, action))?))
-    };
+    // A typed passphrase is checked (and a wrong one audited) as for every control route.
+    let presence = |action: &str| crate::control::presence(engine, peer, b.passphrase.as_deref().map(|s| s.as_str()), action);
     let (grant_id, label, created) = match (&b.grant_id, &b.grant) {
         (Some(id), None) => {
             let g = match engine.grant(id) {
@@ -283,14 +279,8 @@ fn start(engine: &Arc<Engine>, runs: &Runs, peer: &Peer, body: &Bytes) -> Respon
                 },
                 None => {
                     let action = "starting a run on an existing grant without its token";
-                    match presence(action).and_then(|p| crate::presence::require(p.as_ref(), action).map_err(EngineError::from)) {
-                        Ok(_) => {}
-                        Err(e) => {
-                            if let Ok(dir) = engine.data_dir() {
-                                crate::presence::audit(&dir, action, if b.passphrase.is_some() { "wrong_passphrase" } else { "refused" }, &peer_who(peer));
-                            }
-                            return engine_error(e);
-                        }
+                    if let Err(e) = presence(action).and_then(|p| crate::presence::require(p.as_ref(), action).map_err(EngineError::from)) {
+                        return crate::control::refused(engine, peer, action, e);
                     }
                 }
             }
@@ -300,18 +290,10 @@ fn start(engine: &Arc<Engine>, runs: &Runs, peer: &Peer, body: &Bytes) -> Respon
             let mut spec = crate::grants::GrantSpec::from(spec.clone());
             // A grant made for a run is spent only by runs.
             spec.only_run = true;
-            let p = match presence("creating a grant for a run") {
-                Ok(p) => p,
-                Err(e) => return engine_error(e),
-            };
-            match engine.create_grant(&spec, p.as_ref()) {
+            let action = "creating a grant for a run";
+            match presence(action).and_then(|p| engine.create_grant(&spec, p.as_ref())) {
                 Ok(c) => (c.grant.id.clone(), b.label.clone().unwrap_or(c.grant.label.clone()), true),
-                Err(e) => {
-                    if let (true, Ok(dir)) = (e.code() == crate::presence::CODE, engine.data_dir()) {
-                        crate::presence::audit(&dir, "creating a grant for a run", "refused", &peer_who(peer));
-                    }
-                    return engine_error(e);
-                }
+                Err(e) => return crate::control::refused(engine, peer, action, e),
             }
         }
         _ => return run_error(RunError::Invalid("a run takes grant_id (with grant_token or passphrase) or grant (a new grant's spec)".into())),
@@ -321,10 +303,6 @@ fn start(engine: &Arc<Engine>, runs: &Runs, peer: &Peer, body: &Bytes) -> Respon
         Ok(s) => json_response(StatusCode::OK, &serde_json::to_value(&s).unwrap_or_default(), None),
         Err(e) => run_error(e),
     }
-}
-
-fn peer_who(peer: &Peer) -> crate::agent::AgentInfo {
-    peer.who()
 }
 
 /// Body of `POST /v1/runs/{id}/end`.

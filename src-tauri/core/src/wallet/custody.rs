@@ -123,6 +123,13 @@ impl Engine {
         Ok(self.changed())
     }
 
+    /// [`Engine::unlock_wallet`] with a passphrase typed for it, which also shows the user's
+    /// presence: one key derivation for both.
+    pub fn unlock_wallet_present(&self, passphrase: &str, remember: bool) -> Result<(WalletStatus, crate::presence::Presence), EngineError> {
+        let status = self.unlock_wallet(passphrase, remember)?;
+        Ok((status, crate::presence::Presence::vault_opened()))
+    }
+
     /// Unlocks with the secret the keychain remembers for this wallet, if any (at start).
     pub fn unlock_from_keychain(&self) -> KeychainUnlock {
         let Ok(dir) = self.data_dir() else { return KeychainUnlock::NoWallet };
