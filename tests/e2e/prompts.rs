@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use purser_testkit::challenge::{good_v2_required, v2_response};
+use purser_testkit::challenge::{good_v2_required, unb64_json, v2_response};
 use purser_testkit::desktop::Notification;
 use purser_testkit::{agent, facilitator_stats, send, usdc_balance, Hostile402, Mode, NotifyServer, Peers, Purser, Reply, ServeOptions, SessionBus, ANVIL_PAYER_KEY};
 use serde_json::Value;
@@ -85,7 +85,7 @@ async fn approve_deny_and_timeout_from_notifications() {
     let t0 = Instant::now();
     server.invoke(n.id, "approve").await;
     let r = answered(held).await;
-    eprintln!("measured: approve pressed -> paid answer in {} ms (re-check of the price, signature, settlement on anvil)", t0.elapsed().as_millis());
+    eprintln!("measured: approve pressed -> paid answer in {} ms (signature, paid request, settlement on anvil)", t0.elapsed().as_millis());
     assert_eq!(r.status, 200, "{r}");
     let rec = p.receipt(&r.receipt_id());
     assert_eq!((rec["outcome"].as_str(), rec["decided_by"].as_str(), rec["decided_via"].as_str()), (Some("paid"), Some("user"), Some("notification")), "{rec}");
@@ -178,18 +178,25 @@ async fn hostile_text_is_sanitised_and_a_price_change_after_the_prompt_pays_noth
     }
     assert!(p.approvals().iter().any(|a| a["id"] == id.as_str()), "open decides nothing");
 
-    // The price moves while the prompt is up; the approval does not follow it.
+    // The price moves while the prompt is up; the approval does not follow it. The signed
+    // authorization binds the approved $0.05, so the server refuses it, and the request is sent
+    // twice in all (unpaid, then paid), never a third time.
     hostile.route("/h", v2_response(&good_v2_required(&hostile.url_of("/h"), "60000")));
     server.invoke(n.id, "approve").await;
     let r = answered(held).await;
     assert_eq!((r.status, r.code().as_deref()), (403, Some("requirement_changed")), "{r}");
     let rec = p.receipt(&r.receipt_id());
-    assert_eq!((rec["outcome"].as_str(), rec["detail"].as_str(), rec["decided_via"].as_str()), (Some("refused"), Some("price_changed"), Some("notification")), "{rec}");
+    assert_eq!((rec["outcome"].as_str(), rec["detail"].as_str(), rec["decided_via"].as_str()), (Some("failed"), Some("price_changed"), Some("notification")), "{rec}");
     assert!(rec["message"].as_str().unwrap().contains("from $0.05 to $0.06"), "{rec}");
-    assert!(rec["payload_hash"].is_null() && rec["tx"].is_null(), "nothing signed: {rec}");
-    assert_eq!(hostile.paid(), 0, "no paid retry reached the server");
+    assert!(rec["tx"].is_null(), "nothing settled: {rec}");
+    assert_eq!((hostile.requests_to("/h"), hostile.paid_to("/h")), (2, 1), "one unpaid request, one paid, no re-check");
+    let paid = hostile.seen().into_iter().find(|s| s.paid).unwrap();
+    let header = paid.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("payment-signature")).map(|(_, v)| v.clone()).unwrap();
+    let payload = unb64_json(&header);
+    assert_eq!(payload["payload"]["authorization"]["value"].as_str(), Some("50000"), "the signature binds the approved price: {payload}");
+    // The signed $0.05 stays reserved until the chain shows it unused; nothing is spent.
     let g = p.grant_show(&gid);
-    assert_eq!((g["spent_atomic"].as_str(), g["reserved_atomic"].as_str()), (Some("0"), Some("0")), "{g}");
+    assert_eq!((g["spent_atomic"].as_str(), g["reserved_atomic"].as_str()), (Some("0"), Some("50000")), "{g}");
 }
 
 /// A hostile-server route asking $0.05, a private bus and a notification server with `caps`.

@@ -224,10 +224,9 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
         (Ok(Tier::Ask), _) => match timer.wait(ask(e, grant, req, requirement, choice.micros, challenge.description.as_deref(), receipt)).await {
             (Verdict::Approved, via) => {
                 receipt.decided_via = via;
-                // The approval covers exactly the requirement shown; the price may have moved while the user looked.
-                if let Err((detail, msg)) = still_offered(e, req, requirement, timer).await {
-                    return refuse(receipt, DecidedBy::Policy, "requirement_changed", Some(detail), msg, StatusCode::FORBIDDEN);
-                }
+                // The approval covers exactly the requirement shown, and the signature binds its
+                // payee and amount: if the price moved while the user looked, the server refuses
+                // the paid request (see `changed_terms`). The request is never sent a third time.
                 DecidedBy::User
             }
             (Verdict::Denied, via) => {
@@ -330,6 +329,39 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
         receipt.settlement = Some(s.raw.clone());
         receipt.tx = s.transaction.clone();
     }
+    // A new 402 that no longer offers what was signed: the terms changed under the payment
+    // (typically while the user looked at its prompt). The server refused it; nothing more is
+    // signed and the request is not sent again.
+    if resp.status() == StatusCode::PAYMENT_REQUIRED {
+        let headers = resp.headers().clone();
+        if let Ok(body) = timer.wait(e.upstream.read_challenge(resp, MAX_402_BODY)).await {
+            if let Some((detail, msg)) = x402::parse_challenge(headers.get(x402::H_PAYMENT_REQUIRED).map(|v| v.as_bytes()), &body).result.ok().and_then(|c| changed_terms(requirement, &c)) {
+                let msg = format!(
+                    "{msg}; nothing more was signed, and the signed authorization's {} stays reserved until the chain shows it unused (it expires at the latest {} s after signing)",
+                    money::format_usd(micros),
+                    valid_before.saturating_sub(now_s)
+                );
+                receipt.decide(Outcome::Failed, decided_by, "requirement_changed", Some(detail), msg);
+                return (Answer::Refuse(StatusCode::FORBIDDEN), Some((reservation, Settle::KeepUnknown)));
+            }
+            let detail = match &settlement {
+                Some(Ok(s)) => s.error_reason.clone().unwrap_or_else(|| "upstream_status_402".into()),
+                Some(Err(err)) => err.code().to_string(),
+                None => "upstream_status_402".into(),
+            };
+            let msg = "the server refused the payment (it answered 402 again); no second signature will be made and the budget stays reserved until the authorization expires";
+            receipt.decide(Outcome::Failed, decided_by, "settlement_failed", Some(&detail), msg);
+            return (Answer::Buffered(StatusCode::PAYMENT_REQUIRED, headers, body), Some((reservation, Settle::KeepUnknown)));
+        }
+        receipt.decide(
+            Outcome::Failed,
+            decided_by,
+            "settlement_failed",
+            Some("upstream_status_402"),
+            "the server answered the payment with an unreadable 402; the budget stays reserved until the authorization expires",
+        );
+        return (Answer::Refuse(StatusCode::BAD_GATEWAY), Some((reservation, Settle::KeepUnknown)));
+    }
     let ok = resp.status().is_success();
     match settlement {
         Some(Ok(s)) if ok && s.success => {
@@ -408,36 +440,20 @@ async fn ask(e: &Engine, grant: &Grant, req: &AgentRequest, requirement: &Requir
     }
 }
 
-/// After the wait for the user: asks the upstream again (without paying) and goes ahead only if
-/// it still offers exactly the requirement the user approved. Otherwise says what changed.
-async fn still_offered(e: &Engine, req: &AgentRequest, approved: &Requirement, timer: &mut Timer) -> Result<(), (&'static str, String)> {
-    let nothing = "an approval covers only the exact payment it showed, so nothing was paid";
-    let resp = match timer.wait(e.upstream.send(req, None)).await {
-        Ok(r) => r,
-        Err(err) => return Err(("upstream_error", format!("could not re-check the price after the approval ({err}); {nothing}"))),
-    };
-    if resp.status() != StatusCode::PAYMENT_REQUIRED {
-        return Err(("no_longer_402", format!("after the approval the server answered {} instead of asking for the approved payment; {nothing}", resp.status())));
-    }
-    let headers = resp.headers().clone();
-    let body = match timer.wait(e.upstream.read_challenge(resp, MAX_402_BODY)).await {
-        Ok(b) => b,
-        Err(err) => return Err(("malformed_challenge", format!("after the approval the server's payment request was unreadable ({err}); {nothing}"))),
-    };
-    let challenge = match x402::parse_challenge(headers.get(x402::H_PAYMENT_REQUIRED).map(|v| v.as_bytes()), &body).result {
-        Ok(c) => c,
-        Err(err) => return Err(("malformed_challenge", format!("after the approval the server's payment request no longer parses ({err}); {nothing}"))),
-    };
-    let hash = approved.hash();
+/// A paid request answered with a new 402 that no longer offers the signed requirement: what
+/// changed (`price_changed`, `payee_changed` or `requirement_changed`) and how to say it. `None`
+/// when the server still offers exactly what was signed (it refused the payment itself).
+fn changed_terms(signed: &Requirement, challenge: &x402::Challenge) -> Option<(&'static str, String)> {
+    let hash = signed.hash();
     if challenge.accepts.iter().any(|r| r.hash() == hash) {
-        return Ok(());
+        return None;
     }
     let usd = |r: &Requirement| money::atomic_to_micros(r.amount, r.asset.decimals).map(money::format_usd).unwrap_or_else(|_| r.amount.to_string());
-    let same_payee = challenge.accepts.iter().find(|r| r.pay_to == approved.pay_to && r.network.caip2 == approved.network.caip2 && r.asset.address == approved.asset.address);
-    Err(match same_payee {
-        Some(r) if r.amount != approved.amount => ("price_changed", format!("the price changed from {} to {} after the approval; {nothing}", usd(approved), usd(r))),
-        Some(_) => ("requirement_changed", format!("the payment terms changed after the approval; {nothing}")),
-        None => ("payee_changed", format!("{} is no longer the payee after the approval; {nothing}", approved.pay_to.to_checksum(None))),
+    let same_payee = challenge.accepts.iter().find(|r| r.pay_to == signed.pay_to && r.network.caip2 == signed.network.caip2 && r.asset.address == signed.asset.address);
+    Some(match same_payee {
+        Some(r) if r.amount != signed.amount => ("price_changed", format!("the server refused the payment: its price changed from {} to {}", usd(signed), usd(r))),
+        Some(_) => ("requirement_changed", "the server refused the payment: its payment terms changed".to_string()),
+        None => ("payee_changed", format!("the server refused the payment: {} is no longer its payee", signed.pay_to.to_checksum(None))),
     })
 }
 

@@ -50,6 +50,12 @@ pub fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// A base64 header (a payment or a settlement) decoded as JSON.
+pub fn unb64_json(header: &str) -> serde_json::Value {
+    let raw = base64::engine::general_purpose::STANDARD.decode(header.trim()).expect("base64");
+    serde_json::from_slice(&raw).expect("JSON")
+}
+
 /// A v2 402: body `{}`, requirements base64-encoded in `PAYMENT-REQUIRED`.
 pub fn v2_response(required: &Value) -> RawResponse {
     v2_response_header(b64(&serde_json::to_vec(required).unwrap()))
