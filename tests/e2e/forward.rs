@@ -232,12 +232,26 @@ async fn python_httpx_and_requests_pay_v1_with_only_env() {
 async fn out_of_scope_connect_is_a_blind_tunnel() {
     let ca = upstream_ca();
     let peers = Peers::start(Mode::Real);
-    let p = Purser::start(BIN, &peers);
-    let purser_ca = export_ca(&p);
     let covered = TlsFront::start(ca, &peers.v2);
     let other = TlsFront::start(ca, &peers.v2);
     let scope = format!("127.0.0.1:{}", covered.addr.port());
-    let g = p.grant_create(&["--host", &scope, "--budget", "1.00", "--auto-below", "0.05", "--ask-below", "1.00"]);
+    let grant = ["--host", &scope, "--budget", "1.00", "--auto-below", "0.05", "--ask-below", "1.00"];
+
+    // 127.0.0.1 is this machine: a grant that does not name it (with that port) does not reach it.
+    let strict = Purser::start(BIN, &peers);
+    let g = strict.grant_create(&grant);
+    let target = format!("127.0.0.1:{}", other.addr.port());
+    let connect = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nProxy-Authorization: Basic {}\r\n\r\n", base64(format!("grant:{}", g["token"].as_str().unwrap()).as_bytes()));
+    let refused = raw_http(&format!("127.0.0.1:{}", strict.port), connect.as_bytes()).await;
+    assert_eq!((refused.status, refused.code().as_deref()), (403, Some("internal_target")), "{refused}");
+    assert_eq!(other.connections(), 0);
+    drop(strict);
+
+    // A daemon whose user lets every grant reach 127.0.0.1 (PURSER_INTERNAL_HOSTS) tunnels it blind.
+    let opts = purser_testkit::ServeOptions { env: vec![("PURSER_INTERNAL_HOSTS".into(), "127.0.0.1".into())], ..Default::default() };
+    let p = Purser::start_with(BIN, &peers.payer_key, opts);
+    let purser_ca = export_ca(&p);
+    let g = p.grant_create(&grant);
     let token = g["token"].as_str().unwrap();
     let before = usdc_balance(&peers.rpc, &peers.pay_to).await;
 

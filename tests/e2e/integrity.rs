@@ -93,6 +93,38 @@ async fn gateway_mode_honours_only_listed_hosts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn internal_targets_need_a_grant_that_names_them() {
+    let peers = Peers::start(Mode::Real);
+    let p = Purser::start(BIN, &peers);
+    let port = peers.v2.rsplit(':').next().unwrap().to_string();
+    // A grant for a public API only: this machine and its networks are out of its reach, in
+    // gateway mode, proxy mode and CONNECT, however the address is spelled.
+    let (_gid, token) = p.grant(&["--host", "api.example.com"]);
+    let auth = format!("Bearer {token}");
+    let c = agent();
+    for host in ["127.0.0.1", "127.1", "[::ffff:127.0.0.1]", "2130706433", "localhost", "169.254.169.254", "10.0.0.1", "[::1]"] {
+        let r = send(c.get(p.gateway_url(&format!("http://{host}:{port}/free"))).header("Proxy-Authorization", &auth)).await;
+        assert_eq!((r.status, r.code().as_deref()), (403, Some("internal_target")), "gateway to {host}: {r}");
+    }
+    let addr = format!("127.0.0.1:{}", p.port);
+    let absolute = format!("GET http://127.0.0.1:{port}/free HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nProxy-Authorization: {auth}\r\nConnection: close\r\n\r\n");
+    let r = purser_testkit::raw_http(&addr, absolute.as_bytes()).await;
+    assert_eq!((r.status, r.code().as_deref()), (403, Some("internal_target")), "proxy mode: {r}");
+    let connect = format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nProxy-Authorization: {auth}\r\nConnection: close\r\n\r\n");
+    let r = purser_testkit::raw_http(&addr, connect.as_bytes()).await;
+    assert_eq!((r.status, r.code().as_deref()), (403, Some("internal_target")), "CONNECT: {r}");
+    assert!(p.receipts().is_empty(), "refused at the door: {:?}", p.receipts());
+
+    // A grant that names 127.0.0.1 reaches it, and only by that name.
+    let (_gid, named) = p.grant(&["--host", "127.0.0.1"]);
+    let named = format!("Bearer {named}");
+    let ok = send(c.get(p.gateway_url(&format!("{}/free", peers.v2))).header("Proxy-Authorization", &named)).await;
+    assert_eq!(ok.status, 200, "{ok}");
+    let other_name = send(c.get(p.gateway_url(&format!("http://localhost:{port}/free"))).header("Proxy-Authorization", &named)).await;
+    assert_eq!((other_name.status, other_name.code().as_deref()), (403, Some("internal_target")), "{other_name}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn loops_forged_headers_and_secrets_in_urls() {
     let peers = Peers::start(Mode::Real);
     let p = Purser::start(BIN, &peers);

@@ -19,7 +19,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_purser");
 fn daemon(env: &[(&str, &str)]) -> Purser {
     // PURSER_TEST_BIN: run the same test against another build (e.g. the code before a change).
     let bin = std::env::var("PURSER_TEST_BIN").unwrap_or_else(|_| BIN.to_string());
-    let opts = ServeOptions { env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), ..Default::default() };
+    // The echo servers are on 127.0.0.1: the daemon lets every grant reach it (blind, unpaid).
+    let env = env.iter().chain(&[("PURSER_INTERNAL_HOSTS", "127.0.0.1")]);
+    let opts = ServeOptions { env: env.map(|(k, v)| (k.to_string(), v.to_string())).collect(), ..Default::default() };
     Purser::start_with(&bin, purser_testkit::ANVIL_PAYER_KEY, opts)
 }
 

@@ -71,6 +71,14 @@ impl HostPattern {
     }
 }
 
+impl HostPattern {
+    /// Does this pattern name `host` itself (not through a wildcard)? What it takes to reach an
+    /// address inside this machine or its networks (see `proxy::caller::check_target`).
+    pub fn names_exactly(&self, host: &str, port: u16) -> bool {
+        !self.wildcard && self.matches(host.trim_start_matches('[').trim_end_matches(']'), port)
+    }
+}
+
 impl FromStr for HostPattern {
     type Err = GrantError;
     fn from_str(s: &str) -> Result<Self, GrantError> {

@@ -116,7 +116,11 @@ fn range(v: impl Iterator<Item = u64> + Clone, first: Option<u64>, last: Option<
 pub async fn run(cfg: &Config, progress: &(dyn Fn(String) + Sync)) -> anyhow::Result<Report> {
     let peers = tokio::task::block_in_place(|| Peers::start(Mode::Real));
     let p = tokio::task::block_in_place(|| {
-        let mut p = Purser::start(&cfg.purser_bin.to_string_lossy(), &peers);
+        // The peers are on 127.0.0.1, which a grant reaches only by listing it: the daemon lets
+        // every grant reach it, so the refused_host agent meets its 402 (and a host_not_allowed
+        // receipt) rather than `internal_target` at the door.
+        let opts = purser_testkit::ServeOptions { env: vec![("PURSER_INTERNAL_HOSTS".into(), "127.0.0.1".into())], ..Default::default() };
+        let mut p = Purser::start_with(&cfg.purser_bin.to_string_lossy(), &peers.payer_key, opts);
         // Balances and reconciliation read the peers' chain (Base Sepolia's stand-in), as a
         // user's daemon reads a reachable RPC; the public default is out of reach here.
         if !cfg.unreachable_rpc {

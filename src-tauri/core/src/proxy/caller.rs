@@ -114,6 +114,28 @@ impl Caller {
     }
 }
 
+/// Internal targets every grant of this daemon may reach (not pay: paying still takes the
+/// grant's own hosts), from `PURSER_INTERNAL_HOSTS` (comma-separated host patterns such as
+/// `127.0.0.1:8080,printer.lan`), read once. A setting of the daemon, not of a grant: an agent
+/// inside `purser run` cannot change it. An entry that does not parse is logged and ignored.
+pub fn internal_hosts() -> &'static [crate::grants::HostPattern] {
+    static HOSTS: std::sync::OnceLock<Vec<crate::grants::HostPattern>> = std::sync::OnceLock::new();
+    HOSTS.get_or_init(|| {
+        let raw = std::env::var("PURSER_INTERNAL_HOSTS").unwrap_or_default();
+        raw.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| match s.parse() {
+                Ok(p) => Some(p),
+                Err(err) => {
+                    tracing::error!(entry = s, error = %err, "PURSER_INTERNAL_HOSTS: not a host pattern; ignored");
+                    None
+                }
+            })
+            .collect()
+    })
+}
+
 /// Loopback, unspecified, private, shared (CGNAT), link-local (the cloud metadata address
 /// included) and unique-local addresses: this machine and its networks.
 pub fn is_internal(ip: std::net::IpAddr) -> bool {
@@ -134,11 +156,14 @@ pub fn is_internal(ip: std::net::IpAddr) -> bool {
 }
 
 impl Caller {
-    /// Inside a run, a target the grant does not list may not be an address inside this machine
-    /// or its networks (by its literal, else by what it resolves to): `internal_target`.
-    /// Outside a run nothing changes here.
+    /// A target the grant does not list explicitly may not be an address inside this machine or
+    /// its networks (by its literal, else by what it resolves to): `internal_target`. A grant
+    /// reaches `localhost`, `127.0.0.1`, a LAN printer or the cloud metadata address only by
+    /// naming it (`--host 127.0.0.1`); a wildcard (`*.example.com`) names nothing internal.
+    /// The daemon's own `PURSER_INTERNAL_HOSTS` (see [`internal_hosts`]) names such targets for
+    /// every grant.
     pub async fn check_target(&self, grant: &Grant, host: &str, port: u16) -> Result<(), Response<Body>> {
-        if !matches!(self.origin, Origin::Run { .. }) || grant.limits.hosts.iter().any(|p| p.matches(host, port)) {
+        if grant.limits.hosts.iter().chain(internal_hosts()).any(|p| p.names_exactly(host, port)) {
             return Ok(());
         }
         let bare = host.trim_start_matches('[').trim_end_matches(']');
@@ -151,8 +176,8 @@ impl Caller {
         };
         match addrs.iter().find(|ip| is_internal(**ip)) {
             Some(ip) => {
-                tracing::warn!(host, port, %ip, "a run asked for an internal address its grant does not list; refused");
-                Err(refuse(StatusCode::FORBIDDEN, "internal_target", &format!("{host}:{port} is inside this machine or its network ({ip}); a run reaches it only if its grant lists it")))
+                tracing::warn!(host, port, %ip, origin = ?self.origin, "an internal address the grant does not list; refused");
+                Err(refuse(StatusCode::FORBIDDEN, "internal_target", &format!("{host}:{port} is inside this machine or its network ({ip}); a grant reaches it only if it lists it (--host {host})")))
             }
             None => Ok(()),
         }
