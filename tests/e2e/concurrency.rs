@@ -12,7 +12,10 @@ const N: usize = 200;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn budget_holds_under_200_concurrent_requests() {
     let peers = Peers::start(Mode::Real);
-    let p = Purser::start(BIN, &peers);
+    // This test matches every answer's receipt id one by one: no refusal is folded into a
+    // per-minute summary (`PURSER_RECEIPTS_PER_MINUTE`; folding has its own test in integrity).
+    let opts = purser_testkit::ServeOptions { env: vec![("PURSER_RECEIPTS_PER_MINUTE".into(), "1000000".into())], ..Default::default() };
+    let p = Purser::start_with(BIN, &peers.payer_key, opts);
     let (gid, token) = p.grant(&["--label", "swarm", "--budget", "1.00", "--per-request-max", "0.50", "--auto-below", "0.02", "--ask-below", "1.00"]);
     let before = usdc_balance(&peers.rpc, &peers.pay_to).await;
     let url = p.gateway_url(&format!("{}/echo", peers.v2));

@@ -217,3 +217,50 @@ fn no_chain_is_read_for_a_network_no_active_grant_uses() {
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(mainnet.hits(), 0, "mainnet, which no grant uses, is never read");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn routine_refusals_beyond_the_minute_limit_fold_into_one_summary_receipt() {
+    let peers = Peers::start(Mode::Real);
+    let opts = purser_testkit::ServeOptions { env: vec![("PURSER_RECEIPTS_PER_MINUTE".into(), "5".into())], ..Default::default() };
+    let mut p = Purser::start_with(BIN, &peers.payer_key, opts);
+    let (gid, token) = p.grant(&["--budget", "1.00", "--auto-below", "0.01"]);
+    let hostile = purser_testkit::Hostile402::start().await;
+    hostile.route("/junk", purser_testkit::challenge::v1_response_raw(b"{not a challenge".to_vec()));
+    let c = agent();
+    let auth = format!("Bearer {token}");
+    // An agent in a loop on a 402 Purser cannot pay: each is passed back, but only 5 a minute
+    // are receipts of their own.
+    let mut ids = Vec::new();
+    for _ in 0..40 {
+        let r = send(c.get(p.gateway_url(&hostile.url_of("/junk"))).header("Proxy-Authorization", &auth)).await;
+        assert_eq!(r.status, 402, "{r}");
+        ids.push(r.receipt_id());
+    }
+    // A payment is never folded, however many refusals came before it.
+    let paid = send(c.get(p.gateway_url(&format!("{}/cheap", peers.v2))).header("Proxy-Authorization", &auth)).await;
+    assert_eq!(paid.status, 200, "{paid}");
+    let paid_id = paid.receipt_id();
+    assert_eq!(p.receipt(&paid_id)["outcome"], "paid");
+
+    // Stopping writes the open summary at once (else it is written when its minute ends).
+    p.cli_ok(&["network", "set-rpc", "base-sepolia", &peers.rpc]);
+    p.restart();
+    let receipts = p.receipts();
+    let single: Vec<&Value> = receipts.iter().filter(|r| r["reason"] == "not_payable").collect();
+    let summaries: Vec<&Value> = receipts.iter().filter(|r| r["reason"] == "receipts_folded").collect();
+    let folded: u64 = summaries.iter().map(|s| s["folded"]["count"].as_u64().unwrap()).sum();
+    // 40 requests take well under a minute, but may straddle a minute's end: two windows at most.
+    assert!((5..=10).contains(&single.len()) && !summaries.is_empty() && summaries.len() <= 2, "{} receipts, {} summaries", single.len(), summaries.len());
+    assert_eq!(single.len() as u64 + folded, 40, "every decision is a receipt or counted in one");
+    for s in &summaries {
+        assert_eq!((s["grant_id"].as_str(), s["detail"].as_str(), s["outcome"].as_str()), (Some(gid.as_str()), Some("not_payable"), Some("not_payable")), "{s}");
+        assert_eq!(s["folded"]["reasons"]["not_payable"], s["folded"]["count"], "{s}");
+        assert_eq!(s["folded"]["limit"], 5, "{s}");
+        assert!(s["message"].as_str().unwrap().contains("nothing was paid or reserved"), "{s}");
+        // The folded answers named this summary in Purser-Receipt.
+        let named = ids.iter().filter(|id| s["id"].as_str() == Some(id.as_str())).count() as u64;
+        assert_eq!(named, s["folded"]["count"].as_u64().unwrap(), "{s}");
+    }
+    let verify = p.cli(&["receipts", "verify"]);
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+}

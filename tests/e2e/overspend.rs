@@ -78,7 +78,10 @@ async fn budget_holds_under_1000_concurrent_requests() {
 }
 
 async fn one_run(peers: &Peers, run: usize, n: usize) {
-    let p = Purser::start(BIN, peers);
+    // This test matches every answer's receipt id one by one: no refusal is folded into a
+    // per-minute summary (`PURSER_RECEIPTS_PER_MINUTE`; folding has its own test in integrity).
+    let opts = purser_testkit::ServeOptions { env: vec![("PURSER_RECEIPTS_PER_MINUTE".into(), "1000000".into())], ..Default::default() };
+    let p = Purser::start_with(BIN, &peers.payer_key, opts);
     let pid = p.pid().expect("serve pid");
     let (soft, hard) = open_files_limit(pid);
     assert_eq!(soft, hard, "purser serve raised its open-file limit soft to hard");

@@ -90,6 +90,8 @@ pub struct Engine {
     pub custody: crate::wallet::custody::Custody,
     /// "Pause all spending" (persisted in the ledger's settings; see `pause`).
     pub(crate) paused: std::sync::atomic::AtomicBool,
+    /// The receipt rate limit per grant and minute, and its summaries (`folding`).
+    pub folding: Arc<crate::folding::Folding>,
 }
 
 impl Engine {
@@ -111,6 +113,7 @@ impl Engine {
             wallet: RwLock::new(wallet.map(Arc::new)),
             custody: Default::default(),
             paused,
+            folding: Arc::new(crate::folding::Folding::from_env()),
         })
     }
 

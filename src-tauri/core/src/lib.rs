@@ -17,6 +17,7 @@ pub mod decisions;
 pub mod engine;
 pub mod events;
 pub mod first_run;
+pub mod folding;
 /// Fuzz targets (the `fuzz/` crate and the corpus replay test call them); not an API.
 #[doc(hidden)]
 pub mod fuzzing;

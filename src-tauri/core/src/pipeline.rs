@@ -111,6 +111,16 @@ async fn answer(e: &Engine, reservation: Option<(Reservation, Settle)>, mut rece
     for v in [&mut receipt.challenge, &mut receipt.requirement, &mut receipt.settlement].into_iter().flatten() {
         crate::redact::json_urls(v);
     }
+    // Routine decisions beyond the grant's receipts a minute are counted into one summary.
+    if crate::folding::Folding::foldable(&receipt, reservation.is_some()) {
+        if let crate::folding::Admit::Folded { summary_id, first, minute_ends } = e.folding.admit(&receipt) {
+            if first {
+                write_summaries_after(e, minute_ends);
+            }
+            tracing::debug!(summary = %summary_id, reason = %receipt.reason, "decision folded into its minute's summary");
+            return respond(&receipt.reason, &receipt.message, &summary_id, ans, timer);
+        }
+    }
     let now = e.clock.now();
     let (receipt, recorded) = match e
         .ledger
@@ -137,9 +147,15 @@ async fn answer(e: &Engine, reservation: Option<(Reservation, Settle)>, mut rece
     }
     e.events.publish(crate::events::Event::ReceiptAdded { id: receipt.id.clone() });
     tracing::info!(receipt = %receipt.id, outcome = receipt.outcome.as_str(), reason = %receipt.reason, url = %receipt.url, "decision");
-    let id = Some(receipt.id.as_str());
+    respond(&receipt.reason, &receipt.message, &receipt.id, ans, timer)
+}
+
+/// The HTTP answer of a recorded decision, naming its receipt (`Purser-Receipt`) and Purser's
+/// own time (`Server-Timing`).
+fn respond(reason: &str, message: &str, receipt_id: &str, ans: Answer, timer: Timer) -> Response<Body> {
+    let id = Some(receipt_id);
     let mut resp = match ans {
-        Answer::Refuse(status) => upstream::error_response(status, &receipt.reason, &receipt.message, id),
+        Answer::Refuse(status) => upstream::error_response(status, reason, message, id),
         Answer::Upstream(resp) => upstream::stream_back(resp, id),
         Answer::Buffered(status, headers, body) => upstream::buffered_back(status, &headers, body, id),
     };
@@ -148,6 +164,38 @@ async fn answer(e: &Engine, reservation: Option<(Reservation, Settle)>, mut rece
         resp.headers_mut().append(http::header::HeaderName::from_static("server-timing"), v);
     }
     resp
+}
+
+/// Writes the summaries of folded decisions once their minute has ended (a second after it,
+/// by the engine's clock then).
+fn write_summaries_after(e: &Engine, minute_ends: chrono::DateTime<chrono::Utc>) {
+    let wait = (minute_ends - e.clock.now()).to_std().unwrap_or_default() + Duration::from_secs(1);
+    let (ledger, events, folding, clock) = (e.ledger.clone(), e.events.clone(), e.folding.clone(), e.clock.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep(wait).await;
+        let due = folding.due(Some(clock.now()));
+        record_summaries(&ledger, &events, due, clock.now()).await;
+    });
+}
+
+/// Records summary receipts (parked, like any receipt, if the ledger takes no writes).
+pub async fn record_summaries(ledger: &crate::ledger::Ledger, events: &crate::events::Events, due: Vec<Receipt>, now: chrono::DateTime<chrono::Utc>) {
+    for mut r in due {
+        let written = ledger
+            .blocking(move |l| {
+                let res = l.finish_or_park(None, &mut r, now);
+                (r, res)
+            })
+            .await;
+        match written {
+            Ok((r, Ok(()))) => {
+                tracing::info!(receipt = %r.id, count = r.folded.as_ref().map(|f| f.count), "summary of folded decisions written");
+                events.publish(crate::events::Event::ReceiptAdded { id: r.id.clone() });
+            }
+            Ok((r, Err(err))) => tracing::error!(error = %err, receipt = %r.id, "could not record a summary receipt"),
+            Err(err) => tracing::error!(error = %err, "ledger task failed"),
+        }
+    }
 }
 
 fn refuse(receipt: &mut Receipt, by: DecidedBy, reason: &str, detail: Option<&str>, message: String, status: StatusCode) -> (Answer, Option<(Reservation, Settle)>) {

@@ -189,6 +189,11 @@ where
             _ = async { graceful.shutdown().await; inflight.idle().await } => tracing::info!("all connections closed"),
             _ = tokio::time::sleep(grace) => tracing::warn!("grace period over; closing remaining connections"),
         }
+        if owns_approvals {
+            // Folded decisions of the minute still open get their summary receipt now.
+            let due = engine.folding.due(None);
+            crate::pipeline::record_summaries(&engine.ledger, &engine.events, due, engine.clock.now()).await;
+        }
     });
     ProxyHandle { addr, stop, task: Some(task) }
 }

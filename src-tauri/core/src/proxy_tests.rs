@@ -105,3 +105,31 @@ fn grant_token_sources() {
     h.insert(header::PROXY_AUTHORIZATION, "Digest x".parse().unwrap());
     assert_eq!(grant_token(&h), None);
 }
+
+#[tokio::test]
+async fn a_folded_minute_gets_its_summary_receipt_when_the_minute_ends() {
+    use crate::clock::{ManualClock, OsNonces};
+    let dir = tempfile::tempdir().unwrap();
+    // One second before a minute ends, by the engine's clock.
+    let now = chrono::Utc::now();
+    let clock = Arc::new(ManualClock::new(now - chrono::Duration::seconds(now.timestamp().rem_euclid(60)) + chrono::Duration::seconds(59)));
+    let mut e = Engine::with_sources(Ledger::open_in(dir.path()).unwrap(), None, clock.clone(), Arc::new(OsNonces)).unwrap();
+    e.folding = Arc::new(crate::folding::Folding::new(2));
+    let e = Arc::new(e);
+    let spec = GrantSpec { label: "t".into(), budget: "1".into(), expires: "1h".into(), hosts: vec!["127.0.0.1".into()], ..Default::default() };
+    let token = e.create_grant(&spec, Some(&crate::presence::Presence::app_click())).unwrap().token;
+    let auth = format!("Bearer {token}");
+    for _ in 0..5 {
+        let (s, v) = send(&e, "/http://127.0.0.1:9/x", &[("host", "127.0.0.1:4020"), ("proxy-authorization", &auth)]).await;
+        assert_eq!((s, v["code"].as_str()), (StatusCode::BAD_GATEWAY, Some("upstream_error")), "{v}");
+    }
+    let receipts = e.ledger.list_receipts(100).unwrap();
+    assert_eq!(receipts.len(), 2, "two receipts, three folded and not yet written");
+    // The minute ends; its summary follows within a second or so, with no traffic to prompt it.
+    clock.advance(chrono::Duration::seconds(2));
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let receipts = e.ledger.list_receipts(100).unwrap();
+    let summary = receipts.iter().find(|r| r.reason == crate::folding::REASON).expect("the summary receipt");
+    assert_eq!((summary.folded.as_ref().map(|f| f.count), summary.detail.as_deref()), (Some(3), Some("upstream_error")));
+    assert!(matches!(e.ledger.verify_chain().unwrap(), crate::ledger::ChainReport::Intact { count: 3, .. }), "the chain holds the summary like any receipt");
+}

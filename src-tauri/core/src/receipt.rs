@@ -129,6 +129,11 @@ pub struct Receipt {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ts", ts(optional))]
     pub url_hash: Option<String>,
+    /// A summary receipt's counts (`reason: receipts_folded`): the routine decisions of one
+    /// grant's minute beyond its receipt limit (see `folding`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub folded: Option<crate::folding::FoldedSummary>,
     pub x402_version: Option<u8>,
     pub challenge: Option<Value>,
     pub requirement: Option<Value>,
@@ -194,6 +199,7 @@ impl Receipt {
             agent: None,
             delivery: None,
             url_hash,
+            folded: None,
             x402_version: None,
             challenge: None,
             requirement: None,

@@ -119,7 +119,9 @@ pub async fn run(cfg: &Config, progress: &(dyn Fn(String) + Sync)) -> anyhow::Re
         // The peers are on 127.0.0.1, which a grant reaches only by listing it: the daemon lets
         // every grant reach it, so the refused_host agent meets its 402 (and a host_not_allowed
         // receipt) rather than `internal_target` at the door.
-        let opts = purser_testkit::ServeOptions { env: vec![("PURSER_INTERNAL_HOSTS".into(), "127.0.0.1".into())], ..Default::default() };
+        // The audit matches every answer's receipt id one by one: no receipt is folded.
+        let env = vec![("PURSER_INTERNAL_HOSTS".into(), "127.0.0.1".into()), ("PURSER_RECEIPTS_PER_MINUTE".into(), "1000000".into())];
+        let opts = purser_testkit::ServeOptions { env, ..Default::default() };
         let mut p = Purser::start_with(&cfg.purser_bin.to_string_lossy(), &peers.payer_key, opts);
         // Balances and reconciliation read the peers' chain (Base Sepolia's stand-in), as a
         // user's daemon reads a reachable RPC; the public default is out of reach here.

@@ -17,6 +17,7 @@ export type * from "./DemoPhase";
 export type * from "./DemoStatus";
 export type * from "./Event";
 export type * from "./ExportResult";
+export type * from "./FoldedSummary";
 export type * from "./Funds";
 export type * from "./GrantPatch";
 export type * from "./GrantSnapshot";
