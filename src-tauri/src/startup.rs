@@ -61,10 +61,9 @@ pub async fn start(opener: AppOpener) -> Result<AppState, Fatal> {
     }
     let engine = Arc::new(engine);
     engine.set_data_dir(&dir);
-    let local_ca = Arc::new(purser_core::proxy::ca::LocalCa::load_or_create(&dir).map_err(|e| fatal("the local CA", e))?);
-    let proxy = purser_core::proxy::start_with_ca(engine.clone(), port, GRACE, Some(local_ca.clone())).await.map_err(|e| fatal(&format!("starting the proxy on 127.0.0.1:{port}"), e))?;
+    let proxy = purser_core::proxy::start(engine.clone(), port, GRACE).await.map_err(|e| fatal(&format!("starting the proxy on 127.0.0.1:{port}"), e))?;
     let proxy_url = format!("http://127.0.0.1:{}", proxy.port());
-    let runs = purser_core::runs::Runs::new(Some(local_ca), Some(purser_core::proxy::ca::LocalCa::cert_path(&dir)));
+    let runs = purser_core::runs::Runs::new(Some(purser_core::proxy::ca::LocalCa::cert_path(&dir)));
     let control = purser_core::control::socket::publish(engine.clone(), runs.clone(), &dir, &proxy_url).await.map_err(|e| fatal("the control socket", e))?;
     let reaper = runs.spawn_reaper(engine.clone(), std::time::Duration::from_secs(1));
     let prompter = if std::env::var_os("PURSER_NO_NOTIFY").is_some() {

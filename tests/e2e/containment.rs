@@ -370,7 +370,7 @@ async fn the_apps_run_action_starts_the_agent_contained_and_ends_the_run() {
     let wallet = purser_core::wallet::Wallet::from_key_hex(&peers.payer_key).unwrap();
     let engine = Arc::new(Engine::new(purser_core::ledger::Ledger::open_in(&data).unwrap(), Some(wallet)).unwrap());
     engine.set_data_dir(&data);
-    let runs = purser_core::runs::Runs::new(None, None);
+    let runs = purser_core::runs::Runs::new(None);
     let spec =
         purser_core::grants::GrantSpec { label: "app-run".into(), budget: "1.00".into(), expires: "1h".into(), hosts: vec![paywall.clone()], auto_below: Some("0.01".into()), ..Default::default() };
     let g = engine.create_grant(&spec, Some(&Presence::app_click())).unwrap();

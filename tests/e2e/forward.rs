@@ -126,9 +126,13 @@ async fn curl_pays_v2_through_connect_and_absolute_form() {
     let ca = upstream_ca();
     let peers = Peers::start(Mode::Real);
     let p = Purser::start(BIN, &peers);
-    let key = p.data_dir.join("ca-key.pem");
+    let key = p.data_dir.join("ca-key.sealed");
     let purser_ca = export_ca(&p);
+    // The CA key is private and sealed with the wallet: no key in the clear anywhere.
     assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600, "the CA key is private");
+    let sealed = std::fs::read(&key).unwrap();
+    assert!(sealed.starts_with(b"PRSCAKY1") && !String::from_utf8_lossy(&sealed).contains("PRIVATE KEY"), "sealed");
+    assert!(!p.data_dir.join("ca-key.pem").exists(), "no clear key");
     let g = p.grant_create(&["--budget", "1.00", "--auto-below", "0.05", "--ask-below", "1.00"]);
     let token = g["token"].as_str().unwrap();
     let front = TlsFront::start(ca, &peers.v2);
@@ -165,6 +169,15 @@ async fn curl_pays_v2_through_connect_and_absolute_form() {
     assert_eq!(after - before, 3000, "payee delta");
     assert_eq!(p.receipts().len(), 3, "one receipt per payment");
     assert_chain_ok(&p);
+
+    // Locked, the CA's key is out of memory with the wallet's: a paid host is not intercepted.
+    p.cli_ok(&["wallet", "lock"]);
+    let locked = curl(&p, Some(token), &purser_ca, &format!("{}/free", front.url()));
+    assert_eq!(locked.connect, 503, "{locked}");
+    // Unlocked again, the same CA (agents keep trusting it) intercepts again.
+    p.cli_ok(&["wallet", "unlock"]);
+    let again = curl(&p, Some(token), &purser_ca, &format!("{}/free", front.url()));
+    assert_eq!(again.code, 200, "{again}");
 }
 
 /// A Python that has httpx and requests (Debian's python3-httpx/python3-requests, or any

@@ -17,32 +17,53 @@ const SYSTEM_ROOTS: &[&str] = &["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/
 pub fn ca(dir: &Path, cmd: CaCmd) -> Result<()> {
     match cmd {
         CaCmd::Export { out } => {
-            let ca = LocalCa::load_or_create(dir)?;
+            let pem = cert_pem(dir)?;
+            let fingerprint = LocalCa::fingerprint_of(&pem)?;
             match out {
                 Some(path) => {
-                    std::fs::write(&path, ca.cert_pem()).with_context(|| format!("writing {}", path.display()))?;
-                    eprintln!("wrote the Purser CA certificate ({}) to {}", ca.fingerprint(), path.display());
+                    std::fs::write(&path, &pem).with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!("wrote the Purser CA certificate ({fingerprint}) to {}", path.display());
                 }
-                None => print!("{}", ca.cert_pem()),
+                None => print!("{pem}"),
             }
             Ok(())
         }
         CaCmd::Rotate { json } => {
-            let ca = LocalCa::rotate(dir)?;
-            write_bundle(dir, &ca)?;
+            let ca = LocalCa::rotate(dir, &*seal_key(dir)?)?;
+            write_bundle(dir, ca.cert_pem())?;
             if json {
                 return crate::print_json(&json!({"fingerprint": ca.fingerprint(), "cert": LocalCa::cert_path(dir)}));
             }
             println!("New local CA {}.", ca.fingerprint());
-            println!("Restart `purser serve` and give agents the new certificate (`purser ca export`, `purser grant env ID`).");
+            println!("Restart `purser serve` (or lock and unlock the wallet) and give agents the new certificate (`purser ca export`, `purser grant env ID`).");
             Ok(())
         }
     }
 }
 
+/// The CA certificate (public), made first if Purser has none yet: its key is sealed with the
+/// wallet, so making it takes the wallet's passphrase.
+fn cert_pem(dir: &Path) -> Result<String> {
+    match LocalCa::existing_cert(dir) {
+        Ok(pem) => Ok(pem),
+        Err(purser_core::proxy::ca::CaError::Missing) => {
+            eprintln!("purser: no local CA yet; making one (its key is sealed with the wallet)");
+            Ok(LocalCa::open(dir, &*seal_key(dir)?)?.cert_pem().to_string())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The wallet's seal for the CA's key (asks for the passphrase).
+fn seal_key(dir: &Path) -> Result<zeroize::Zeroizing<[u8; 32]>> {
+    let pass = crate::passphrase(false)?;
+    let wallet = purser_core::wallet::Wallet::unlock(dir, &pass).map_err(|e| anyhow::anyhow!("unlocking the wallet: {e} ({})", e.code()))?;
+    Ok(wallet.seal_key(purser_core::proxy::ca::SEAL_PURPOSE)?)
+}
+
 /// Writes Purser's CA followed by the system roots to the data dir; returns its path.
-fn write_bundle(dir: &Path, ca: &LocalCa) -> Result<PathBuf> {
-    let mut bundle = ca.cert_pem().to_string();
+fn write_bundle(dir: &Path, ca_pem: &str) -> Result<PathBuf> {
+    let mut bundle = ca_pem.to_string();
     if let Some(roots) = SYSTEM_ROOTS.iter().find_map(|p| std::fs::read_to_string(p).ok()) {
         bundle.push('\n');
         bundle.push_str(&roots);
@@ -54,9 +75,9 @@ fn write_bundle(dir: &Path, ca: &LocalCa) -> Result<PathBuf> {
 
 pub fn grant_env(dir: &Path, e: &Engine, id: &str, token: Option<String>, json: bool) -> Result<()> {
     let g = e.grant(id)?;
-    let ca = LocalCa::load_or_create(dir)?;
+    let pem = cert_pem(dir)?;
     let cert = LocalCa::cert_path(dir);
-    let bundle = write_bundle(dir, &ca)?;
+    let bundle = write_bundle(dir, &pem)?;
     let url = crate::proxy_url(dir);
     let authority = url.trim_start_matches("http://");
     let secret = token.unwrap_or_else(|| "${PURSER_GRANT}".into());

@@ -40,19 +40,18 @@ pub async fn run(dir: &Path, port: u16, grace_secs: u64, notify: bool, explicit_
     }
     let engine = Arc::new(engine);
     crate::wallet::unlock_at_start(&engine, dir).await?;
-    let local_ca = Arc::new(purser_core::proxy::ca::LocalCa::load_or_create(dir).context("the local CA")?);
     let prompter = notify.then(|| {
         let opener = purser_core::notify::PrintCommand::new(explicit_dir.then(|| dir.to_path_buf()));
         purser_core::notify::spawn(engine.clone(), Arc::new(purser_core::notify::desktop::DesktopNotifier::new()), Arc::new(opener))
     });
-    let handle = purser_core::proxy::start_with_ca(engine.clone(), port, Duration::from_secs(grace_secs), Some(local_ca.clone())).await?;
+    let handle = purser_core::proxy::start(engine.clone(), port, Duration::from_secs(grace_secs)).await?;
     let url = format!("http://127.0.0.1:{}", handle.port());
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on {url}")?;
         out.flush()?;
     }
-    let runs = purser_core::runs::Runs::new(Some(local_ca), Some(purser_core::proxy::ca::LocalCa::cert_path(dir)));
+    let runs = purser_core::runs::Runs::new(Some(purser_core::proxy::ca::LocalCa::cert_path(dir)));
     let control = purser_core::control::socket::publish(engine.clone(), runs.clone(), dir, &url).await.context("the control socket")?;
     let reaper = runs.spawn_reaper(engine.clone(), Duration::from_secs(1));
     tracing::info!(%url, "serving");

@@ -92,6 +92,9 @@ pub struct Engine {
     pub(crate) paused: std::sync::atomic::AtomicBool,
     /// The receipt rate limit per grant and minute, and its summaries (`folding`).
     pub folding: Arc<crate::folding::Folding>,
+    /// The local CA standard proxy mode intercepts with: its key is sealed with the wallet, so
+    /// it is here only while the wallet is unlocked (see `proxy::ca`).
+    ca: RwLock<Option<Arc<crate::proxy::ca::LocalCa>>>,
 }
 
 impl Engine {
@@ -114,6 +117,7 @@ impl Engine {
             custody: Default::default(),
             paused,
             folding: Arc::new(crate::folding::Folding::from_env()),
+            ca: RwLock::new(None),
         })
     }
 
@@ -122,9 +126,32 @@ impl Engine {
         self.wallet.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Locks the wallet (drops the in-memory key) or installs an unlocked one.
+    /// Locks the wallet (drops the in-memory key, and the local CA's with it) or installs an
+    /// unlocked one (and opens the local CA of the engine's data dir with its seal, creating it
+    /// on first use; a CA that cannot be opened is logged, and HTTPS to paid hosts then answers
+    /// `interception_unavailable`).
     pub fn set_wallet(&self, wallet: Option<Wallet>) {
-        *self.wallet.write().unwrap_or_else(|p| p.into_inner()) = wallet.map(Arc::new);
+        let wallet = wallet.map(Arc::new);
+        let ca = match (&wallet, self.data_dir()) {
+            (Some(w), Ok(dir)) => {
+                let opened = w.seal_key(crate::proxy::ca::SEAL_PURPOSE).map_err(|e| e.to_string()).and_then(|seal| crate::proxy::ca::LocalCa::open(&dir, &seal).map_err(|e| e.to_string()));
+                match opened {
+                    Ok(ca) => Some(Arc::new(ca)),
+                    Err(err) => {
+                        tracing::error!(error = %err, "the local CA could not be opened; HTTPS to paid hosts is not intercepted");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        *self.ca.write().unwrap_or_else(|p| p.into_inner()) = ca;
+        *self.wallet.write().unwrap_or_else(|p| p.into_inner()) = wallet;
+    }
+
+    /// The local CA, while the wallet is unlocked.
+    pub fn local_ca(&self) -> Option<Arc<crate::proxy::ca::LocalCa>> {
+        self.ca.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The grant a token opens, if any (looked up by hash, compared in constant time).

@@ -51,8 +51,6 @@ pub struct ProxyContext {
     /// The port we are bound to: the only one a Host header may name (for a run's socket,
     /// the port its bridge listens on inside the sandbox).
     pub port: u16,
-    /// The local CA that intercepts CONNECTs to in-scope hosts; `None`: such CONNECTs are refused.
-    pub ca: Option<Arc<ca::LocalCa>>,
     /// Requests in progress inside intercepted tunnels (shutdown waits for them, like for
     /// plain connections, so that their receipts are written).
     pub inflight: Arc<forward::InFlight>,
@@ -91,13 +89,9 @@ impl Drop for ProxyHandle {
     }
 }
 
-/// Binds 127.0.0.1:`port` (0 picks one) and serves until the handle stops it.
+/// Binds 127.0.0.1:`port` (0 picks one) and serves until the handle stops it. CONNECTs to
+/// hosts a grant pays are intercepted with the engine's local CA (while its wallet is unlocked).
 pub async fn start(engine: Arc<Engine>, port: u16, grace: Duration) -> Result<ProxyHandle, ProxyError> {
-    start_with_ca(engine, port, grace, None).await
-}
-
-/// [`start`], with the local CA that standard proxy mode intercepts HTTPS with.
-pub async fn start_with_ca(engine: Arc<Engine>, port: u16, grace: Duration, ca: Option<Arc<ca::LocalCa>>) -> Result<ProxyHandle, ProxyError> {
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await.map_err(|source| ProxyError::Bind { port, source })?;
     let addr = listener.local_addr().map_err(|source| ProxyError::Bind { port, source })?;
     let listener = Arc::new(listener);
@@ -110,13 +104,13 @@ pub async fn start_with_ca(engine: Arc<Engine>, port: u16, grace: Duration, ca: 
             Ok((stream, Origin::Tcp { peer, local }))
         }
     };
-    Ok(serve(engine, addr, addr.port(), grace, ca, accept, true))
+    Ok(serve(engine, addr, addr.port(), grace, accept, true))
 }
 
 /// Serves the proxy on a run's own Unix socket (already bound): every connection is that run.
 /// `port` is the one its bridge listens on inside the sandbox (the only one a Host header may
 /// name). Held approvals are not closed when it stops (the daemon's other listeners go on).
-pub fn start_unix(engine: Arc<Engine>, listener: tokio::net::UnixListener, binding: Arc<crate::runs::RunBinding>, port: u16, ca: Option<Arc<ca::LocalCa>>) -> ProxyHandle {
+pub fn start_unix(engine: Arc<Engine>, listener: tokio::net::UnixListener, binding: Arc<crate::runs::RunBinding>, port: u16) -> ProxyHandle {
     let listener = Arc::new(listener);
     let accept = move || {
         let (listener, binding) = (listener.clone(), binding.clone());
@@ -126,18 +120,18 @@ pub fn start_unix(engine: Arc<Engine>, listener: tokio::net::UnixListener, bindi
             Ok((stream, Origin::Run { binding, pid }))
         }
     };
-    serve(engine, SocketAddr::from(([127, 0, 0, 1], port)), port, Duration::from_secs(2), ca, accept, false)
+    serve(engine, SocketAddr::from(([127, 0, 0, 1], port)), port, Duration::from_secs(2), accept, false)
 }
 
 /// The accept loop shared by both kinds of listener.
-fn serve<S, F, Fut>(engine: Arc<Engine>, addr: SocketAddr, port: u16, grace: Duration, ca: Option<Arc<ca::LocalCa>>, mut accept: F, owns_approvals: bool) -> ProxyHandle
+fn serve<S, F, Fut>(engine: Arc<Engine>, addr: SocketAddr, port: u16, grace: Duration, mut accept: F, owns_approvals: bool) -> ProxyHandle
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     F: FnMut() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = std::io::Result<(S, Origin)>> + Send,
 {
     let inflight = Arc::new(forward::InFlight::default());
-    let ctx = Arc::new(ProxyContext { port, ca, inflight: inflight.clone(), tunnels: tunnels::Tunnels::for_engine(&engine) });
+    let ctx = Arc::new(ProxyContext { port, inflight: inflight.clone(), tunnels: tunnels::Tunnels::for_engine(&engine) });
     let (stop, mut stopped) = watch::channel(false);
     let conn_limits = limits::ConnLimits::from_env();
     let task = tokio::spawn(async move {

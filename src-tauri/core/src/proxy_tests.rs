@@ -19,7 +19,7 @@ fn engine() -> (tempfile::TempDir, Arc<Engine>, String) {
 }
 
 fn ctx() -> ProxyContext {
-    ProxyContext { port: 4020, ca: None, inflight: Default::default(), tunnels: tunnels::Tunnels::from_env() }
+    ProxyContext { port: 4020, inflight: Default::default(), tunnels: tunnels::Tunnels::from_env() }
 }
 
 async fn send(e: &Arc<Engine>, uri: &str, headers: &[(&str, &str)]) -> (StatusCode, serde_json::Value) {

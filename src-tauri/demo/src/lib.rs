@@ -248,7 +248,7 @@ async fn with_peers(
 
     let proxy = purser_core::proxy::start(engine.clone(), 0, Duration::from_secs(5)).await.map_err(|e| DemoError::Io(e.to_string()))?;
     let proxy_url = format!("http://127.0.0.1:{}", proxy.port());
-    let runs = purser_core::runs::Runs::new(None, None);
+    let runs = purser_core::runs::Runs::new(None);
     let _control = purser_core::control::socket::publish(engine.clone(), runs, dir, &proxy_url).await.map_err(io(dir))?;
     let prompter = (opts.auto_answer.is_none() && opts.notify).then(|| {
         let opener = purser_core::notify::PrintCommand::new(Some(dir.clone()));

@@ -195,7 +195,16 @@ where
     // A tunnel is counted under its grant, and keeps the connection's slot, for its whole life.
     let slot = req.extensions().get::<super::limits::Slot>().cloned();
     if in_scope {
-        let Some(ca) = ctx.ca.as_ref() else {
+        // The CA's key is sealed with the wallet: while it is locked, nothing is intercepted.
+        let Some(ca) = engine.local_ca() else {
+            if engine.wallet().is_none() {
+                return error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "wallet_locked",
+                    "Purser is locked, and the key of its local CA is sealed with the wallet, so HTTPS to a host this grant pays cannot be governed: unlock it (`purser wallet unlock` or the app)",
+                    None,
+                );
+            }
             return error_response(StatusCode::SERVICE_UNAVAILABLE, "interception_unavailable", "this proxy has no local CA, so it cannot govern HTTPS through CONNECT", None);
         };
         let tls = match ca.server_config(&host) {

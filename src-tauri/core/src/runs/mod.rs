@@ -64,7 +64,6 @@ struct Entry {
 
 /// The daemon's (or the app's) runs.
 pub struct Runs {
-    ca: Option<Arc<crate::proxy::ca::LocalCa>>,
     ca_cert: Option<PathBuf>,
     live: Mutex<HashMap<String, Entry>>,
 }
@@ -155,9 +154,10 @@ fn command_line(argv: &[String]) -> String {
 }
 
 impl Runs {
-    /// `ca`: the local CA standard proxy mode intercepts with (its certificate at `ca_cert`).
-    pub fn new(ca: Option<Arc<crate::proxy::ca::LocalCa>>, ca_cert: Option<PathBuf>) -> Arc<Runs> {
-        Arc::new(Runs { ca, ca_cert, live: Mutex::new(HashMap::new()) })
+    /// `ca_cert`: the certificate of the local CA standard proxy mode intercepts with (the
+    /// engine's, while its wallet is unlocked), given to runs when it exists.
+    pub fn new(ca_cert: Option<PathBuf>) -> Arc<Runs> {
+        Arc::new(Runs { ca_cert, live: Mutex::new(HashMap::new()) })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
@@ -201,10 +201,19 @@ impl Runs {
             token_hash: crate::auth::token_hash(&token),
             started_at: engine.clock.now(),
         });
-        let proxy = crate::proxy::start_unix(engine.clone(), listener, binding.clone(), SANDBOX_PORT, self.ca.clone());
+        let proxy = crate::proxy::start_unix(engine.clone(), listener, binding.clone(), SANDBOX_PORT);
         tracing::info!(run = %id, label, grant = grant_id, command, "run started");
         self.lock().insert(id.clone(), Entry { binding, socket: socket.clone(), proxy, end_grant, launcher_pid });
-        Ok(Started { run_id: id, label: label.to_string(), socket, token, grant_id: grant_id.to_string(), grant_created: end_grant, port: SANDBOX_PORT, ca_cert: self.ca_cert.clone() })
+        Ok(Started {
+            run_id: id,
+            label: label.to_string(),
+            socket,
+            token,
+            grant_id: grant_id.to_string(),
+            grant_created: end_grant,
+            port: SANDBOX_PORT,
+            ca_cert: self.ca_cert.clone().filter(|p| p.exists()),
+        })
     }
 
     /// Records the pid of the process that launched the run (the run ends if it dies).

@@ -309,6 +309,17 @@ impl Wallet {
         Ok((auth, sig.as_bytes()))
     }
 
+    /// A 32-byte key that seals another of Purser's secrets at rest (the local CA's key),
+    /// derived from the wallet's secret key with HKDF-SHA256 under `purpose`: it exists only
+    /// while the wallet is unlocked, differs for every purpose and reveals nothing of the key.
+    pub fn seal_key(&self, purpose: &str) -> Result<Zeroizing<[u8; 32]>, WalletError> {
+        let secret = Zeroizing::new(self.signer.credential().to_bytes());
+        let hk = hkdf::Hkdf::<sha2::Sha256>::new(Some(b"purser seal v1"), secret.as_slice());
+        let mut out = Zeroizing::new([0u8; 32]);
+        hk.expand(purpose.as_bytes(), out.as_mut()).map_err(|e| WalletError::Sign(format!("seal key: {e}")))?;
+        Ok(out)
+    }
+
     /// An EIP-191 `personal_sign` of `msg` (the ledger's checkpoints, see `anchor`): prefixed,
     /// so it can never be taken for a transfer authorization or a transaction.
     pub fn sign_personal(&self, msg: &[u8]) -> Result<[u8; 65], WalletError> {
