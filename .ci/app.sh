@@ -117,10 +117,13 @@ step "2/5 ui dependencies: npm install --prefix ui"
 npm install --prefix "$ROOT/ui" --no-audit --no-fund
 
 # ---------------------------------------------------------------------------------------------
-# 3. UI typecheck, unit/component tests (Vitest + jsdom) and build (ui/dist is what the app embeds).
+# 3. UI typecheck, lint (ESLint with typescript-eslint's type-aware rules and React's hook rules,
+#    ui/eslint.config.js; any warning fails), unit/component tests (Vitest + jsdom) and build
+#    (ui/dist is what the app embeds).
 # ---------------------------------------------------------------------------------------------
-step "3/5 ui typecheck, tests and build"
+step "3/5 ui typecheck, lint, tests and build"
 npm run --prefix "$ROOT/ui" typecheck
+npm run --prefix "$ROOT/ui" lint
 npm --prefix "$ROOT/ui" test
 npm run --prefix "$ROOT/ui" build
 [[ -f "$ROOT/ui/dist/index.html" ]] || fail "ui/dist/index.html was not produced"

@@ -176,7 +176,7 @@ function Header({ onWallet }: { onWallet: () => void }) {
           <button
             className="ghost small"
             onClick={() =>
-              navigator.clipboard.writeText(info.data.proxyUrl).then(
+              void navigator.clipboard.writeText(info.data.proxyUrl).then(
                 () => {
                   setCopied(true);
                   setTimeout(() => setCopied(false), 1500);

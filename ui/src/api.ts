@@ -46,6 +46,7 @@ async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> 
   try {
     return await invoke<T>(cmd, args);
   } catch (err) {
+    // eslint-disable-next-line @typescript-eslint/only-throw-error -- callers get the core's plain {code, message} ApiError, by design
     throw toApiError(err);
   }
 }

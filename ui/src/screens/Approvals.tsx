@@ -31,9 +31,13 @@ export function Approvals({ focusId, focusNonce = 0 }: { focusId: string | null;
   const listRef = useRef<HTMLUListElement>(null);
   const ruleRef = useRef<HTMLInputElement>(null);
 
-  useEffect(() => {
+  // Each new Open (a new id or the same one again) selects it: adjusted while rendering, as
+  // React advises for state that follows a prop (no effect, no extra commit).
+  const [focusSeen, setFocusSeen] = useState({ focusId, focusNonce });
+  if (focusSeen.focusId !== focusId || focusSeen.focusNonce !== focusNonce) {
+    setFocusSeen({ focusId, focusNonce });
     if (focusId) setSelected(focusId);
-  }, [focusId, focusNonce]);
+  }
   // Keep a valid selection as the queue changes.
   const current = list.find((a) => a.id === selected) ?? list[0] ?? null;
   const index = current ? list.indexOf(current) : -1;

@@ -165,7 +165,7 @@ export function CreatedPanel({ created, onClose }: { created: CreatedGrant; onCl
         <span className="muted" role="status" data-testid="copy-status">
           {copied === "ok" ? "Copied to the clipboard" : copied === "failed" ? "Copy failed — select the lines and copy them" : ""}
         </span>
-        <button type="button" onClick={copy} data-testid="copy-setup">
+        <button type="button" onClick={() => void copy()} data-testid="copy-setup">
           Copy set-up lines
         </button>
         <button type="button" className="primary" onClick={onClose} data-testid="created-done">

@@ -2,7 +2,7 @@ import { act, fireEvent, renderHook, screen, waitFor, within } from "@testing-li
 import userEvent from "@testing-library/user-event";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import * as api from "../api";
-import type { ReceiptDetail, TimelinePage, Stats } from "../bindings";
+import type { TimelinePage, Stats } from "../bindings";
 import { item, receipt } from "../test/fixtures";
 import { renderScreen } from "../test/util";
 import { DEBOUNCE_MS, FIRST_PAGE, PAGE, Timeline, useSearchText } from "./Timeline";
@@ -86,7 +86,7 @@ describe("Timeline", () => {
     const rows = await screen.findAllByTestId("receipt-row");
     expect(within(rows[1]!).getByTestId("row-intent").textContent).toBe(XSS);
     expect(document.querySelector("img")).toBeNull();
-    m.receiptGet.mockResolvedValue({ receipt: receipt({ id: "r-1", intent: XSS, url: `https://api.weather.com/${XSS}`, challenge: { description: XSS } }), flags: [], seq: 7 } as ReceiptDetail);
+    m.receiptGet.mockResolvedValue({ receipt: receipt({ id: "r-1", intent: XSS, url: `https://api.weather.com/${XSS}`, challenge: { description: XSS } }), flags: [], seq: 7 });
     await userEvent.setup().click(rows[1]!);
     const drawer = await screen.findByTestId("receipt-drawer");
     await waitFor(() => expect(within(drawer).getByTestId("drawer-intent").textContent).toBe(XSS));

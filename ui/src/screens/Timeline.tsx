@@ -68,12 +68,11 @@ function useDebounced<T>(value: T, ms: number): T {
  */
 export function useSearchText(text: string, busy: boolean, ms: number): string {
   const [q, setQ] = useState(text);
+  // Idle: take the text while rendering (React's pattern for state that follows a prop), so
+  // the new query goes out in this very render rather than after an effect and a second commit.
+  if (!busy && q !== text) setQ(text);
   useEffect(() => {
-    if (q === text) return;
-    if (!busy) {
-      setQ(text);
-      return;
-    }
+    if (q === text || !busy) return;
     const t = setTimeout(() => setQ(text), ms);
     return () => clearTimeout(t);
   }, [text, busy, q, ms]);
@@ -99,12 +98,13 @@ export function Timeline() {
     getNextPageParam: (last: TimelinePage) => last.next_cursor,
     placeholderData: keepPreviousData,
   });
-  // A bad query keeps the last good results on screen (with the error above them).
-  const lastGood = useRef<{ items: TimelineRow[]; total: number }>({ items: [], total: 0 });
+  // A bad query keeps the last good results on screen (with the error above them): kept as
+  // state adjusted while rendering, since a ref must not be written during render.
+  const [lastGood, setLastGood] = useState<{ items: TimelineRow[]; total: number }>({ items: [], total: 0 });
   const data = search.data;
   const fresh_ = useMemo(() => (data ? { items: data.pages.flatMap((p) => p.items), total: data.pages[0]?.total ?? 0 } : null), [data]);
-  if (fresh_) lastGood.current = fresh_;
-  const { items, total } = fresh_ ?? (search.error ? lastGood.current : { items: [], total: 0 });
+  if (fresh_ && fresh_ !== lastGood) setLastGood(fresh_);
+  const { items, total } = fresh_ ?? (search.error ? lastGood : { items: [], total: 0 });
   const showingQuery = search.isPlaceholderData ? null : query;
 
   // Keystroke → results on screen.
@@ -116,17 +116,22 @@ export function Timeline() {
   }, []);
   // The chart follows once the list has its results: the ledger answers one query at a time,
   // so a slow aggregate must never sit in front of the search the user is waiting for.
+  const settled = showingQuery !== null && !search.isFetching && !search.error;
   const [chartFor, setChartFor] = useState(query);
+  if (settled && chartFor !== showingQuery) setChartFor(showingQuery);
   useEffect(() => {
-    if (showingQuery !== null && !search.isFetching && !search.error) {
-      searchRendered(showingQuery);
-      setChartFor(showingQuery);
-    }
-  }, [showingQuery, search.isFetching, search.error, search.dataUpdatedAt]);
-  // …and once typing has paused, so an aggregate does not queue in front of the next keystroke.
+    if (settled) searchRendered(showingQuery);
+  }, [settled, showingQuery, search.dataUpdatedAt]);
+  // …and once typing has paused (the delay starts when the list is committed), so an aggregate
+  // does not queue in front of the next keystroke.
   const chartQuery = useDebounced(chartFor, CHART_DELAY_MS);
 
-  useEffect(() => setFresh(0), [query]);
+  // A new query starts with no "N new" (reset while rendering, not in an effect).
+  const [freshFor, setFreshFor] = useState(query);
+  if (freshFor !== query) {
+    setFreshFor(query);
+    setFresh(0);
+  }
 
   // Only the first page is refetched on news: trim, then invalidate.
   const refreshTop = useCallback(() => {

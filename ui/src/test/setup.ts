@@ -12,5 +12,8 @@ class NoResizeObserver {
   disconnect() {}
 }
 globalThis.ResizeObserver ??= NoResizeObserver as unknown as typeof ResizeObserver;
+// (unbound-method: these lines install stubs on the prototype; no method is taken off and called.)
+// eslint-disable-next-line @typescript-eslint/unbound-method
 Element.prototype.scrollIntoView ??= function () {};
+// eslint-disable-next-line @typescript-eslint/unbound-method
 Element.prototype.scrollTo ??= function () {};
