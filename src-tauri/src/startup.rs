@@ -63,7 +63,7 @@ pub async fn start(opener: AppOpener) -> Result<AppState, Fatal> {
     engine.set_data_dir(&dir);
     let proxy = purser_core::proxy::start(engine.clone(), port, GRACE).await.map_err(|e| fatal(&format!("starting the proxy on 127.0.0.1:{port}"), e))?;
     let proxy_url = format!("http://127.0.0.1:{}", proxy.port());
-    let runs = purser_core::runs::Runs::new(Some(purser_core::proxy::ca::LocalCa::cert_path(&dir)));
+    let runs = purser_core::runs::Runs::new(Some(purser_core::ca::LocalCa::cert_path(&dir)));
     let control = purser_core::control::socket::publish(engine.clone(), runs.clone(), &dir, &proxy_url).await.map_err(|e| fatal("the control socket", e))?;
     let reaper = runs.spawn_reaper(engine.clone(), std::time::Duration::from_secs(1));
     let prompter = if std::env::var_os("PURSER_NO_NOTIFY").is_some() {
@@ -72,11 +72,11 @@ pub async fn start(opener: AppOpener) -> Result<AppState, Fatal> {
         Some(purser_core::notify::spawn(engine.clone(), Arc::new(purser_core::notify::desktop::DesktopNotifier::new()), Arc::new(opener)))
     };
     unlock_in_background(engine.clone(), dir.clone());
-    let chain = purser_core::chain::background::spawn(engine.clone(), dir.clone(), purser_core::chain::background::interval_from_env());
+    let chain = purser_core::background::spawn(engine.clone(), dir.clone(), purser_core::background::interval_from_env());
     Ok(AppState {
         real: engine,
         demo: Default::default(),
-        ca_cert: purser_core::proxy::ca::LocalCa::cert_path(&dir),
+        ca_cert: purser_core::ca::LocalCa::cert_path(&dir),
         data_dir: dir,
         proxy_url,
         has_tray: Default::default(),

@@ -4,8 +4,8 @@
 
 use crate::args::CaCmd;
 use anyhow::{Context, Result};
+use purser_core::ca::LocalCa;
 use purser_core::engine::Engine;
-use purser_core::proxy::ca::LocalCa;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -46,7 +46,7 @@ pub fn ca(dir: &Path, cmd: CaCmd) -> Result<()> {
 fn cert_pem(dir: &Path) -> Result<String> {
     match LocalCa::existing_cert(dir) {
         Ok(pem) => Ok(pem),
-        Err(purser_core::proxy::ca::CaError::Missing) => {
+        Err(purser_core::ca::CaError::Missing) => {
             eprintln!("purser: no local CA yet; making one (its key is sealed with the wallet)");
             Ok(LocalCa::open(dir, &*seal_key(dir)?)?.cert_pem().to_string())
         }
@@ -58,7 +58,7 @@ fn cert_pem(dir: &Path) -> Result<String> {
 fn seal_key(dir: &Path) -> Result<zeroize::Zeroizing<[u8; 32]>> {
     let pass = crate::passphrase(false)?;
     let wallet = purser_core::wallet::Wallet::unlock(dir, &pass).map_err(|e| anyhow::anyhow!("unlocking the wallet: {e} ({})", e.code()))?;
-    Ok(wallet.seal_key(purser_core::proxy::ca::SEAL_PURPOSE)?)
+    Ok(wallet.seal_key(purser_core::ca::SEAL_PURPOSE)?)
 }
 
 /// Writes Purser's CA followed by the system roots to the data dir; returns its path.

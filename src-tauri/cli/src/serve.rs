@@ -51,12 +51,12 @@ pub async fn run(dir: &Path, port: u16, grace_secs: u64, notify: bool, explicit_
         writeln!(out, "listening on {url}")?;
         out.flush()?;
     }
-    let runs = purser_core::runs::Runs::new(Some(purser_core::proxy::ca::LocalCa::cert_path(dir)));
+    let runs = purser_core::runs::Runs::new(Some(purser_core::ca::LocalCa::cert_path(dir)));
     let control = purser_core::control::socket::publish(engine.clone(), runs.clone(), dir, &url).await.context("the control socket")?;
     let reaper = runs.spawn_reaper(engine.clone(), Duration::from_secs(1));
     tracing::info!(%url, "serving");
     // Balances and reconciliation, off the payment path (interval: PURSER_CHAIN_INTERVAL_SECS).
-    let chain_task = purser_core::chain::background::spawn(engine.clone(), dir.to_path_buf(), purser_core::chain::background::interval_from_env());
+    let chain_task = purser_core::background::spawn(engine.clone(), dir.to_path_buf(), purser_core::background::interval_from_env());
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
@@ -74,7 +74,7 @@ pub async fn run(dir: &Path, port: u16, grace_secs: u64, notify: bool, explicit_
         p.shutdown().await;
     }
     // The ledger's head as it stops, signed by the wallet's key (see `receipts verify`).
-    purser_core::anchor::checkpoint_engine(&engine, None).await;
+    purser_core::background::checkpoint_engine(&engine, None).await;
     // The key leaves memory (zeroised) before the process ends.
     engine.lock_wallet(false);
     eprintln!("purser: stopped");

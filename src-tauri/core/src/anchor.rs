@@ -7,11 +7,11 @@
 
 use crate::chain::{http_client, ChainError, Rpc};
 use crate::clock::NonceSource;
-use crate::ledger::{Audit, Checkpoint, Ledger, SignedFact, GENESIS_HASH};
+use crate::ledger::{commit, Audit, Checkpoint, Ledger, SignedFact, GENESIS_HASH};
 use crate::networks::{self, NetworkConfig};
 use crate::receipt::Receipt;
 use crate::wallet::Wallet;
-use alloy_primitives::{keccak256, Address, Signature, B256};
+use alloy_primitives::{Address, Signature, B256};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
@@ -42,16 +42,7 @@ fn bytes32(what: &'static str, value: &str) -> Result<B256> {
     value.trim_start_matches("0x").parse::<B256>().map_err(|_| AnchorError::NotHash { what, value: value.chars().take(80).collect() })
 }
 
-fn commit(head: &B256, receipt_id: &str, salt: &B256) -> B256 {
-    let mut pre = Vec::with_capacity(64 + receipt_id.len());
-    pre.extend_from_slice(head.as_slice());
-    pre.extend_from_slice(receipt_id.as_bytes());
-    pre.extend_from_slice(salt.as_slice());
-    keccak256(pre)
-}
-
-/// The nonce a receipt's commitment makes: `keccak256(commits_to ‖ receipt_id ‖ salt)`, with the
-/// head and salt as their 32 bytes and the id as its UTF-8 text.
+/// The nonce a receipt's commitment makes (see `ledger::commit`), from the receipt's hex fields.
 pub fn commitment(commits_to: &str, receipt_id: &str, salt: &str) -> Result<B256> {
     Ok(commit(&bytes32("nonce_commits_to", commits_to)?, receipt_id, &bytes32("nonce_salt", salt)?))
 }
@@ -235,19 +226,6 @@ pub fn check_signatures(checkpoints: &[Checkpoint], wallet: Address) -> Vec<Stri
     out
 }
 
-/// [`checkpoint`] for the running daemon, off the async threads; does nothing while the wallet
-/// is locked, and only logs a failure (a checkpoint never holds up anything).
-pub async fn checkpoint_engine(engine: &crate::engine::Engine, every: Option<u64>) {
-    let Some(wallet) = engine.wallet() else { return };
-    let now = engine.clock.now();
-    match engine.ledger.blocking(move |l| checkpoint(l, &wallet, now, every)).await {
-        Ok(Ok(Some(cp))) => tracing::info!(count = cp.count, head = %cp.head, "ledger checkpoint signed"),
-        Ok(Ok(None)) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "no ledger checkpoint"),
-        Err(e) => tracing::warn!(error = %e, "no ledger checkpoint"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,8 +236,8 @@ mod tests {
         let mut pre = vec![0x11u8; 32];
         pre.extend_from_slice(b"r-1");
         pre.extend_from_slice(&[0x22u8; 32]);
-        assert_eq!(commitment(&head, "r-1", &salt).unwrap(), keccak256(&pre));
-        assert_ne!(commitment(&head, "r-2", &salt).unwrap(), keccak256(&pre), "the id is committed");
+        assert_eq!(commitment(&head, "r-1", &salt).unwrap(), alloy_primitives::keccak256(&pre));
+        assert_ne!(commitment(&head, "r-2", &salt).unwrap(), alloy_primitives::keccak256(&pre), "the id is committed");
         assert_eq!(commitment(GENESIS_HASH, "r-1", &salt).unwrap(), commit(&B256::ZERO, "r-1", &B256::repeat_byte(0x22)));
         let err = commitment("beef", "r-1", &salt).unwrap_err().to_string();
         assert!(err.contains("nonce_commits_to") && err.contains("beef"), "{err}");

@@ -1,6 +1,7 @@
 //! Owns the data dir's privacy: the directory is 0700 and every file Purser writes in it 0600
 //! (the ledger is a record of someone's spending; the keystore holds their key).
 
+use serde::{Deserialize, Serialize};
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -141,7 +142,7 @@ pub fn lock_exclusive(dir: &Path, owner: Owner) -> Result<DirLock, LockError> {
             let mut held = String::new();
             let _ = std::io::Read::read_to_string(&mut file, &mut held);
             let (kind, pid) = held.trim().split_once(' ').unwrap_or(("", "?"));
-            let url = crate::control::ControlFile::read(dir).filter(|c| c.pid.to_string() == pid).map(|c| format!(", at {}", c.url)).unwrap_or_default();
+            let url = ControlFile::read(dir).filter(|c| c.pid.to_string() == pid).map(|c| format!(", at {}", c.url)).unwrap_or_default();
             return Err(LockError::Held { who: Owner::describe(kind), pid: pid.chars().filter(char::is_ascii_digit).take(10).collect(), at: url });
         }
         Err(fs::TryLockError::Error(e)) => return Err(io(e)),
@@ -150,6 +151,30 @@ pub fn lock_exclusive(dir: &Path, owner: Owner) -> Result<DirLock, LockError> {
     file.write_all(format!("{} {}\n", owner.as_str(), std::process::id()).as_bytes()).map_err(io)?;
     file.sync_all().map_err(io)?;
     Ok(DirLock { _file: file })
+}
+
+/// File in the data dir that tells local clients where the running Purser is.
+pub const CONTROL_FILE: &str = "control.json";
+
+/// Contents of `control.json`: the proxy's URL (for agents), the control socket (for the CLI)
+/// and the serving process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ControlFile {
+    pub url: String,
+    pub socket: PathBuf,
+    pub pid: u32,
+}
+
+impl ControlFile {
+    pub fn path(data_dir: &Path) -> PathBuf {
+        data_dir.join(CONTROL_FILE)
+    }
+    pub fn write(&self, data_dir: &Path) -> std::io::Result<()> {
+        write_private(&Self::path(data_dir), serde_json::to_string(self)?.as_bytes())
+    }
+    pub fn read(data_dir: &Path) -> Option<ControlFile> {
+        serde_json::from_slice(&std::fs::read(Self::path(data_dir)).ok()?).ok()
+    }
 }
 
 #[cfg(test)]
@@ -162,7 +187,7 @@ mod tests {
         let held = lock_exclusive(dir.path(), Owner::App).unwrap();
         let mode = fs::metadata(dir.path().join(LOCK_FILE)).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        crate::control::ControlFile { url: "http://127.0.0.1:4999".into(), socket: dir.path().join("c.sock"), pid: std::process::id() }.write(dir.path()).unwrap();
+        ControlFile { url: "http://127.0.0.1:4999".into(), socket: dir.path().join("c.sock"), pid: std::process::id() }.write(dir.path()).unwrap();
         let e = lock_exclusive(dir.path(), Owner::Daemon).unwrap_err();
         assert_eq!(e.code(), "already_running");
         let want = format!("Purser is already running (the desktop app, pid {}, at http://127.0.0.1:4999); stop it first, or use another data dir", std::process::id());

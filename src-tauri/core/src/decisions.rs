@@ -151,7 +151,7 @@ impl Engine {
     /// Names a payee (shown next to its address in prompts); an empty name removes it.
     pub fn label_payee(&self, address: &str, label: &str) -> Result<PayeeLabel, EngineError> {
         let a: alloy_primitives::Address = address.trim().parse().map_err(|_| GrantError::Payee(address.chars().take(64).collect()))?;
-        let label = crate::prompt::clean(label, crate::prompt::MAX_NAME);
+        let label = crate::text::clean(label, crate::text::MAX_NAME);
         self.ledger.set_payee_label(&a.to_checksum(None), Some(label.as_str()).filter(|l| !l.is_empty()), self.clock.now())?;
         Ok(PayeeLabel { address: a.to_checksum(None), label: Some(label).filter(|l| !l.is_empty()) })
     }

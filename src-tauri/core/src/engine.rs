@@ -31,7 +31,7 @@ pub enum EngineError {
     #[error(transparent)]
     Rule(#[from] crate::rules::RuleError),
     #[error(transparent)]
-    Edit(#[from] crate::grant_edit::EditError),
+    Edit(#[from] crate::grants::EditError),
     #[error(transparent)]
     Wallet(#[from] crate::wallet::WalletError),
     #[error(transparent)]
@@ -40,13 +40,7 @@ pub enum EngineError {
     Presence(#[from] crate::presence::PresenceError),
 }
 
-/// The error shape every front end gets.
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct ApiError {
-    pub code: String,
-    pub message: String,
-}
+pub use crate::api::ApiError;
 
 impl EngineError {
     pub fn code(&self) -> &'static str {
@@ -94,7 +88,7 @@ pub struct Engine {
     pub folding: Arc<crate::folding::Folding>,
     /// The local CA standard proxy mode intercepts with: its key is sealed with the wallet, so
     /// it is here only while the wallet is unlocked (see `proxy::ca`).
-    ca: RwLock<Option<Arc<crate::proxy::ca::LocalCa>>>,
+    ca: RwLock<Option<Arc<crate::ca::LocalCa>>>,
 }
 
 impl Engine {
@@ -105,7 +99,7 @@ impl Engine {
 
     pub fn with_sources(ledger: Ledger, wallet: Option<Wallet>, clock: Arc<dyn Clock>, nonces: Arc<dyn NonceSource>) -> Result<Engine, EngineError> {
         let events = Events::default();
-        let paused = std::sync::atomic::AtomicBool::new(crate::pause::stored(&ledger)?);
+        let paused = std::sync::atomic::AtomicBool::new(ledger.spending_paused()?);
         Ok(Engine {
             ledger,
             approvals: Approvals::new(events.clone()),
@@ -134,7 +128,7 @@ impl Engine {
         let wallet = wallet.map(Arc::new);
         let ca = match (&wallet, self.data_dir()) {
             (Some(w), Ok(dir)) => {
-                let opened = w.seal_key(crate::proxy::ca::SEAL_PURPOSE).map_err(|e| e.to_string()).and_then(|seal| crate::proxy::ca::LocalCa::open(&dir, &seal).map_err(|e| e.to_string()));
+                let opened = w.seal_key(crate::ca::SEAL_PURPOSE).map_err(|e| e.to_string()).and_then(|seal| crate::ca::LocalCa::open(&dir, &seal).map_err(|e| e.to_string()));
                 match opened {
                     Ok(ca) => Some(Arc::new(ca)),
                     Err(err) => {
@@ -150,7 +144,7 @@ impl Engine {
     }
 
     /// The local CA, while the wallet is unlocked.
-    pub fn local_ca(&self) -> Option<Arc<crate::proxy::ca::LocalCa>> {
+    pub fn local_ca(&self) -> Option<Arc<crate::ca::LocalCa>> {
         self.ca.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 

@@ -11,9 +11,8 @@
 //! A payment, a reservation, a user's decision or a prompt is never folded.
 
 use crate::clock::new_id;
-use crate::receipt::{DecidedBy, Outcome, Receipt};
+use crate::receipt::{DecidedBy, FoldedSummary, Outcome, Receipt};
 use chrono::{DateTime, TimeZone, Utc};
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
@@ -23,24 +22,6 @@ pub const RECEIPTS_PER_MINUTE: u32 = 60;
 pub const REASON: &str = "receipts_folded";
 /// Most hosts a summary names one by one (the rest are counted under `(other)`).
 const MAX_HOSTS: usize = 20;
-
-/// What a summary receipt counts: the decisions of one grant's minute beyond the limit.
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FoldedSummary {
-    /// Decisions folded into this receipt.
-    pub count: u64,
-    /// The limit that applied (receipts a minute a grant).
-    pub limit: u32,
-    /// The first and the last folded decision.
-    pub first_at: DateTime<Utc>,
-    pub last_at: DateTime<Utc>,
-    /// Counts by outcome, by reason, by host (at most 20, then `(other)`) and by method.
-    pub outcomes: BTreeMap<String, u64>,
-    pub reasons: BTreeMap<String, u64>,
-    pub hosts: BTreeMap<String, u64>,
-    pub methods: BTreeMap<String, u64>,
-}
 
 /// What to do with a routine receipt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,7 +139,7 @@ fn summary_receipt(first: &Receipt) -> Receipt {
 }
 
 impl FoldedSummary {
-    fn new(limit: u32, at: DateTime<Utc>) -> FoldedSummary {
+    pub(crate) fn new(limit: u32, at: DateTime<Utc>) -> FoldedSummary {
         FoldedSummary { count: 0, limit, first_at: at, last_at: at, outcomes: BTreeMap::new(), reasons: BTreeMap::new(), hosts: BTreeMap::new(), methods: BTreeMap::new() }
     }
 

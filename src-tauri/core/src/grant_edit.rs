@@ -7,33 +7,11 @@
 use crate::engine::{Engine, EngineError};
 use crate::events::Event;
 use crate::grants::{parse_duration, GrantError, GrantView, HostPattern, Limits};
+pub use crate::grants::{EditError, UNDO_SECS};
 use crate::ipc::GrantPatch;
 use crate::ledger::Unrevoke;
 use crate::money;
 use crate::presence::Presence;
-
-/// How long a revocation can be undone.
-pub const UNDO_SECS: i64 = 10;
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EditError {
-    #[error("grant {0} is not revoked")]
-    NotRevoked(String),
-    #[error("grant {0} was revoked more than {UNDO_SECS} s ago; it cannot be undone (create a new grant)")]
-    TooLate(String),
-    #[error("a request under grant {0} was decided after it was revoked; the revocation cannot be undone")]
-    Decided(String),
-}
-
-impl EditError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            EditError::NotRevoked(_) => "not_revoked",
-            EditError::TooLate(_) => "undo_too_late",
-            EditError::Decided(_) => "undo_after_decision",
-        }
-    }
-}
 
 fn usd(field: &'static str, v: &str) -> Result<u64, GrantError> {
     money::parse_usd(v).map_err(|source| GrantError::Amount { field, source })

@@ -278,6 +278,30 @@ pub fn parse_duration(s: &str) -> Result<Duration, GrantError> {
     Ok(Duration::seconds(secs))
 }
 
+/// How long a revocation can be undone.
+pub const UNDO_SECS: i64 = 10;
+
+/// Why a grant edit (an undo of a revocation) cannot be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EditError {
+    #[error("grant {0} is not revoked")]
+    NotRevoked(String),
+    #[error("grant {0} was revoked more than {UNDO_SECS} s ago; it cannot be undone (create a new grant)")]
+    TooLate(String),
+    #[error("a request under grant {0} was decided after it was revoked; the revocation cannot be undone")]
+    Decided(String),
+}
+
+impl EditError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            EditError::NotRevoked(_) => "not_revoked",
+            EditError::TooLate(_) => "undo_too_late",
+            EditError::Decided(_) => "undo_after_decision",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -438,7 +438,7 @@ mod tests {
             "prev_hash": "00".repeat(32), "hash": "11".repeat(32)
         }))
         .unwrap();
-        let flags = Flags::from_bits(crate::search::flags::PRICE_SPIKE | crate::search::flags::NEW_PAYEE);
+        let flags = Flags::from_bits(crate::query::flags::PRICE_SPIKE | crate::query::flags::NEW_PAYEE);
         let page = SearchPage { items: vec![SearchItem { receipt: receipt.clone(), flags }], total: 9, next_cursor: Some("c".into()) };
         let full = serde_json::to_vec(&page).unwrap().len();
         let rows = TimelinePage::from(page);

@@ -106,6 +106,23 @@ fn truncate(s: &str) -> String {
     s.chars().take(80).collect()
 }
 
+/// An atomic amount in its asset's units, exactly: `50000` with 6 decimals is `0.05`.
+pub fn atomic_decimal(amount: alloy_primitives::U256, decimals: u8) -> String {
+    let digits = amount.to_string();
+    let d = decimals as usize;
+    if d == 0 {
+        return digits;
+    }
+    let padded = format!("{digits:0>width$}", width = d + 1);
+    let (int, frac) = padded.split_at(padded.len() - d);
+    let frac = frac.trim_end_matches('0');
+    if frac.is_empty() {
+        int.to_string()
+    } else {
+        format!("{int}.{frac}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,17 +4,12 @@
 
 use crate::engine::{Engine, EngineError};
 use crate::events::Event;
-use crate::ledger::{Ledger, LedgerError, PAUSED};
+use crate::ledger::PAUSED;
 use crate::presence::Presence;
 use std::sync::atomic::Ordering;
 
 /// The reason code of a payment refused while spending is paused.
 pub const REASON: &str = "spending_paused";
-
-/// The switch as stored (off when never set).
-pub fn stored(ledger: &Ledger) -> Result<bool, LedgerError> {
-    Ok(ledger.setting(PAUSED)?.is_some_and(|v| v == "1"))
-}
 
 impl Engine {
     /// Spending is paused: every payment is refused.
@@ -42,6 +37,7 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ledger::Ledger;
 
     #[test]
     fn the_switch_survives_a_restart_and_is_announced() {

@@ -439,7 +439,7 @@ async fn ask(e: &Engine, grant: &Grant, req: &AgentRequest, requirement: &Requir
     let (ledger, payee) = (e.ledger.clone(), requirement.pay_to.to_checksum(None));
     let payee_label = ledger.blocking(move |l| l.payee_label(&payee)).await.ok().and_then(Result::ok).flatten();
     let claimed = |name: &str| req.headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let agent = claimed("purser-agent").or_else(|| claimed("user-agent")).and_then(|a| crate::prompt::clean_opt(&a, crate::prompt::MAX_NAME));
+    let agent = claimed("purser-agent").or_else(|| claimed("user-agent")).and_then(|a| crate::text::clean_opt(&a, crate::text::MAX_NAME));
     let now = e.clock.now();
     let view = PendingApproval {
         id: new_id(),
@@ -454,11 +454,11 @@ async fn ask(e: &Engine, grant: &Grant, req: &AgentRequest, requirement: &Requir
         asset: requirement.asset.address.to_checksum(None),
         pay_to: requirement.pay_to.to_checksum(None),
         requirement_hash: requirement.hash(),
-        amount_asset: format!("{} {}", crate::prompt::atomic_decimal(requirement.amount, requirement.asset.decimals), requirement.asset.symbol),
+        amount_asset: format!("{} {}", crate::money::atomic_decimal(requirement.amount, requirement.asset.decimals), requirement.asset.symbol),
         network_name: requirement.network.v1_name.to_string(),
         payee_label,
         intent: receipt.intent.clone(),
-        description: description.and_then(|d| crate::prompt::clean_opt(d, crate::prompt::MAX_CLAIM)),
+        description: description.and_then(|d| crate::text::clean_opt(d, crate::text::MAX_CLAIM)),
         agent,
         who: req.who.clone(),
         remaining_before_atomic: grant.remaining().to_string(),
@@ -522,5 +522,5 @@ fn excerpt(raw: Option<serde_json::Value>, body: &[u8]) -> Option<serde_json::Va
 
 /// The agent's stated purpose, made safe to show: no control or bidi characters, capped.
 pub fn sanitize_intent(raw: &str) -> Option<String> {
-    crate::prompt::clean_opt(raw, 200)
+    crate::text::clean_opt(raw, 200)
 }

@@ -4,140 +4,8 @@
 //! no text an attacker controls can pass for a fact Purser checked. Pure: no I/O.
 
 use crate::approvals::PendingApproval;
+use crate::text::{authority, clean, clean_opt, escape_markup, path, short_address, MAX_CLAIM, MAX_NAME, MAX_PATH};
 use chrono::{DateTime, Utc};
-
-/// Longest text an agent or a server gets on screen (characters).
-pub const MAX_CLAIM: usize = 160;
-/// Longest path shown (characters).
-pub const MAX_PATH: usize = 80;
-/// Longest label, name or host shown (characters).
-pub const MAX_NAME: usize = 60;
-
-/// Characters that reorder, hide or fake text: bidi controls, zero-width and other invisible
-/// format characters, tag characters, interlinear annotations.
-fn invisible(c: char) -> bool {
-    matches!(c,
-        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}' | '\u{180B}'..='\u{180F}'
-        | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}'
-        | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}' | '\u{E0000}'..='\u{E0FFF}')
-}
-
-/// Makes text safe to show on one line: control, bidi and invisible characters removed, any run
-/// of whitespace (newlines, line and paragraph separators included) turned into one space, and
-/// at most `max` characters kept (an ellipsis marks a cut).
-pub fn clean(raw: &str, max: usize) -> String {
-    if max == 0 {
-        return String::new();
-    }
-    let (mut out, mut n, mut space, mut cut) = (String::new(), 0usize, false, false);
-    for c in raw.chars() {
-        if invisible(c) {
-            continue;
-        }
-        if c.is_whitespace() || c.is_control() {
-            space = n > 0;
-            continue;
-        }
-        if n + 1 + usize::from(space) > max {
-            cut = true;
-            break;
-        }
-        if space {
-            out.push(' ');
-            n += 1;
-            space = false;
-        }
-        out.push(c);
-        n += 1;
-    }
-    if cut {
-        while n + 1 > max {
-            out.pop();
-            n -= 1;
-        }
-        out.truncate(out.trim_end().len());
-        out.push('…');
-    }
-    out
-}
-
-/// [`clean`], or `None` when nothing is left.
-pub fn clean_opt(raw: &str, max: usize) -> Option<String> {
-    Some(clean(raw, max)).filter(|s| !s.is_empty())
-}
-
-/// Escapes the markup notification servers interpret (`<b>`, `<a>`, `<img>`, entities).
-pub fn escape_markup(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// `0x3C44…93BC`: enough of an address to recognise it at a glance.
-pub fn short_address(a: &str) -> String {
-    let a = clean(a, 64);
-    if a.len() == 42 && a.starts_with("0x") && a.is_ascii() {
-        format!("{}…{}", &a[..6], &a[38..])
-    } else {
-        clean(&a, 20)
-    }
-}
-
-/// The host a URL really goes to, with its port when it is not the scheme's default:
-/// `api.example.com`, `127.0.0.1:4021`, `[::1]:8080`.
-pub fn authority(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(u) => {
-            let host = u.host_str().unwrap_or_default();
-            let host = clean(host, MAX_NAME);
-            match u.port() {
-                Some(p) => format!("{host}:{p}"),
-                None => host,
-            }
-        }
-        Err(_) => clean(url, MAX_NAME),
-    }
-}
-
-/// The path and query of a URL, cleaned and capped.
-pub fn path(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(u) => {
-            let p = match u.query() {
-                Some(q) => format!("{}?{q}", u.path()),
-                None => u.path().to_string(),
-            };
-            clean(&p, MAX_PATH)
-        }
-        Err(_) => String::new(),
-    }
-}
-
-/// An atomic amount in its asset's units, exactly: `50000` with 6 decimals is `0.05`.
-pub fn atomic_decimal(amount: alloy_primitives::U256, decimals: u8) -> String {
-    let digits = amount.to_string();
-    let d = decimals as usize;
-    if d == 0 {
-        return digits;
-    }
-    let padded = format!("{digits:0>width$}", width = d + 1);
-    let (int, frac) = padded.split_at(padded.len() - d);
-    let frac = frac.trim_end_matches('0');
-    if frac.is_empty() {
-        int.to_string()
-    } else {
-        format!("{int}.{frac}")
-    }
-}
 
 /// A notification's title and body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -346,10 +214,10 @@ pub(crate) mod tests {
         assert_eq!(escape_markup("<img src=x onerror=alert(1)>&"), "&lt;img src=x onerror=alert(1)&gt;&amp;");
         assert_eq!(missed(0), None);
         let u = |v: u64| alloy_primitives::U256::from(v);
-        assert_eq!(atomic_decimal(u(50_000), 6), "0.05");
-        assert_eq!(atomic_decimal(u(2_000_000), 6), "2");
-        assert_eq!(atomic_decimal(u(1), 18), "0.000000000000000001");
-        assert_eq!(atomic_decimal(u(123), 0), "123");
+        assert_eq!(crate::money::atomic_decimal(u(50_000), 6), "0.05");
+        assert_eq!(crate::money::atomic_decimal(u(2_000_000), 6), "2");
+        assert_eq!(crate::money::atomic_decimal(u(1), 18), "0.000000000000000001");
+        assert_eq!(crate::money::atomic_decimal(u(123), 0), "123");
         assert_eq!(missed(3).unwrap(), "3 requests were denied while you were away.");
     }
 

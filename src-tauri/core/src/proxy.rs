@@ -6,7 +6,6 @@
 //! the other end is [`caller`]'s. The control API is not served here (see `control`). It
 //! neither decides nor signs.
 
-pub mod ca;
 pub mod caller;
 pub mod forward;
 pub mod head;
@@ -110,7 +109,7 @@ pub async fn start(engine: Arc<Engine>, port: u16, grace: Duration) -> Result<Pr
 /// Serves the proxy on a run's own Unix socket (already bound): every connection is that run.
 /// `port` is the one its bridge listens on inside the sandbox (the only one a Host header may
 /// name). Held approvals are not closed when it stops (the daemon's other listeners go on).
-pub fn start_unix(engine: Arc<Engine>, listener: tokio::net::UnixListener, binding: Arc<crate::runs::RunBinding>, port: u16) -> ProxyHandle {
+pub fn start_unix(engine: Arc<Engine>, listener: tokio::net::UnixListener, binding: Arc<caller::RunBinding>, port: u16) -> ProxyHandle {
     let listener = Arc::new(listener);
     let accept = move || {
         let (listener, binding) = (listener.clone(), binding.clone());

@@ -7,6 +7,7 @@ use crate::money;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +89,25 @@ impl From<&Grant> for LedgerAfter {
     }
 }
 
+/// What a summary receipt counts (`reason: receipts_folded`): the routine decisions of one
+/// grant's minute beyond its receipt limit (see `folding`).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FoldedSummary {
+    /// Decisions folded into this receipt.
+    pub count: u64,
+    /// The limit that applied (receipts a minute a grant).
+    pub limit: u32,
+    /// The first and the last folded decision.
+    pub first_at: DateTime<Utc>,
+    pub last_at: DateTime<Utc>,
+    /// Counts by outcome, by reason, by host (at most 20, then `(other)`) and by method.
+    pub outcomes: BTreeMap<String, u64>,
+    pub reasons: BTreeMap<String, u64>,
+    pub hosts: BTreeMap<String, u64>,
+    pub methods: BTreeMap<String, u64>,
+}
+
 /// One decision. Serialised (without `hash`) it is the body the hash chain covers.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -133,7 +153,7 @@ pub struct Receipt {
     /// grant's minute beyond its receipt limit (see `folding`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ts", ts(optional))]
-    pub folded: Option<crate::folding::FoldedSummary>,
+    pub folded: Option<FoldedSummary>,
     pub x402_version: Option<u8>,
     pub challenge: Option<Value>,
     pub requirement: Option<Value>,

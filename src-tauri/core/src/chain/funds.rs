@@ -3,7 +3,7 @@
 //! the wallet (EIP-681 URI, plain instructions), and the pre-signing "insufficient funds" check.
 
 use super::{http_client, ChainError, Result, Rpc};
-use crate::engine::{ApiError, Engine, EngineError};
+use crate::api::ApiError;
 use crate::ledger::{Ledger, StoredBalance};
 use crate::networks::{self, Asset, Network, NetworkConfig};
 use alloy_primitives::{Address, U256};
@@ -114,7 +114,7 @@ pub async fn funds(ledger: &Ledger, dir: &Path, address: Address, nets: &[&'stat
         let cached = ledger.stored_balance(n.caip2, &token, &owner)?;
         let allocated = micros_to_atomic(ledger.allocated_micros(n.caip2, now)?, a.decimals);
         let over = cached.as_ref().is_some_and(|b| allocated > b.atomic);
-        let dec = |v: U256| crate::prompt::atomic_decimal(v, a.decimals);
+        let dec = |v: U256| crate::money::atomic_decimal(v, a.decimals);
         let warning = match &cached {
             Some(b) if over => {
                 Some(format!("your active grants could spend {} {sym} on {} but the wallet holds {} {sym}: add funds or lower the grants", dec(allocated), n.v1_name, dec(b.atomic), sym = a.symbol))
@@ -167,7 +167,7 @@ pub fn insufficient(ledger: &Ledger, network: &Network, asset: &Asset, payer: Ad
     if bal.atomic >= need {
         return Ok(None);
     }
-    let dec = |v: U256| crate::prompt::atomic_decimal(v, asset.decimals);
+    let dec = |v: U256| crate::money::atomic_decimal(v, asset.decimals);
     Ok(Some(format!(
         "insufficient funds: this payment needs {} {sym} but the wallet holds {} {sym} on {} (read {}){}; nothing was signed",
         dec(amount),
@@ -177,25 +177,6 @@ pub fn insufficient(ledger: &Ledger, network: &Network, asset: &Asset, payer: Ad
         if others.is_zero() { String::new() } else { format!(" and {} {} is already committed to payments in flight", dec(others), asset.symbol) },
         sym = asset.symbol
     )))
-}
-
-impl Engine {
-    /// The wallet's funds on the networks active grants may pay on (all when none), for the
-    /// app's wallet screen; `refresh` reads the chain first and publishes `FundsChanged`.
-    pub async fn wallet_funds(&self, refresh: bool) -> std::result::Result<Funds, EngineError> {
-        let dir = self.ledger.path().parent().map(Path::to_path_buf).unwrap_or_default();
-        let address = match self.wallet() {
-            Some(w) => w.address(),
-            None => crate::wallet::Wallet::address_of(&dir).map_err(|_| ChainError::NoWallet)?,
-        };
-        let now = self.clock.now();
-        let nets = default_networks(&self.ledger, now)?;
-        let f = funds(&self.ledger, &dir, address, &nets, refresh, now).await?;
-        if refresh {
-            self.events.publish(crate::events::Event::FundsChanged);
-        }
-        Ok(f)
-    }
 }
 
 #[cfg(test)]

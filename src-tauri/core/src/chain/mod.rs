@@ -2,7 +2,6 @@
 //! `authorizationState`, transaction receipts and their `Transfer` logs, ABI by alloy-sol-types),
 //! the wallet's balances and funding data, and the reconciliation of receipts with the chain.
 
-pub mod background;
 pub mod funds;
 pub mod reconcile;
 

@@ -5,7 +5,7 @@
 //! (before that the authorization could still be submitted, so the budget stays reserved).
 
 use super::{http_client, Result, Rpc, TxReceipt};
-use crate::engine::ApiError;
+use crate::api::ApiError;
 use crate::ledger::{Ledger, Settle};
 use crate::networks::{self, NetworkConfig};
 use crate::receipt::{Outcome, Receipt};

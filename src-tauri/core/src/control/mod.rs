@@ -7,6 +7,7 @@
 //! `{code, message}` on error. Each route calls one engine operation; no logic lives here.
 
 pub mod client;
+mod runs_api;
 pub mod socket;
 
 use crate::agent::AgentInfo;
@@ -19,34 +20,11 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
-/// Every control route starts with this.
-pub const PREFIX: &str = "/_purser/";
-/// File in the data dir that tells local clients where the running Purser is.
-pub const CONTROL_FILE: &str = "control.json";
-
-/// Contents of `control.json`: the proxy's URL (for agents), the control socket (for the CLI)
-/// and the serving process.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ControlFile {
-    pub url: String,
-    pub socket: PathBuf,
-    pub pid: u32,
-}
-
-impl ControlFile {
-    pub fn path(data_dir: &Path) -> PathBuf {
-        data_dir.join(CONTROL_FILE)
-    }
-    pub fn write(&self, data_dir: &Path) -> std::io::Result<()> {
-        crate::datadir::write_private(&Self::path(data_dir), serde_json::to_string(self)?.as_bytes())
-    }
-    pub fn read(data_dir: &Path) -> Option<ControlFile> {
-        serde_json::from_slice(&std::fs::read(Self::path(data_dir)).ok()?).ok()
-    }
-}
+pub use crate::datadir::{ControlFile, CONTROL_FILE};
+/// Every control route starts with this (the proxy refuses it: see `proxy::head`).
+pub use crate::proxy::head::CONTROL_PREFIX as PREFIX;
 
 /// Who is on the other end of a control connection (from the socket's peer credentials).
 #[derive(Debug, Clone)]
@@ -239,7 +217,7 @@ where
             Ok(b) => ok(&blocking(|| engine.lock_wallet(b.forget))),
             Err(e) => bad_body(format!("lock takes {{\"forget\": false}}: {e}")),
         },
-        (method, ["v1", "runs", rest @ ..]) => crate::runs::route(engine, runs, peer, method, rest, &body).await,
+        (method, ["v1", "runs", rest @ ..]) => runs_api::route(engine, runs, peer, method, rest, &body).await,
         _ => error_response(StatusCode::NOT_FOUND, "not_found", "no such control route", None),
     }
 }

@@ -7,10 +7,22 @@ use super::bulk::chain_start;
 use super::receipts::{verify_walk, ChainReport, GENESIS_HASH};
 use super::{BodyCodec, Ledger, Result};
 use crate::receipt::{Outcome, Receipt};
+use alloy_primitives::{keccak256, B256};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+
+/// What a payment's nonce commits to: `keccak256(head ‖ receipt_id ‖ salt)`, the ledger's head
+/// as read when it was signed and 32 random bytes as their bytes, the id as its UTF-8 text. The
+/// chain witnesses the ledger through it (see `anchor`).
+pub fn commit(head: &B256, receipt_id: &str, salt: &B256) -> B256 {
+    let mut pre = Vec::with_capacity(64 + receipt_id.len());
+    pre.extend_from_slice(head.as_slice());
+    pre.extend_from_slice(receipt_id.as_bytes());
+    pre.extend_from_slice(salt.as_slice());
+    keccak256(pre)
+}
 
 /// A receipt whose authorization was signed: what the chain can be asked about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,10 +98,15 @@ impl Walk {
         match (&r.nonce_salt, &r.nonce_commits_to) {
             (Some(salt), Some(to)) => {
                 self.committed_before = true;
-                match crate::anchor::commitment(to, &r.id, salt) {
-                    Ok(n) if n.to_string().eq_ignore_ascii_case(nonce) => {}
-                    Ok(n) => self.problems.push(format!("receipt {} (#{seq}): its nonce {nonce} is not the commitment {n} its salt and head make: the receipt was rewritten", r.id)),
-                    Err(e) => self.problems.push(format!("receipt {} (#{seq}): its nonce commitment cannot be read: {e}", r.id)),
+                let b32 = |v: &str| v.trim_start_matches("0x").parse::<B256>().ok();
+                match (b32(to), b32(salt)) {
+                    (Some(h), Some(s)) => {
+                        let n = commit(&h, &r.id, &s);
+                        if !n.to_string().eq_ignore_ascii_case(nonce) {
+                            self.problems.push(format!("receipt {} (#{seq}): its nonce {nonce} is not the commitment {n} its salt and head make: the receipt was rewritten", r.id));
+                        }
+                    }
+                    _ => self.problems.push(format!("receipt {} (#{seq}): its nonce commitment cannot be read: nonce_commits_to and nonce_salt must be 32-byte hex", r.id)),
                 }
                 match key(to).and_then(|k| self.seen.get(&k)) {
                     Some(s) if *s < seq => {}

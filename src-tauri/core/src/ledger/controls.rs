@@ -4,8 +4,8 @@
 
 use super::{grants::load, to_i64, ts, Ledger, LedgerError, Result};
 use crate::grants::{Grant, Limits};
+use crate::query::Flags;
 use crate::receipt::Receipt;
-use crate::search::Flags;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
@@ -26,6 +26,11 @@ pub enum Unrevoke {
 }
 
 impl Ledger {
+    /// "Pause all spending" as stored (off when never set; see `pause`).
+    pub fn spending_paused(&self) -> Result<bool> {
+        Ok(self.setting(PAUSED)?.is_some_and(|v| v == "1"))
+    }
+
     /// A setting's value, if set.
     pub fn setting(&self, key: &str) -> Result<Option<String>> {
         self.with(|c| Ok(c.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional()?))

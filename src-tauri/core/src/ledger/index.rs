@@ -6,8 +6,8 @@
 //! Derived data only: every row here can be rebuilt from the receipts table.
 
 use super::{LedgerError, Result};
+use crate::query::flags::{self, Flags};
 use crate::receipt::{DecidedBy, Outcome, Receipt};
-use crate::search::flags::{self, Flags};
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// The FTS5 tokenizer of `receipt_fts`, as its schema steps spell it.
@@ -52,7 +52,7 @@ pub mod count_kind {
 }
 
 /// Seconds in a day (days are UTC, numbered from the Unix epoch).
-pub const DAY: i64 = 86_400;
+pub use crate::query::DAY;
 
 pub fn outcome_code(o: Outcome) -> i64 {
     match o {
@@ -62,9 +62,6 @@ pub fn outcome_code(o: Outcome) -> i64 {
         Outcome::NotPayable => 3,
     }
 }
-
-pub const OUTCOMES: [&str; 4] = ["paid", "refused", "failed", "not_payable"];
-pub const DECIDERS: [&str; 5] = ["auto", "user", "timeout", "policy", "rule"];
 
 pub fn decider_code(d: DecidedBy) -> i64 {
     match d {

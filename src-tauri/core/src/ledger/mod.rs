@@ -22,7 +22,7 @@ mod reserve;
 mod rules;
 pub(crate) mod search;
 
-pub use audit::{Audit, SignedFact};
+pub use audit::{commit, Audit, SignedFact};
 pub use backlog::{MAX_PARKED, RETRY_EVERY};
 pub use body::{read_body, BodyCodec};
 pub use bulk::{verify_archive_file, ArchiveRecord, ArchiveReport};

@@ -9,7 +9,7 @@
 use super::index::{self, dim, DAY, TOKEN_ALL, TOKEN_FLAGGED};
 use super::priced_words;
 use super::Result;
-use crate::search::query::{Key, Query, Value};
+use crate::query::{Key, Query, Value};
 use rusqlite::{params, Connection};
 
 /// A query resolved against this ledger.

@@ -11,8 +11,8 @@ use super::par_count::{count_all, CountJob};
 use super::plan::{id_list, or_tokens, CountsPlan, Plan, Zones};
 use super::priced_words;
 use super::{BodyCodec, Ledger, LedgerError, Result};
-use crate::search::flags::Flags;
-use crate::search::query::Query;
+use crate::query::flags::Flags;
+use crate::query::Query;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashMap;
 

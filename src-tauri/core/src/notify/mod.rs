@@ -103,18 +103,18 @@ impl PrintCommand {
     /// The lines printed for one held request.
     pub fn approval_text(&self, a: &PendingApproval) -> String {
         let p = self.purser();
-        let id = crate::prompt::clean(&a.id, 64);
+        let id = crate::text::clean(&a.id, 64);
         format!(
             "purser: payment held for you: ${} to {} (task “{}”)\n    approve: {p} approvals approve {id}\n    deny:    {p} approvals deny {id}",
-            crate::prompt::clean(&a.amount_usd, 30),
-            crate::prompt::authority(&a.url),
-            crate::prompt::clean(&a.grant_label, crate::prompt::MAX_NAME)
+            crate::text::clean(&a.amount_usd, 30),
+            crate::text::authority(&a.url),
+            crate::text::clean(&a.grant_label, crate::text::MAX_NAME)
         )
     }
 
     /// The lines printed for the queue of a flooded grant.
     pub fn queue_text(&self, grant_label: &str, waiting: usize) -> String {
-        format!("purser: {waiting} more payments for task “{}” are waiting: {} approvals list", crate::prompt::clean(grant_label, crate::prompt::MAX_NAME), self.purser())
+        format!("purser: {waiting} more payments for task “{}” are waiting: {} approvals list", crate::text::clean(grant_label, crate::text::MAX_NAME), self.purser())
     }
 }
 

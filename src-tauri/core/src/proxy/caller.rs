@@ -10,12 +10,25 @@ use crate::agent::AgentInfo;
 use crate::auth;
 use crate::engine::Engine;
 use crate::grants::Grant;
-use crate::runs::RunBinding;
 use crate::upstream::{error_response, Body};
+use chrono::{DateTime, Utc};
 use http::{Response, StatusCode};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::OnceCell;
+
+/// What the proxy knows of the run a connection belongs to.
+#[derive(Debug)]
+pub struct RunBinding {
+    pub id: String,
+    pub label: String,
+    /// The command line, as the launcher gave it (shown, never run by Purser).
+    pub command: String,
+    pub grant_id: String,
+    /// SHA-256 of the run's token.
+    pub token_hash: String,
+    pub started_at: DateTime<Utc>,
+}
 
 /// Where a connection came from.
 #[derive(Debug, Clone)]

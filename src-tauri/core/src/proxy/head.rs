@@ -3,9 +3,12 @@
 //! absolute-form target, a CONNECT authority, the request-loop check and the grant token. Pure:
 //! no engine, no I/O, so it is unit-tested and fuzzed (`fuzzing::proxy_head`) on its own.
 
-use crate::control;
 use crate::upstream::{error_response, Body};
 use http::{header, HeaderMap, Method, Response, StatusCode, Uri};
+
+/// The control API's path prefix: never served through the proxy (the control API listens
+/// only on its Unix socket).
+pub const CONTROL_PREFIX: &str = "/_purser/";
 
 /// A request refused on its head alone (before authentication).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +78,7 @@ pub fn gateway(uri: &Uri, headers: &HeaderMap, port: u16) -> Result<GatewayHead,
         return Err(Refusal::new(StatusCode::FORBIDDEN, "host_forbidden", "the Host header must be this proxy's own loopback address"));
     }
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    if path.starts_with(control::PREFIX) {
+    if path.starts_with(CONTROL_PREFIX) {
         return Ok(GatewayHead::Control);
     }
     let target = path.strip_prefix('/').unwrap_or_default();

@@ -4,16 +4,15 @@
 //! The SQL behind it is the ledger's (`ledger::search`, `ledger::index`).
 
 pub mod export;
-pub mod flags;
-pub mod query;
+pub use crate::query;
+pub use crate::query::flags;
 pub mod seed;
 
 use crate::ledger::{Counters, Cursor, GroupBy, Ledger, LedgerError};
 use crate::money;
+pub use crate::query::{Flags, Query, QueryError};
 use crate::receipt::Receipt;
 use chrono::{DateTime, Utc};
-pub use flags::Flags;
-pub use query::{Query, QueryError};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
@@ -167,7 +166,7 @@ pub struct Stats {
 
 fn counters_json(c: &Counters, into: &mut Map<String, Value>) {
     into.insert("receipts".into(), json!(c.receipts));
-    for (i, name) in crate::ledger::index::OUTCOMES.iter().enumerate() {
+    for (i, name) in crate::query::OUTCOMES.iter().enumerate() {
         into.insert((*name).into(), json!(c.by_outcome[i]));
     }
     into.insert("spend_atomic".into(), json!(c.spend.to_string()));
@@ -175,7 +174,7 @@ fn counters_json(c: &Counters, into: &mut Map<String, Value>) {
 }
 
 fn day_string(day: i64) -> String {
-    DateTime::from_timestamp(day * crate::ledger::index::DAY, 0).map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default()
+    DateTime::from_timestamp(day * crate::query::DAY, 0).map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default()
 }
 
 /// Aggregates the receipts matching `text`, grouped by `by` (spend per day/week, per grant,
@@ -231,10 +230,10 @@ pub fn stats(ledger: &Ledger, text: &str, by: &[GroupBy], top: Option<usize>, no
                         m.insert("network".into(), json!(name(v)));
                     }
                     GroupBy::Outcome => {
-                        m.insert("outcome".into(), json!(crate::ledger::index::OUTCOMES.get(*v as usize)));
+                        m.insert("outcome".into(), json!(crate::query::OUTCOMES.get(*v as usize)));
                     }
                     GroupBy::Decider => {
-                        m.insert("decided_by".into(), json!(crate::ledger::index::DECIDERS.get(*v as usize)));
+                        m.insert("decided_by".into(), json!(crate::query::DECIDERS.get(*v as usize)));
                     }
                 }
             }

@@ -1,14 +1,12 @@
-//! Owns the wallet's runtime custody inside the engine: which data dir holds the vault, locking
-//! (the in-memory key is dropped and zeroised) and unlocking (with the passphrase, or with the
-//! key the OS keychain remembers), and the status every front end shows. While locked, the
+//! Owns the wallet's custody state inside the engine: which data dir holds the vault, whether the
+//! keychain remembers it and why not, and the status every front end shows. The operations that
+//! change it (unlock, lock, remember) are the engine's (`crate::custody`). While locked, the
 //! pipeline refuses every payment with `wallet_locked`.
 
-use super::keychain::{self, KeychainState};
-use super::{Wallet, WalletError};
-use crate::engine::{Engine, EngineError};
-use crate::events::Event;
+use super::keychain::KeychainState;
+use super::WalletError;
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 /// The engine's custody state (the unlocked key itself is `Engine::wallet`).
@@ -18,11 +16,11 @@ pub struct Custody {
 }
 
 #[derive(Debug, Default, Clone)]
-struct State {
-    data_dir: Option<PathBuf>,
-    remembered: bool,
-    keychain: KeychainState,
-    keychain_message: Option<String>,
+pub(crate) struct State {
+    pub(crate) data_dir: Option<PathBuf>,
+    pub(crate) remembered: bool,
+    pub(crate) keychain: KeychainState,
+    pub(crate) keychain_message: Option<String>,
 }
 
 /// What the app and `purser wallet status` show.
@@ -41,13 +39,13 @@ pub struct WalletStatus {
 }
 
 impl Custody {
-    fn get(&self) -> State {
+    pub(crate) fn get(&self) -> State {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
-    fn update(&self, f: impl FnOnce(&mut State)) {
+    pub(crate) fn update(&self, f: impl FnOnce(&mut State)) {
         f(&mut self.state.lock().unwrap_or_else(|p| p.into_inner()));
     }
-    fn keychain_result<T>(&self, r: Result<T, WalletError>) -> Option<T> {
+    pub(crate) fn keychain_result<T>(&self, r: Result<T, WalletError>) -> Option<T> {
         match r {
             Ok(v) => {
                 self.update(|s| {
@@ -80,131 +78,4 @@ pub enum KeychainUnlock {
     /// No keychain: the message says why.
     Unavailable(String),
     NoWallet,
-}
-
-impl Engine {
-    /// Tells the engine where the vault lives (the daemon and the app call this once at start).
-    pub fn set_data_dir(&self, dir: &Path) {
-        self.custody.update(|s| s.data_dir = Some(dir.to_path_buf()));
-    }
-
-    pub(crate) fn data_dir(&self) -> Result<PathBuf, EngineError> {
-        self.custody.get().data_dir.ok_or_else(|| EngineError::Wallet(WalletError::Io("the engine has no data dir".into())))
-    }
-
-    pub fn wallet_status(&self) -> WalletStatus {
-        let s = self.custody.get();
-        let unlocked = self.wallet();
-        let address = match &unlocked {
-            Some(w) => Some(w.address()),
-            None => s.data_dir.as_deref().and_then(|d| Wallet::address_of(d).ok()),
-        };
-        WalletStatus { address: address.map(|a| a.to_checksum(None)), locked: unlocked.is_none(), remembered: s.remembered, keychain: s.keychain, keychain_message: s.keychain_message }
-    }
-
-    fn changed(&self) -> WalletStatus {
-        let status = self.wallet_status();
-        self.events.publish(Event::WalletChanged { locked: status.locked });
-        status
-    }
-
-    /// Unlocks with the passphrase; with `remember`, also keeps the unlocking secret in the OS
-    /// keychain (when the keychain is unavailable the wallet still unlocks, and the status says
-    /// why nothing was remembered).
-    pub fn unlock_wallet(&self, passphrase: &str, remember: bool) -> Result<WalletStatus, EngineError> {
-        let dir = self.data_dir()?;
-        let (wallet, kek) = Wallet::open(&dir, passphrase)?;
-        let address = wallet.address();
-        self.set_wallet(Some(wallet));
-        if remember && self.custody.keychain_result(keychain::store(&dir, address, &kek)).is_some() {
-            self.custody.update(|s| s.remembered = true);
-        }
-        tracing::info!(%address, remember, "wallet unlocked");
-        Ok(self.changed())
-    }
-
-    /// [`Engine::unlock_wallet`] with a passphrase typed for it, which also shows the user's
-    /// presence: one key derivation for both.
-    pub fn unlock_wallet_present(&self, passphrase: &str, remember: bool) -> Result<(WalletStatus, crate::presence::Presence), EngineError> {
-        let status = self.unlock_wallet(passphrase, remember)?;
-        Ok((status, crate::presence::Presence::vault_opened()))
-    }
-
-    /// Unlocks with the secret the keychain remembers for this wallet, if any (at start).
-    pub fn unlock_from_keychain(&self) -> KeychainUnlock {
-        let Ok(dir) = self.data_dir() else { return KeychainUnlock::NoWallet };
-        let Ok(address) = Wallet::address_of(&dir) else { return KeychainUnlock::NoWallet };
-        let kek = match keychain::load(&dir, address) {
-            Ok(k) => self.custody.keychain_result(Ok(k)).flatten(),
-            Err(e) => {
-                let msg = e.to_string();
-                self.custody.keychain_result::<()>(Err(e));
-                return KeychainUnlock::Unavailable(msg);
-            }
-        };
-        let Some(kek) = kek else {
-            self.custody.update(|s| s.remembered = false);
-            return KeychainUnlock::NotRemembered;
-        };
-        match Wallet::unlock_with_kek(&dir, &kek) {
-            Ok(w) => {
-                self.set_wallet(Some(w));
-                self.custody.update(|s| s.remembered = true);
-                self.changed();
-                KeychainUnlock::Unlocked
-            }
-            Err(e) => KeychainUnlock::Stale(e.to_string()),
-        }
-    }
-
-    /// Locks: the key leaves memory (zeroised as the last reference drops; a payment already
-    /// signing finishes with its own). With `forget`, the keychain's secret is deleted too.
-    pub fn lock_wallet(&self, forget: bool) -> WalletStatus {
-        let address = self.wallet().map(|w| w.address());
-        self.set_wallet(None);
-        if forget {
-            let dir = self.custody.get().data_dir;
-            let address = address.or_else(|| dir.as_deref().and_then(|d| Wallet::address_of(d).ok()));
-            if let (Some(dir), Some(address)) = (dir, address) {
-                if self.custody.keychain_result(keychain::forget(&dir, address)).is_some() {
-                    self.custody.update(|s| s.remembered = false);
-                }
-            }
-        }
-        tracing::info!(forget, "wallet locked");
-        self.changed()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ledger::Ledger;
-
-    const KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
-
-    #[tokio::test]
-    async fn lock_and_unlock_change_the_status_and_publish() {
-        let dir = tempfile::tempdir().unwrap();
-        let addr = Wallet::import(dir.path(), KEY, "pw").unwrap();
-        let engine = Engine::new(Ledger::open_in(dir.path()).unwrap(), None).unwrap();
-        let mut events = engine.events.subscribe();
-        assert!(engine.unlock_wallet("pw", false).is_err(), "no data dir yet");
-        engine.set_data_dir(dir.path());
-        let s = engine.wallet_status();
-        assert_eq!((s.address.as_deref(), s.locked, s.remembered), (Some(addr.to_checksum(None).as_str()), true, false));
-        let e = engine.unlock_wallet("wrong", false).unwrap_err();
-        assert_eq!(e.code(), "wallet_unlock_failed");
-        assert!(engine.wallet().is_none());
-        let s = engine.unlock_wallet("pw", false).unwrap();
-        assert!(!s.locked);
-        assert_eq!(engine.wallet().unwrap().address(), addr);
-        assert_eq!(events.recv().await.unwrap(), Event::WalletChanged { locked: false });
-        let held = engine.wallet().unwrap();
-        let s = engine.lock_wallet(false);
-        assert!(s.locked && engine.wallet().is_none());
-        assert_eq!(events.recv().await.unwrap(), Event::WalletChanged { locked: true });
-        // The only remaining reference is the one this test holds; dropping it frees the key.
-        assert_eq!(std::sync::Arc::strong_count(&held), 1);
-    }
 }

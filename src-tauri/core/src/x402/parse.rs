@@ -201,7 +201,7 @@ fn fmt_opt(v: Option<&Value>) -> String {
 
 /// The server's description, made safe to show (the prompt caps it further, marking the cut).
 fn clip(s: &str) -> String {
-    crate::prompt::clean(s, 200)
+    crate::text::clean(s, 200)
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! The background chain task `purser serve` (and the app) run: refreshes the wallet's balances
+//! Owns the daemon's background work off the payment path: the chain task `purser serve` (and
+//! the app) run, which refreshes the wallet's balances
 //! and reconciles receipts on an interval and right after each decision that moved money, off
 //! the payment's critical path. A failed RPC is logged and retried on the next round; while a
 //! chain is unreachable, the rounds new receipts trigger back off (5 s, doubling up to the
@@ -6,7 +7,7 @@
 //! before it learns the RPC is down, so at a steady stream of receipts the unbacked-off rounds
 //! churned memory for nothing (the one-hour soak's `--unreachable-rpc` run found it).
 
-use super::reconcile;
+use crate::chain::reconcile;
 use crate::engine::Engine;
 use crate::events::Event;
 use std::path::PathBuf;
@@ -68,7 +69,7 @@ pub async fn round(engine: &Engine, dir: &std::path::Path) -> bool {
     let mut reached = true;
     // No request leaves the machine for a network the user never chose: with no active grant,
     // no balance is read (the wallet screen still reads them when the user asks).
-    let active = super::funds::active_networks(&engine.ledger, engine.clock.now()).map(|n| !n.is_empty()).unwrap_or(false);
+    let active = crate::chain::funds::active_networks(&engine.ledger, engine.clock.now()).map(|n| !n.is_empty()).unwrap_or(false);
     if !active {
         tracing::debug!("no active grant: no balance read");
     } else {
@@ -110,7 +111,7 @@ pub async fn round(engine: &Engine, dir: &std::path::Path) -> bool {
         }
     }
     // Every CHECKPOINT_EVERY receipts, a checkpoint signed by the wallet's key.
-    crate::anchor::checkpoint_engine(engine, Some(crate::anchor::CHECKPOINT_EVERY)).await;
+    checkpoint_engine(engine, Some(crate::anchor::CHECKPOINT_EVERY)).await;
     reached
 }
 
@@ -156,6 +157,19 @@ pub fn spawn(engine: Arc<Engine>, dir: PathBuf, interval: Duration) -> tokio::ta
 /// The interval `serve` uses.
 pub fn interval_from_env() -> Duration {
     std::env::var("PURSER_CHAIN_INTERVAL_SECS").ok().and_then(|v| v.parse::<u64>().ok()).filter(|s| *s > 0).map(Duration::from_secs).unwrap_or(DEFAULT_INTERVAL)
+}
+
+/// [`checkpoint`] for the running daemon, off the async threads; does nothing while the wallet
+/// is locked, and only logs a failure (a checkpoint never holds up anything).
+pub async fn checkpoint_engine(engine: &Engine, every: Option<u64>) {
+    let Some(wallet) = engine.wallet() else { return };
+    let now = engine.clock.now();
+    match engine.ledger.blocking(move |l| crate::anchor::checkpoint(l, &wallet, now, every)).await {
+        Ok(Ok(Some(cp))) => tracing::info!(count = cp.count, head = %cp.head, "ledger checkpoint signed"),
+        Ok(Ok(None)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "no ledger checkpoint"),
+        Err(e) => tracing::warn!(error = %e, "no ledger checkpoint"),
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! The query language shared by the CLI and the UI, parsed strictly into a typed [`Query`]:
+//! Owns the query language shared by the CLI and the UI (a leaf below the ledger, which runs
+//! it, and search, which serves it), parsed strictly into a typed [`Query`]:
 //!
 //! ```text
 //! weather grant:research outcome:refused amount:>0.10 since:2026-11-01
@@ -9,8 +10,17 @@
 //! leading `-` excludes. Values with spaces go in double quotes. A token that means nothing is an
 //! error naming it, never a silent miss.
 
+pub mod flags;
+pub use flags::Flags;
+
 use crate::money;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+
+/// One day in seconds (the index's day buckets).
+pub const DAY: i64 = 86_400;
+/// The outcomes and deciders a query names, in their index codes' order.
+pub const OUTCOMES: [&str; 4] = ["paid", "refused", "failed", "not_payable"];
+pub const DECIDERS: [&str; 5] = ["auto", "user", "timeout", "policy", "rule"];
 
 /// A malformed query: which token, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -205,11 +215,11 @@ fn parse_value(k: Key, v: &str) -> Result<Value, String> {
         return Err("empty value in a list".into());
     }
     match k {
-        Key::Outcome => one_of(&crate::ledger::index::OUTCOMES, v).ok_or_else(|| format!("outcome must be one of {}", crate::ledger::index::OUTCOMES.join(", "))),
-        Key::Decider => one_of(&crate::ledger::index::DECIDERS, v).ok_or_else(|| format!("decider must be one of {}", crate::ledger::index::DECIDERS.join(", "))),
+        Key::Outcome => one_of(&OUTCOMES, v).ok_or_else(|| format!("outcome must be one of {}", OUTCOMES.join(", "))),
+        Key::Decider => one_of(&DECIDERS, v).ok_or_else(|| format!("decider must be one of {}", DECIDERS.join(", "))),
         Key::Flag => match v.to_ascii_lowercase().as_str() {
             "any" => Ok(Value::AnyFlag),
-            other => super::flags::NAMES.iter().find(|(_, n)| *n == other).map(|(b, _)| Value::Code(*b as i64)).ok_or_else(|| "flag must be price_spike, new_payee or any".into()),
+            other => flags::NAMES.iter().find(|(_, n)| *n == other).map(|(b, _)| Value::Code(*b as i64)).ok_or_else(|| "flag must be price_spike, new_payee or any".into()),
         },
         Key::Grant => Ok(Value::Text(v.to_string())),
         Key::Host => {
@@ -293,7 +303,7 @@ fn parse_amount(v: &str) -> Result<(u64, u64), String> {
 fn parse_time(v: &str, now: DateTime<Utc>) -> Result<(i64, i64), String> {
     if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {
         let start = Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).ok_or("bad date")?).timestamp();
-        return Ok((start, start + crate::ledger::index::DAY));
+        return Ok((start, start + DAY));
     }
     if let Ok(t) = DateTime::parse_from_rfc3339(v) {
         let s = t.timestamp();
