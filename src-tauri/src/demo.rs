@@ -48,8 +48,8 @@ fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn api(code: &str, message: impl Into<String>) -> ApiError {
-    ApiError { code: code.into(), message: message.into() }
+fn api(code: purser_core::api::ErrorCode, message: impl Into<String>) -> ApiError {
+    ApiError { code, message: message.into() }
 }
 
 /// Brings the tray up to date from the main thread without waiting for it: the tray's setters
@@ -98,7 +98,7 @@ impl DemoSession {
         let peers_dir = std::env::var_os("PURSER_PEERS_DIR").filter(|v| !v.is_empty()).map(PathBuf::from);
         let mut i = lock(&self.inner);
         if i.phase.is_some_and(|p| p != DemoPhase::Idle) {
-            return Err(api("demo_running", "a demo is already running: stop it first"));
+            return Err(api(purser_core::api::ErrorCode::DemoRunning, "a demo is already running: stop it first"));
         }
         purser_demo::peers::locate(peers_dir.as_deref()).map_err(|e| api(e.code(), e.to_string()))?;
         let opts = Options {

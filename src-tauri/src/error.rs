@@ -11,6 +11,6 @@ pub type CmdResult<T> = Result<T, ApiError>;
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> CmdResult<T> + Send + 'static) -> CmdResult<T> {
     match tauri::async_runtime::spawn_blocking(f).await {
         Ok(r) => r,
-        Err(e) => Err(ApiError { code: "internal".into(), message: format!("the operation did not finish: {e}") }),
+        Err(e) => Err(ApiError { code: purser_core::api::ErrorCode::Internal, message: format!("the operation did not finish: {e}") }),
     }
 }

@@ -25,6 +25,7 @@ import type {
   Stats,
   WalletStatus,
   WelcomeState,
+  ErrorCode,
 } from "./bindings";
 
 /** Turns anything a rejected command (or a JS failure) produced into `{code, message}`. */
@@ -32,7 +33,8 @@ export function toApiError(err: unknown): ApiError {
   if (typeof err === "object" && err !== null) {
     const o = err as Record<string, unknown>;
     if (typeof o.code === "string" && typeof o.message === "string") {
-      return { code: o.code, message: o.message };
+      // The core sends only `ErrorCode`s (checked in Rust: src-tauri/core/tests/error_codes.rs).
+      return { code: o.code as ErrorCode, message: o.message };
     }
     if (err instanceof Error) return { code: "ui_error", message: err.message };
     if (typeof o.message === "string") return { code: "unknown", message: o.message };

@@ -17,20 +17,20 @@ fn coded(code: &str, e: impl std::fmt::Display) -> anyhow::Error {
 
 fn nets(ledger: &Ledger, names: &[String]) -> Result<Vec<&'static networks::Network>> {
     if names.is_empty() {
-        return funds::default_networks(ledger, chrono::Utc::now()).map_err(|e| coded(e.code(), &e));
+        return funds::default_networks(ledger, chrono::Utc::now()).map_err(|e| coded(e.code().as_str(), &e));
     }
     names.iter().map(|n| networks::by_name(n.trim()).ok_or_else(|| coded("unknown_network", format!("network {n:?} is not in the registry")))).collect()
 }
 
 /// `wallet balance`, `wallet fund`, `wallet reconcile`.
 pub async fn wallet(dir: &Path, cmd: WalletCmd) -> Result<()> {
-    let ledger = Ledger::open_in(dir).map_err(|e| coded(e.code(), &e))?;
+    let ledger = Ledger::open_in(dir).map_err(|e| coded(e.code().as_str(), &e))?;
     match cmd {
         WalletCmd::Balance { json, refresh, networks } => {
-            let address = Wallet::address_of(dir).map_err(|e| coded(e.code(), &e))?;
+            let address = Wallet::address_of(dir).map_err(|e| coded(e.code().as_str(), &e))?;
             let nets = nets(&ledger, &networks)?;
             let started = std::time::Instant::now();
-            let f = funds::funds(&ledger, dir, address, &nets, refresh, chrono::Utc::now()).await.map_err(|e| coded(e.code(), &e))?;
+            let f = funds::funds(&ledger, dir, address, &nets, refresh, chrono::Utc::now()).await.map_err(|e| coded(e.code().as_str(), &e))?;
             if json {
                 return crate::print_json(&f);
             }
@@ -57,9 +57,9 @@ pub async fn wallet(dir: &Path, cmd: WalletCmd) -> Result<()> {
             Ok(())
         }
         WalletCmd::Fund { json, networks } => {
-            let address = Wallet::address_of(dir).map_err(|e| coded(e.code(), &e))?;
+            let address = Wallet::address_of(dir).map_err(|e| coded(e.code().as_str(), &e))?;
             let nets = nets(&ledger, &networks)?;
-            let f = funds::funds(&ledger, dir, address, &nets, false, chrono::Utc::now()).await.map_err(|e| coded(e.code(), &e))?;
+            let f = funds::funds(&ledger, dir, address, &nets, false, chrono::Utc::now()).await.map_err(|e| coded(e.code().as_str(), &e))?;
             if json {
                 return crate::print_json(&f);
             }
@@ -71,9 +71,9 @@ pub async fn wallet(dir: &Path, cmd: WalletCmd) -> Result<()> {
             Ok(())
         }
         WalletCmd::Reconcile { json } => {
-            let report = reconcile::reconcile_once(&ledger, dir, &SystemClock).await.map_err(|e| coded(e.code(), &e))?;
+            let report = reconcile::reconcile_once(&ledger, dir, &SystemClock).await.map_err(|e| coded(e.code().as_str(), &e))?;
             // Every receipt the chain contradicts, this pass or an earlier one.
-            let flagged = ledger.reconciliations(None, true, 1000).map_err(|e| coded(e.code(), &e))?;
+            let flagged = ledger.reconciliations(None, true, 1000).map_err(|e| coded(e.code().as_str(), &e))?;
             if json {
                 let mut v = serde_json::to_value(&report)?;
                 v["flagged_receipts"] = serde_json::to_value(&flagged)?;
@@ -107,7 +107,7 @@ pub async fn wallet(dir: &Path, cmd: WalletCmd) -> Result<()> {
 pub fn network(dir: &Path, cmd: NetworkCmd) -> Result<()> {
     match cmd {
         NetworkCmd::List { json } => {
-            let cfg = NetworkConfig::load(dir).map_err(|e| coded(e.code(), &e))?;
+            let cfg = NetworkConfig::load(dir).map_err(|e| coded(e.code().as_str(), &e))?;
             let list = cfg.list();
             if json {
                 return crate::print_json(&list);
@@ -132,7 +132,7 @@ pub fn network(dir: &Path, cmd: NetworkCmd) -> Result<()> {
                 (None, true) => None,
                 _ => return Err(coded("invalid_rpc_url", "give a URL, or --default to go back to the registry's")),
             };
-            let info = NetworkConfig::set_rpc(dir, &network, url.as_deref()).map_err(|e| coded(e.code(), &e))?;
+            let info = NetworkConfig::set_rpc(dir, &network, url.as_deref()).map_err(|e| coded(e.code().as_str(), &e))?;
             if json {
                 return crate::print_json(&info);
             }

@@ -82,7 +82,7 @@ pub async fn grant(dir: &Path, cmd: GrantCmd) -> Result<()> {
 
 fn create(dir: &Path, e: &Engine, c: GrantCreate) -> Result<()> {
     let spec = c.limits.spec(c.label, c.budget, c.expires, c.hosts, c.only_run);
-    spec.validate(chrono::Utc::now()).map_err(|err| crate::presence::Coded::error(err.code(), err.to_string()))?;
+    spec.validate(chrono::Utc::now()).map_err(|err| crate::presence::Coded::error(err.code().as_str(), err.to_string()))?;
     let presence = crate::presence::prove(dir, "creating a grant")?;
     let created = e.create_grant(&spec, Some(&presence)).map_err(crate::presence::engine)?;
     let url = crate::proxy_url(dir);

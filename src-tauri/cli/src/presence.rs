@@ -53,12 +53,12 @@ pub fn prove(dir: &Path, action: &str) -> Result<Presence> {
             if matches!(e, PresenceError::WrongPassphrase { .. }) {
                 presence::audit(dir, action, "wrong_passphrase", &caller());
             }
-            Err(Coded::error(e.code(), e.to_string()))
+            Err(Coded::error(e.code().as_str(), e.to_string()))
         }
     }
 }
 
 /// A core error with its code kept.
 pub fn engine(e: purser_core::engine::EngineError) -> anyhow::Error {
-    Coded::error(e.code(), e.to_string())
+    Coded::error(e.code().as_str(), e.to_string())
 }

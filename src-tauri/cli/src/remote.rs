@@ -15,7 +15,7 @@ pub fn daemon(dir: &Path) -> Option<ControlFile> {
 
 /// Calls a control route; a `{code, message}` error becomes a coded error.
 pub async fn call(c: &ControlFile, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
-    let (status, v) = purser_core::control::client::call(&c.socket, method, path, body.as_ref()).await.map_err(|e| crate::presence::Coded::error(e.code(), e.to_string()))?;
+    let (status, v) = purser_core::control::client::call(&c.socket, method, path, body.as_ref()).await.map_err(|e| crate::presence::Coded::error(e.code().as_str(), e.to_string()))?;
     if !status.is_success() {
         return Err(crate::presence::Coded::error(v["code"].as_str().unwrap_or("unknown"), v["message"].as_str().unwrap_or("error")));
     }

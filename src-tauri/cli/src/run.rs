@@ -38,7 +38,7 @@ fn grant_body(dir: &Path, a: &RunArgs) -> Result<Value> {
 
 pub async fn run(dir: &Path, a: RunArgs) -> Result<()> {
     // Never an uncontained run: no bubblewrap, no user namespaces → a named error, nothing started.
-    crate::sandbox::preflight().map_err(|e| Coded::error(e.code(), e.to_string()))?;
+    crate::sandbox::preflight().map_err(|e| Coded::error(e.code().as_str(), e.to_string()))?;
     let c = crate::remote::daemon(dir).ok_or_else(|| Coded::error("no_daemon", format!("no purser daemon or app is serving {} (start `purser serve` or the app)", dir.display())))?;
     let mut body = grant_body(dir, &a)?;
     body["command"] = json!(a.command.iter().map(|s| s.to_string_lossy().into_owned()).collect::<Vec<_>>());

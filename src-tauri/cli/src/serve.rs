@@ -33,7 +33,7 @@ pub async fn run(dir: &Path, port: u16, grace_secs: u64, notify: bool, explicit_
             );
         }
         Ok(_) => {}
-        Err(e) => tracing::error!(code = e.code(), error = %e, "could not record the payments the last stop interrupted; their budget stays reserved until the next start"),
+        Err(e) => tracing::error!(code = %e.code(), error = %e, "could not record the payments the last stop interrupted; their budget stays reserved until the next start"),
     }
     if let Some(path) = upstream_ca {
         engine.upstream = crate::ca::upstream_with_ca(path)?;

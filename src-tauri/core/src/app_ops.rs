@@ -35,7 +35,7 @@ pub const REASONS: &[&str] = &[
 ];
 
 fn not_found(id: &str) -> ApiError {
-    ApiError { code: "no_such_receipt".into(), message: format!("no receipt {}", id.chars().take(64).collect::<String>()) }
+    ApiError { code: crate::api::ErrorCode::NoSuchReceipt, message: format!("no receipt {}", id.chars().take(64).collect::<String>()) }
 }
 
 impl Engine {

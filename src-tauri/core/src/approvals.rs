@@ -93,10 +93,10 @@ pub enum ApprovalError {
 }
 
 impl ApprovalError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::api::ErrorCode {
         match self {
-            ApprovalError::NotFound(_) => "no_such_approval",
-            ApprovalError::HashMismatch(_) => "requirement_changed",
+            ApprovalError::NotFound(_) => crate::api::ErrorCode::NoSuchApproval,
+            ApprovalError::HashMismatch(_) => crate::api::ErrorCode::RequirementChanged,
         }
     }
 }

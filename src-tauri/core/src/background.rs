@@ -107,7 +107,7 @@ pub async fn round(engine: &Engine, dir: &std::path::Path) -> bool {
         }
         Err(e) => {
             reached = false;
-            tracing::warn!(code = e.code(), error = %e, "reconciliation failed");
+            tracing::warn!(code = %e.code(), error = %e, "reconciliation failed");
         }
     }
     // Every CHECKPOINT_EVERY receipts, a checkpoint signed by the wallet's key.

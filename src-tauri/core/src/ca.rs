@@ -52,12 +52,12 @@ pub enum CaError {
 }
 
 impl CaError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::api::ErrorCode {
         match self {
-            CaError::Io { .. } => "ca_io",
-            CaError::Cert(_) => "ca_invalid",
-            CaError::Sealed(_) => "ca_sealed",
-            CaError::Missing => "ca_missing",
+            CaError::Io { .. } => crate::api::ErrorCode::CaIo,
+            CaError::Cert(_) => crate::api::ErrorCode::CaInvalid,
+            CaError::Sealed(_) => crate::api::ErrorCode::CaSealed,
+            CaError::Missing => crate::api::ErrorCode::CaMissing,
         }
     }
 }

@@ -115,10 +115,10 @@ pub enum LockError {
 }
 
 impl LockError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::api::ErrorCode {
         match self {
-            LockError::Held { .. } => "already_running",
-            LockError::Io { .. } => "lock_failed",
+            LockError::Held { .. } => crate::api::ErrorCode::AlreadyRunning,
+            LockError::Io { .. } => crate::api::ErrorCode::LockFailed,
         }
     }
 }

@@ -43,7 +43,7 @@ pub enum EngineError {
 pub use crate::api::ApiError;
 
 impl EngineError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::api::ErrorCode {
         match self {
             EngineError::Ledger(e) => e.code(),
             EngineError::Grant(e) => e.code(),
@@ -59,7 +59,7 @@ impl EngineError {
     }
 
     pub fn to_api(&self) -> ApiError {
-        ApiError { code: self.code().to_string(), message: self.to_string() }
+        ApiError { code: self.code(), message: self.to_string() }
     }
 }
 

@@ -21,9 +21,9 @@ pub enum FirstRunError {
 }
 
 impl FirstRunError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::api::ErrorCode {
         match self {
-            FirstRunError::PassphrasesDiffer => "passphrases_differ",
+            FirstRunError::PassphrasesDiffer => crate::api::ErrorCode::PassphrasesDiffer,
             FirstRunError::Engine(e) => e.code(),
         }
     }
@@ -31,7 +31,7 @@ impl FirstRunError {
 
 impl From<FirstRunError> for ApiError {
     fn from(e: FirstRunError) -> ApiError {
-        ApiError { code: e.code().to_string(), message: e.to_string() }
+        ApiError { code: e.code(), message: e.to_string() }
     }
 }
 

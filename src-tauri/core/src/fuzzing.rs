@@ -56,7 +56,7 @@ pub fn x402_v2_challenge(data: &[u8]) {
 /// can be built for each option (v2 echoes `accepted` verbatim); an error has a stable code.
 fn check_parsed(parsed: &Parsed, header: Option<()>) {
     let c = match &parsed.result {
-        Err(e) => return check_code(e.code()),
+        Err(e) => return check_code(e.code().as_str()),
         Ok(c) => c,
     };
     let raw = parsed.raw.as_ref().expect("a parsed challenge keeps its document");
@@ -105,7 +105,7 @@ pub fn settlement_header(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else { return };
     let decoded = if mode % 2 == 0 { x402::decode_settlement(rest) } else { x402::decode_settlement(STANDARD.encode(rest).as_bytes()) };
     let s = match decoded {
-        Err(e) => return check_code(e.code()),
+        Err(e) => return check_code(e.code().as_str()),
         Ok(s) => s,
     };
     for t in [&s.transaction, &s.network, &s.payer, &s.error_reason].into_iter().flatten() {
@@ -162,7 +162,7 @@ pub fn host_pattern(data: &[u8]) {
     let text = String::from_utf8_lossy(&data[2..]);
     let (pat, host) = text.split_once('\n').unwrap_or((&text, ""));
     let p = match pat.parse::<HostPattern>() {
-        Err(e) => return check_code(e.code()),
+        Err(e) => return check_code(e.code().as_str()),
         Ok(p) => p,
     };
     let shown = p.to_string();

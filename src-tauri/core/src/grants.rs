@@ -30,15 +30,15 @@ pub enum GrantError {
 }
 
 impl GrantError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::api::ErrorCode {
         match self {
-            GrantError::Amount { .. } => "invalid_amount",
-            GrantError::Host(_) | GrantError::NoHosts => "invalid_host",
-            GrantError::Payee(_) => "invalid_payee",
-            GrantError::Network(_) => "invalid_network",
-            GrantError::Duration(_) => "invalid_duration",
-            GrantError::Inconsistent(_) => "invalid_grant",
-            GrantError::MixedNetworks(_) => "mixed_networks",
+            GrantError::Amount { .. } => crate::api::ErrorCode::InvalidAmount,
+            GrantError::Host(_) | GrantError::NoHosts => crate::api::ErrorCode::InvalidHost,
+            GrantError::Payee(_) => crate::api::ErrorCode::InvalidPayee,
+            GrantError::Network(_) => crate::api::ErrorCode::InvalidNetwork,
+            GrantError::Duration(_) => crate::api::ErrorCode::InvalidDuration,
+            GrantError::Inconsistent(_) => crate::api::ErrorCode::InvalidGrant,
+            GrantError::MixedNetworks(_) => crate::api::ErrorCode::MixedNetworks,
         }
     }
 }
@@ -293,11 +293,11 @@ pub enum EditError {
 }
 
 impl EditError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::api::ErrorCode {
         match self {
-            EditError::NotRevoked(_) => "not_revoked",
-            EditError::TooLate(_) => "undo_too_late",
-            EditError::Decided(_) => "undo_after_decision",
+            EditError::NotRevoked(_) => crate::api::ErrorCode::NotRevoked,
+            EditError::TooLate(_) => crate::api::ErrorCode::UndoTooLate,
+            EditError::Decided(_) => crate::api::ErrorCode::UndoAfterDecision,
         }
     }
 }

@@ -24,9 +24,9 @@ pub enum IpcError {
 }
 
 impl IpcError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::api::ErrorCode {
         match self {
-            IpcError::Invalid { .. } => "invalid_argument",
+            IpcError::Invalid { .. } => crate::api::ErrorCode::InvalidArgument,
         }
     }
 }
@@ -37,7 +37,7 @@ fn invalid(name: &'static str, why: impl Into<String>) -> IpcError {
 
 impl From<IpcError> for ApiError {
     fn from(e: IpcError) -> Self {
-        ApiError { code: e.code().to_string(), message: e.to_string() }
+        ApiError { code: e.code(), message: e.to_string() }
     }
 }
 
@@ -49,7 +49,7 @@ impl From<EngineError> for ApiError {
 
 impl From<SearchError> for ApiError {
     fn from(e: SearchError) -> Self {
-        ApiError { code: e.code().to_string(), message: e.to_string() }
+        ApiError { code: e.code(), message: e.to_string() }
     }
 }
 

@@ -24,11 +24,11 @@ pub enum MoneyError {
 
 impl MoneyError {
     /// The snake_case code shown to agents, receipts and the UI.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::api::ErrorCode {
         match self {
-            MoneyError::InvalidAtomic(_) | MoneyError::InvalidUsd(_) => "invalid_amount",
-            MoneyError::Overflow(_) | MoneyError::TooLarge => "amount_overflow",
-            MoneyError::Decimals(_) => "unsupported_asset",
+            MoneyError::InvalidAtomic(_) | MoneyError::InvalidUsd(_) => crate::api::ErrorCode::InvalidAmount,
+            MoneyError::Overflow(_) | MoneyError::TooLarge => crate::api::ErrorCode::AmountOverflow,
+            MoneyError::Decimals(_) => crate::api::ErrorCode::UnsupportedAsset,
         }
     }
 }

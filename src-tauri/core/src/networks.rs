@@ -75,12 +75,12 @@ pub enum NetworkError {
 }
 
 impl NetworkError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::api::ErrorCode {
         match self {
-            NetworkError::Unknown(_) => "unknown_network",
-            NetworkError::BadUrl { .. } => "invalid_rpc_url",
-            NetworkError::Io { .. } => "network_config_unreadable",
-            NetworkError::Corrupt { .. } => "network_config_corrupt",
+            NetworkError::Unknown(_) => crate::api::ErrorCode::UnknownNetwork,
+            NetworkError::BadUrl { .. } => crate::api::ErrorCode::InvalidRpcUrl,
+            NetworkError::Io { .. } => crate::api::ErrorCode::NetworkConfigUnreadable,
+            NetworkError::Corrupt { .. } => crate::api::ErrorCode::NetworkConfigCorrupt,
         }
     }
 }

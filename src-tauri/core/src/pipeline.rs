@@ -74,7 +74,7 @@ pub async fn run(e: &Engine, grant: Grant, req: AgentRequest, intent: Option<Str
 
     // A revoked or expired grant governs nothing, not even free traffic.
     if let Err(refusal) = policy::check_budget(&grant, 0, e.clock.now()) {
-        receipt.decide(Outcome::Refused, DecidedBy::Policy, refusal.code(), None, refusal.to_string());
+        receipt.decide(Outcome::Refused, DecidedBy::Policy, refusal.code().as_str(), None, refusal.to_string());
         return answer(e, None, receipt, Answer::Refuse(StatusCode::FORBIDDEN), timer, &req.client).await;
     }
     let first = match timer.wait(e.upstream.send(&req, None)).await {
@@ -87,7 +87,7 @@ pub async fn run(e: &Engine, grant: Grant, req: AgentRequest, intent: Option<Str
                 upstream::UpstreamError::Timeout(_) => ("upstream_timeout", StatusCode::GATEWAY_TIMEOUT),
                 _ => ("upstream_error", StatusCode::BAD_GATEWAY),
             };
-            receipt.decide(outcome, DecidedBy::Policy, reason, Some(err.code()), err.to_string());
+            receipt.decide(outcome, DecidedBy::Policy, reason, Some(err.code().as_str()), err.to_string());
             return answer(e, None, receipt, Answer::Refuse(status), timer, &req.client).await;
         }
     };
@@ -212,11 +212,11 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
         Ok(b) => b,
         Err(err @ upstream::UpstreamError::TooLarge(_)) => return refuse(receipt, DecidedBy::Policy, "malformed_challenge", Some("too_large"), err.to_string(), StatusCode::FORBIDDEN),
         Err(err @ upstream::UpstreamError::Timeout(_)) => {
-            receipt.decide(Outcome::Failed, DecidedBy::Policy, "upstream_timeout", Some(err.code()), err.to_string());
+            receipt.decide(Outcome::Failed, DecidedBy::Policy, "upstream_timeout", Some(err.code().as_str()), err.to_string());
             return (Answer::Refuse(StatusCode::GATEWAY_TIMEOUT), None);
         }
         Err(err) => {
-            receipt.decide(Outcome::Failed, DecidedBy::Policy, "upstream_error", Some(err.code()), err.to_string());
+            receipt.decide(Outcome::Failed, DecidedBy::Policy, "upstream_error", Some(err.code().as_str()), err.to_string());
             return (Answer::Refuse(StatusCode::BAD_GATEWAY), None);
         }
     };
@@ -228,12 +228,12 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
         Ok(c) => c,
         Err(err) if err.is_not_payable() => {
             receipt.challenge = excerpt(receipt.challenge.take(), &body);
-            receipt.decide(Outcome::NotPayable, DecidedBy::Policy, "not_payable", Some(err.code()), err.to_string());
+            receipt.decide(Outcome::NotPayable, DecidedBy::Policy, "not_payable", Some(err.code().as_str()), err.to_string());
             return (Answer::Buffered(status, headers, body), None);
         }
         Err(err) => {
             receipt.challenge = excerpt(receipt.challenge.take(), &body);
-            return refuse(receipt, DecidedBy::Policy, "malformed_challenge", Some(err.code()), err.to_string(), StatusCode::FORBIDDEN);
+            return refuse(receipt, DecidedBy::Policy, "malformed_challenge", Some(err.code().as_str()), err.to_string(), StatusCode::FORBIDDEN);
         }
     };
     receipt.x402_version = Some(challenge.version);
@@ -252,7 +252,7 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
             let (ledger, gid) = (e.ledger.clone(), grant.id.clone());
             match ledger.blocking(move |l| l.live_rules(&gid)).await.and_then(|r| r) {
                 Ok(r) => r,
-                Err(err) => return refuse(receipt, DecidedBy::Policy, "ledger_unavailable", Some(err.code()), err.to_string(), StatusCode::SERVICE_UNAVAILABLE),
+                Err(err) => return refuse(receipt, DecidedBy::Policy, "ledger_unavailable", Some(err.code().as_str()), err.to_string(), StatusCode::SERVICE_UNAVAILABLE),
             }
         }
         Err(_) => Vec::new(),
@@ -263,7 +263,7 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
         return refuse(receipt, DecidedBy::Rule, "blocked_by_rule", None, format!("you blocked {} for this grant (rule {})", r.host, r.id), StatusCode::FORBIDDEN);
     }
     let decided_by = match (choice.verdict, ruling) {
-        (Err(refusal), _) => return refuse(receipt, DecidedBy::Policy, refusal.code(), None, refusal.to_string(), StatusCode::FORBIDDEN),
+        (Err(refusal), _) => return refuse(receipt, DecidedBy::Policy, refusal.code().as_str(), None, refusal.to_string(), StatusCode::FORBIDDEN),
         (Ok(Tier::Auto), _) => DecidedBy::Auto,
         (Ok(Tier::Ask), Some(Ruling::Allow(r))) => {
             receipt.rule_id = Some(r.id.clone());
@@ -316,7 +316,7 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
     let (nonces, id) = (e.nonces.clone(), receipt.id.clone());
     let committed = match e.ledger.blocking(move |l| crate::anchor::committed_nonce(nonces.as_ref(), l, &id)).await {
         Ok(c) => c,
-        Err(err) => return refuse(receipt, DecidedBy::Policy, "ledger_unavailable", Some(err.code()), err.to_string(), StatusCode::SERVICE_UNAVAILABLE),
+        Err(err) => return refuse(receipt, DecidedBy::Policy, "ledger_unavailable", Some(err.code().as_str()), err.to_string(), StatusCode::SERVICE_UNAVAILABLE),
     };
     let nonce = committed.nonce;
     let mut draft = receipt.clone();
@@ -330,8 +330,8 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
     let reserved = ledger.blocking(move |l| l.reserve_payment(&rid, &gid, micros, valid_before, Some(&draft), now)).await.and_then(|r| r);
     let reservation = match reserved {
         Ok(Ok((r, _))) => r,
-        Ok(Err(refusal)) => return refuse(receipt, DecidedBy::Policy, refusal.code(), None, refusal.to_string(), StatusCode::FORBIDDEN),
-        Err(err) => return refuse(receipt, DecidedBy::Policy, "ledger_unavailable", Some(err.code()), err.to_string(), StatusCode::SERVICE_UNAVAILABLE),
+        Ok(Err(refusal)) => return refuse(receipt, DecidedBy::Policy, refusal.code().as_str(), None, refusal.to_string(), StatusCode::FORBIDDEN),
+        Err(err) => return refuse(receipt, DecidedBy::Policy, "ledger_unavailable", Some(err.code().as_str()), err.to_string(), StatusCode::SERVICE_UNAVAILABLE),
     };
     receipt.reservation_id = Some(reservation.id.clone());
     receipt.valid_before = Some(valid_before);
@@ -353,7 +353,7 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
     let (auth, signature) = match signed {
         Ok(s) => s,
         Err(err) => {
-            receipt.decide(Outcome::Failed, decided_by, "sign_failed", Some(err.code()), err.to_string());
+            receipt.decide(Outcome::Failed, decided_by, "sign_failed", Some(err.code().as_str()), err.to_string());
             return (Answer::Refuse(StatusCode::INTERNAL_SERVER_ERROR), Some((reservation, Settle::Release)));
         }
     };

@@ -28,16 +28,16 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::api::ErrorCode {
         match self {
-            Refusal::Revoked => "revoked",
-            Refusal::Expired => "expired",
-            Refusal::HostNotAllowed => "host_not_allowed",
-            Refusal::NetworkNotAllowed => "network_not_allowed",
-            Refusal::PayeeNotAllowed => "payee_not_allowed",
-            Refusal::OverPerRequestCap => "over_per_request_cap",
-            Refusal::AboveAskTier => "above_ask_tier",
-            Refusal::OverBudget => "over_budget",
+            Refusal::Revoked => crate::api::ErrorCode::Revoked,
+            Refusal::Expired => crate::api::ErrorCode::Expired,
+            Refusal::HostNotAllowed => crate::api::ErrorCode::HostNotAllowed,
+            Refusal::NetworkNotAllowed => crate::api::ErrorCode::NetworkNotAllowed,
+            Refusal::PayeeNotAllowed => crate::api::ErrorCode::PayeeNotAllowed,
+            Refusal::OverPerRequestCap => crate::api::ErrorCode::OverPerRequestCap,
+            Refusal::AboveAskTier => crate::api::ErrorCode::AboveAskTier,
+            Refusal::OverBudget => crate::api::ErrorCode::OverBudget,
         }
     }
 }

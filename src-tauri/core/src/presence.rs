@@ -45,10 +45,10 @@ pub enum PresenceError {
 }
 
 impl PresenceError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::api::ErrorCode {
         match self {
             PresenceError::Vault { source, .. } => source.code(),
-            _ => CODE,
+            _ => crate::api::ErrorCode::PresenceRequired,
         }
     }
 }
@@ -182,7 +182,7 @@ mod tests {
         assert_eq!(no_wallet.code(), CODE);
         Wallet::create(dir.path(), "right passphrase").unwrap();
         let wrong = Presence::typed_passphrase(dir.path(), "wrong passphrase", "top-up").unwrap_err();
-        assert_eq!((wrong.code(), matches!(wrong, PresenceError::WrongPassphrase { .. })), (CODE, true));
+        assert_eq!((wrong.code().as_str(), matches!(wrong, PresenceError::WrongPassphrase { .. })), (CODE, true));
         let p = Presence::typed_passphrase(dir.path(), "right passphrase", "top-up").unwrap();
         assert_eq!(p.via(), Via::Terminal);
     }

@@ -39,8 +39,8 @@ pub enum ProxyError {
 }
 
 impl ProxyError {
-    pub fn code(&self) -> &'static str {
-        "bind_failed"
+    pub fn code(&self) -> crate::api::ErrorCode {
+        crate::api::ErrorCode::BindFailed
     }
 }
 

@@ -136,11 +136,11 @@ pub enum RuleError {
 }
 
 impl RuleError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::api::ErrorCode {
         match self {
             RuleError::Grant(e) => e.code(),
-            RuleError::Invalid(_) => "invalid_rule",
-            RuleError::NotFound(_) => "no_such_rule",
+            RuleError::Invalid(_) => crate::api::ErrorCode::InvalidRule,
+            RuleError::NotFound(_) => crate::api::ErrorCode::NoSuchRule,
         }
     }
 }

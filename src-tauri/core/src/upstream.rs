@@ -39,13 +39,13 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::api::ErrorCode {
         match self {
-            UpstreamError::Client(_) => "client_error",
-            UpstreamError::Send(_) => "upstream_error",
-            UpstreamError::Certificate(_) => "upstream_certificate",
-            UpstreamError::Timeout(_) => "upstream_timeout",
-            UpstreamError::TooLarge(_) => "too_large",
+            UpstreamError::Client(_) => crate::api::ErrorCode::ClientError,
+            UpstreamError::Send(_) => crate::api::ErrorCode::UpstreamError,
+            UpstreamError::Certificate(_) => crate::api::ErrorCode::UpstreamCertificate,
+            UpstreamError::Timeout(_) => crate::api::ErrorCode::UpstreamTimeout,
+            UpstreamError::TooLarge(_) => crate::api::ErrorCode::TooLarge,
         }
     }
 }

@@ -259,7 +259,7 @@ fn concurrent(w: &mut World, gi: usize, amounts: &[u64], settles: &[(u8, Settle)
     let vb = now.timestamp() as u64 + 300;
     let (engine, gid) = (&w.engine, before.id.as_str());
     let (reserved, settled, topped, revoked) = std::thread::scope(|s| {
-        let topped = top_up.map(|t| s.spawn(move || engine.top_up(gid, &model::usd(t), Some(&purser_core::presence::Presence::app_click())).map(|_| t).map_err(|e| e.code())));
+        let topped = top_up.map(|t| s.spawn(move || engine.top_up(gid, &model::usd(t), Some(&purser_core::presence::Presence::app_click())).map(|_| t).map_err(|e| e.code().as_str())));
         let revoked = revoke.then(|| s.spawn(move || engine.revoke_grant(gid).map(|_| ()).map_err(|e| e.code())));
         let reserves: Vec<_> = amounts
             .iter()

@@ -103,19 +103,19 @@ pub enum DemoError {
 }
 
 impl DemoError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> purser_core::api::ErrorCode {
         match self {
-            DemoError::NeedsPeers(_) => "demo_needs_peers",
-            DemoError::PeersNotInstalled(_) => "demo_peers_not_installed",
-            DemoError::NeedsNode(_) => "demo_needs_node",
-            DemoError::PeersFailed(_) => "demo_peers_failed",
-            DemoError::NotADemoDir(_) => "demo_dir_not_demo",
-            DemoError::Io(_) => "demo_io",
+            DemoError::NeedsPeers(_) => purser_core::api::ErrorCode::DemoNeedsPeers,
+            DemoError::PeersNotInstalled(_) => purser_core::api::ErrorCode::DemoPeersNotInstalled,
+            DemoError::NeedsNode(_) => purser_core::api::ErrorCode::DemoNeedsNode,
+            DemoError::PeersFailed(_) => purser_core::api::ErrorCode::DemoPeersFailed,
+            DemoError::NotADemoDir(_) => purser_core::api::ErrorCode::DemoDirNotDemo,
+            DemoError::Io(_) => purser_core::api::ErrorCode::DemoIo,
             DemoError::Lock(e) => e.code(),
             DemoError::Engine(e) => e.code(),
             DemoError::Ledger(e) => e.code(),
             DemoError::Network(e) => e.code(),
-            DemoError::Interrupted => "demo_interrupted",
+            DemoError::Interrupted => purser_core::api::ErrorCode::DemoInterrupted,
         }
     }
 }

@@ -42,7 +42,7 @@ pub async fn wallet_create(state: State<'_, AppState>, passphrase: String, confi
 pub async fn wallet_import_key(state: State<'_, AppState>, key: String, passphrase: String, confirm: String, remember: bool) -> CmdResult<WalletStatus> {
     let (key, passphrase, confirm) = (Zeroizing::new(key), Zeroizing::new(passphrase), Zeroizing::new(confirm));
     if key.is_empty() || key.len() > MAX_KEY {
-        return Err(purser_core::engine::ApiError { code: "bad_key".into(), message: "the private key must be 64 hex digits (0x optional)".into() });
+        return Err(purser_core::engine::ApiError { code: purser_core::api::ErrorCode::BadKey, message: "the private key must be 64 hex digits (0x optional)".into() });
     }
     let (pass, again) = (ipc::passphrase(&passphrase)?, ipc::passphrase(&confirm)?);
     let e = state.real.clone();

@@ -15,6 +15,7 @@ export type * from "./DecidedBy";
 export type * from "./DemoOutcome";
 export type * from "./DemoPhase";
 export type * from "./DemoStatus";
+export type * from "./ErrorCode";
 export type * from "./Event";
 export type * from "./ExportResult";
 export type * from "./FoldedSummary";

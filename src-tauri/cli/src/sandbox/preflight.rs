@@ -27,13 +27,13 @@ pub enum SandboxError {
 }
 
 impl SandboxError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> purser_core::api::ErrorCode {
         match self {
-            SandboxError::BwrapMissing(_) => "bwrap_missing",
-            SandboxError::UsernsDisabled(_) => "userns_disabled",
-            SandboxError::Failed(_) => "sandbox_failed",
-            SandboxError::Spawn(_) => "sandbox_spawn_failed",
-            SandboxError::BadSpec(_) => "sandbox_bad_spec",
+            SandboxError::BwrapMissing(_) => purser_core::api::ErrorCode::BwrapMissing,
+            SandboxError::UsernsDisabled(_) => purser_core::api::ErrorCode::UsernsDisabled,
+            SandboxError::Failed(_) => purser_core::api::ErrorCode::SandboxFailed,
+            SandboxError::Spawn(_) => purser_core::api::ErrorCode::SandboxSpawnFailed,
+            SandboxError::BadSpec(_) => purser_core::api::ErrorCode::SandboxBadSpec,
         }
     }
 }

@@ -38,15 +38,15 @@ pub enum ChainError {
 }
 
 impl ChainError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::api::ErrorCode {
         match self {
-            ChainError::Unreachable { .. } => "rpc_unreachable",
-            ChainError::Rpc { .. } => "rpc_error",
-            ChainError::BadAnswer { .. } => "rpc_bad_answer",
-            ChainError::ChainMismatch { .. } => "rpc_chain_mismatch",
+            ChainError::Unreachable { .. } => crate::api::ErrorCode::RpcUnreachable,
+            ChainError::Rpc { .. } => crate::api::ErrorCode::RpcError,
+            ChainError::BadAnswer { .. } => crate::api::ErrorCode::RpcBadAnswer,
+            ChainError::ChainMismatch { .. } => crate::api::ErrorCode::RpcChainMismatch,
             ChainError::Network(e) => e.code(),
             ChainError::Ledger(e) => e.code(),
-            ChainError::NoWallet => "no_wallet",
+            ChainError::NoWallet => crate::api::ErrorCode::NoWallet,
         }
     }
 }

@@ -16,10 +16,10 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::api::ErrorCode {
         match self {
-            ClientError::Connect { .. } => "control_unreachable",
-            ClientError::Protocol(_) => "control_protocol",
+            ClientError::Connect { .. } => crate::api::ErrorCode::ControlUnreachable,
+            ClientError::Protocol(_) => crate::api::ErrorCode::ControlProtocol,
         }
     }
 }

@@ -93,18 +93,12 @@ fn ok<T: Serialize>(v: &T) -> Response<Body> {
 }
 
 /// The HTTP status of an engine error.
-pub fn status_of(code: &str) -> StatusCode {
-    match code {
-        "no_such_grant" | "no_such_approval" | "no_such_rule" | "no_such_run" => StatusCode::NOT_FOUND,
-        "requirement_changed" | "revoked" => StatusCode::CONFLICT,
-        "wallet_unlock_failed" | crate::presence::CODE => StatusCode::FORBIDDEN,
-        "ledger_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::BAD_REQUEST,
-    }
+pub fn status_of(code: crate::api::ErrorCode) -> StatusCode {
+    code.http_status()
 }
 
 fn fail(e: EngineError) -> Response<Body> {
-    error_response(status_of(e.code()), e.code(), &e.to_string(), None)
+    error_response(status_of(e.code()), e.code().as_str(), &e.to_string(), None)
 }
 
 fn bad_body(message: String) -> Response<Body> {

@@ -39,7 +39,7 @@ fn refuse(status: StatusCode, code: &str, message: &str) -> Response<Body> {
 }
 
 fn engine_error(e: EngineError) -> Response<Body> {
-    refuse(super::status_of(e.code()), e.code(), &e.to_string())
+    refuse(super::status_of(e.code()), e.code().as_str(), &e.to_string())
 }
 
 fn run_error(e: RunError) -> Response<Body> {
@@ -49,7 +49,7 @@ fn run_error(e: RunError) -> Response<Body> {
         RunError::WrongToken(_) => StatusCode::FORBIDDEN,
         RunError::Invalid(_) => StatusCode::BAD_REQUEST,
     };
-    refuse(status, e.code(), &e.to_string())
+    refuse(status, e.code().as_str(), &e.to_string())
 }
 
 /// One printable line for a command (control characters dropped, capped).

@@ -62,14 +62,14 @@ pub enum LedgerError {
 }
 
 impl LedgerError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::api::ErrorCode {
         match self {
-            LedgerError::Sql(_) | LedgerError::Io(_) | LedgerError::Task(_) | LedgerError::Commit(_) => "ledger_unavailable",
-            LedgerError::NoGrant(_) => "no_such_grant",
-            LedgerError::NoReservation(_) => "no_such_reservation",
-            LedgerError::Revoked(_) => "revoked",
-            LedgerError::Overflow => "amount_overflow",
-            LedgerError::Corrupt(_) => "ledger_corrupt",
+            LedgerError::Sql(_) | LedgerError::Io(_) | LedgerError::Task(_) | LedgerError::Commit(_) => crate::api::ErrorCode::LedgerUnavailable,
+            LedgerError::NoGrant(_) => crate::api::ErrorCode::NoSuchGrant,
+            LedgerError::NoReservation(_) => crate::api::ErrorCode::NoSuchReservation,
+            LedgerError::Revoked(_) => crate::api::ErrorCode::Revoked,
+            LedgerError::Overflow => crate::api::ErrorCode::AmountOverflow,
+            LedgerError::Corrupt(_) => crate::api::ErrorCode::LedgerCorrupt,
         }
     }
 }

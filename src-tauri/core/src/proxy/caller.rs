@@ -95,7 +95,7 @@ impl Caller {
                 "send your grant token as Proxy-Authorization: Bearer <token>, X-Purser-Grant, or the proxy password: HTTPS_PROXY=http://grant:<token>@127.0.0.1:PORT",
             ));
         };
-        let unavailable = |e: crate::engine::EngineError| error_response(StatusCode::SERVICE_UNAVAILABLE, e.code(), &e.to_string(), None);
+        let unavailable = |e: crate::engine::EngineError| error_response(StatusCode::SERVICE_UNAVAILABLE, e.code().as_str(), &e.to_string(), None);
         if let Origin::Run { binding, .. } = &self.origin {
             if !auth::ct_eq(auth::token_hash(token).as_bytes(), binding.token_hash.as_bytes()) {
                 return Err(refuse(StatusCode::PROXY_AUTHENTICATION_REQUIRED, "unknown_token", "this token is not this run's"));

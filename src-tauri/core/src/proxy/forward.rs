@@ -209,7 +209,7 @@ where
         };
         let tls = match ca.server_config(&host) {
             Ok(c) => tokio_rustls::TlsAcceptor::from(c),
-            Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, e.code(), &e.to_string(), None),
+            Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, e.code().as_str(), &e.to_string(), None),
         };
         let base = if host.contains(':') { format!("https://[{host}]:{port}") } else { format!("https://{host}:{port}") };
         let mut tunnel = match ctx.tunnels.admit(&grant.id, slot) {
@@ -239,7 +239,7 @@ where
         return not_listed(&host, port);
     }
     if let Err(refusal) = crate::policy::check_budget(&grant, 0, engine.clock.now()) {
-        return error_response(StatusCode::FORBIDDEN, refusal.code(), &refusal.to_string(), None);
+        return error_response(StatusCode::FORBIDDEN, refusal.code().as_str(), &refusal.to_string(), None);
     }
     let (mut tunnel, idle) = match ctx.tunnels.admit(&grant.id, slot) {
         Ok(t) => (t, ctx.tunnels.idle),
@@ -330,7 +330,7 @@ where
     };
     if req.headers().contains_key(header::UPGRADE) {
         if let Err(refusal) = crate::policy::check_budget(&grant, 0, engine.clock.now()) {
-            return error_response(StatusCode::FORBIDDEN, refusal.code(), &refusal.to_string(), None);
+            return error_response(StatusCode::FORBIDDEN, refusal.code().as_str(), &refusal.to_string(), None);
         }
         return pass_upgrade(engine, &grant.id, url, req).await;
     }

@@ -38,11 +38,11 @@ pub enum TunnelError {
 }
 
 impl TunnelError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::api::ErrorCode {
         match self {
-            TunnelError::TooManyForGrant { .. } => "too_many_tunnels",
-            TunnelError::TooManyOpen { .. } => "tunnel_limit",
-            TunnelError::Unregistered => "internal",
+            TunnelError::TooManyForGrant { .. } => crate::api::ErrorCode::TooManyTunnels,
+            TunnelError::TooManyOpen { .. } => crate::api::ErrorCode::TunnelLimit,
+            TunnelError::Unregistered => crate::api::ErrorCode::Internal,
         }
     }
 
@@ -52,7 +52,7 @@ impl TunnelError {
             TunnelError::TooManyOpen { .. } => StatusCode::SERVICE_UNAVAILABLE,
             TunnelError::Unregistered => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        error_response(status, self.code(), &self.to_string(), None)
+        error_response(status, self.code().as_str(), &self.to_string(), None)
     }
 }
 

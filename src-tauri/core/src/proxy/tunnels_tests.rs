@@ -13,7 +13,7 @@ fn each_grant_is_capped_and_a_closed_tunnel_frees_its_place() {
     let _b = t.admit("g1", None).expect("second");
     let over = t.admit("g1", None).err().expect("a third tunnel of g1 is refused");
     assert_eq!(over, TunnelError::TooManyForGrant { open: 2, max: 2 });
-    assert_eq!((over.code(), over.response().status()), ("too_many_tunnels", StatusCode::TOO_MANY_REQUESTS));
+    assert_eq!((over.code().as_str(), over.response().status()), ("too_many_tunnels", StatusCode::TOO_MANY_REQUESTS));
     let _c = t.admit("g2", None).expect("another grant is not affected");
     assert_eq!(t.open("g1"), (3, 2));
     drop(a);
@@ -27,7 +27,7 @@ fn all_tunnels_are_capped_below_the_open_file_limit() {
     let held: Vec<_> = ["a", "b", "c"].iter().map(|g| t.admit(g, None).expect("under the cap")).collect();
     let over = t.admit("d", None).err().expect("the fourth is refused");
     assert_eq!(over, TunnelError::TooManyOpen { open: 3, max: 3 });
-    assert_eq!((over.code(), over.response().status()), ("tunnel_limit", StatusCode::SERVICE_UNAVAILABLE));
+    assert_eq!((over.code().as_str(), over.response().status()), ("tunnel_limit", StatusCode::SERVICE_UNAVAILABLE));
     drop(held);
     assert!(t.admit("d", None).is_ok());
     let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };

@@ -80,6 +80,6 @@ pub fn launch(engine: &Arc<Engine>, runs: &Arc<Runs>, _presence: &Presence, gran
 
 impl From<RunError> for crate::engine::ApiError {
     fn from(e: RunError) -> Self {
-        crate::engine::ApiError { code: e.code().to_string(), message: e.to_string() }
+        crate::engine::ApiError { code: e.code(), message: e.to_string() }
     }
 }

@@ -81,12 +81,12 @@ pub enum RunError {
 }
 
 impl RunError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::api::ErrorCode {
         match self {
-            RunError::NotFound(_) => "no_such_run",
-            RunError::Invalid(_) => "invalid_run",
-            RunError::Socket(_) => "run_socket_failed",
-            RunError::WrongToken(_) => "unknown_token",
+            RunError::NotFound(_) => crate::api::ErrorCode::NoSuchRun,
+            RunError::Invalid(_) => crate::api::ErrorCode::InvalidRun,
+            RunError::Socket(_) => crate::api::ErrorCode::RunSocketFailed,
+            RunError::WrongToken(_) => crate::api::ErrorCode::UnknownToken,
         }
     }
 }

@@ -44,17 +44,17 @@ pub enum SearchError {
 }
 
 impl SearchError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::api::ErrorCode {
         match self {
-            SearchError::Query(_) => "invalid_query",
-            SearchError::Cursor(_) => "invalid_cursor",
-            SearchError::Limit => "invalid_limit",
-            SearchError::GroupBy(_) => "invalid_group_by",
+            SearchError::Query(_) => crate::api::ErrorCode::InvalidQuery,
+            SearchError::Cursor(_) => crate::api::ErrorCode::InvalidCursor,
+            SearchError::Limit => crate::api::ErrorCode::InvalidLimit,
+            SearchError::GroupBy(_) => crate::api::ErrorCode::InvalidGroupBy,
             SearchError::Ledger(e) => e.code(),
-            SearchError::Io(_) => "io_error",
-            SearchError::WalletPresent(_) => "wallet_present",
-            SearchError::BadExport { .. } => "invalid_export",
-            SearchError::Seed(_) => "seed_failed",
+            SearchError::Io(_) => crate::api::ErrorCode::IoError,
+            SearchError::WalletPresent(_) => crate::api::ErrorCode::WalletPresent,
+            SearchError::BadExport { .. } => crate::api::ErrorCode::InvalidExport,
+            SearchError::Seed(_) => crate::api::ErrorCode::SeedFailed,
         }
     }
 }

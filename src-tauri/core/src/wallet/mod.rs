@@ -62,19 +62,19 @@ pub enum WalletError {
 }
 
 impl WalletError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::api::ErrorCode {
         match self {
-            WalletError::Missing(_) => "wallet_missing",
-            WalletError::Exists(_) => "wallet_exists",
-            WalletError::BadKey => "bad_key",
-            WalletError::Unlock => "wallet_unlock_failed",
-            WalletError::EmptyPassphrase => "empty_passphrase",
-            WalletError::Corrupt(_) => "wallet_corrupt",
-            WalletError::WeakKdf { .. } => "weak_kdf_params",
-            WalletError::Keystore(_) => "keystore_unreadable",
-            WalletError::Keychain(_) => "keychain_unavailable",
-            WalletError::Io(_) => "wallet_io",
-            WalletError::Sign(_) => "sign_failed",
+            WalletError::Missing(_) => crate::api::ErrorCode::WalletMissing,
+            WalletError::Exists(_) => crate::api::ErrorCode::WalletExists,
+            WalletError::BadKey => crate::api::ErrorCode::BadKey,
+            WalletError::Unlock => crate::api::ErrorCode::WalletUnlockFailed,
+            WalletError::EmptyPassphrase => crate::api::ErrorCode::EmptyPassphrase,
+            WalletError::Corrupt(_) => crate::api::ErrorCode::WalletCorrupt,
+            WalletError::WeakKdf { .. } => crate::api::ErrorCode::WeakKdfParams,
+            WalletError::Keystore(_) => crate::api::ErrorCode::KeystoreUnreadable,
+            WalletError::Keychain(_) => crate::api::ErrorCode::KeychainUnavailable,
+            WalletError::Io(_) => crate::api::ErrorCode::WalletIo,
+            WalletError::Sign(_) => crate::api::ErrorCode::SignFailed,
         }
     }
 }

@@ -72,7 +72,7 @@ fn vault_round_trip_and_errors() {
     assert!(matches!(Wallet::import(dir.path(), KEY, "pw"), Err(WalletError::Exists(_))));
     assert!(matches!(Wallet::create(dir.path(), "pw"), Err(WalletError::Exists(_))));
     let e = Wallet::unlock(dir.path(), "wrong").unwrap_err();
-    assert_eq!((e.code(), e.to_string().as_str()), ("wallet_unlock_failed", "wrong passphrase (or the wallet file was altered)"));
+    assert_eq!((e.code().as_str(), e.to_string().as_str()), ("wallet_unlock_failed", "wrong passphrase (or the wallet file was altered)"));
     let (w, kek) = Wallet::open(dir.path(), "pw").unwrap();
     assert_eq!(w.address(), addr);
     assert_eq!(Wallet::unlock_with_kek(dir.path(), &kek).unwrap().address(), addr);
@@ -110,7 +110,7 @@ fn a_damaged_vault_is_a_clear_error() {
         b[i] ^= 0x5a;
         std::fs::write(&path, &b).unwrap();
         let e = Wallet::unlock(dir.path(), "pw").unwrap_err();
-        assert!(matches!(e.code(), "wallet_corrupt" | "wallet_unlock_failed" | "weak_kdf_params"), "byte {i}: {e}");
+        assert!(matches!(e.code().as_str(), "wallet_corrupt" | "wallet_unlock_failed" | "weak_kdf_params"), "byte {i}: {e}");
     }
     std::fs::write(&path, b"{}").unwrap();
     assert_eq!(Wallet::unlock(dir.path(), "pw").unwrap_err().code(), "wallet_corrupt");

@@ -279,7 +279,7 @@ mod tests {
                 b[i] ^= mask;
                 let r = Vault::parse(&b).and_then(|v| v.open("pw", &TEST_PARAMS));
                 let e = r.err().unwrap_or_else(|| panic!("byte {i} ^ {mask:#x} still opened"));
-                assert!(matches!(e.code(), "wallet_corrupt" | "wallet_unlock_failed" | "weak_kdf_params"), "byte {i}: {}", e.code());
+                assert!(matches!(e.code().as_str(), "wallet_corrupt" | "wallet_unlock_failed" | "weak_kdf_params"), "byte {i}: {}", e.code().as_str());
             }
         }
         for cut in [0, 1, HEADER_LEN, FILE_LEN - 1] {

@@ -77,31 +77,31 @@ pub enum X402Error {
 
 impl X402Error {
     /// A stable snake_case code for receipts and agents.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::api::ErrorCode {
         use X402Error::*;
         match self {
-            NotX402(_) => "not_x402",
-            UnsupportedVersion(_) => "unsupported_version",
-            TooLarge => "too_large",
-            TooDeep => "too_deep",
-            InvalidBase64 => "invalid_base64",
-            InvalidJson(_) => "invalid_json",
-            EmptyAccepts => "empty_accepts",
-            InvalidField(_) => "invalid_field",
-            InvalidAmount(_) => "invalid_amount",
-            ZeroAmount => "zero_amount",
-            AmountOverflow => "amount_overflow",
-            InvalidPayTo(_) => "invalid_pay_to",
-            ZeroPayTo => "zero_pay_to",
-            InvalidAsset(_) => "invalid_asset",
-            InvalidMaxTimeout(_) => "invalid_max_timeout",
-            DomainMismatch { .. } => "domain_mismatch",
-            UnsupportedScheme(_) => "unsupported_scheme",
-            UnsupportedNetwork(_) => "unsupported_network",
-            UnsupportedAsset(_) => "unsupported_asset",
-            UnsupportedTransferMethod(_) => "unsupported_transfer_method",
-            UnsupportedExtension(_) => "unsupported_extension",
-            InvalidSettlement(_) => "invalid_settlement",
+            NotX402(_) => crate::api::ErrorCode::NotX402,
+            UnsupportedVersion(_) => crate::api::ErrorCode::UnsupportedVersion,
+            TooLarge => crate::api::ErrorCode::TooLarge,
+            TooDeep => crate::api::ErrorCode::TooDeep,
+            InvalidBase64 => crate::api::ErrorCode::InvalidBase64,
+            InvalidJson(_) => crate::api::ErrorCode::InvalidJson,
+            EmptyAccepts => crate::api::ErrorCode::EmptyAccepts,
+            InvalidField(_) => crate::api::ErrorCode::InvalidField,
+            InvalidAmount(_) => crate::api::ErrorCode::InvalidAmount,
+            ZeroAmount => crate::api::ErrorCode::ZeroAmount,
+            AmountOverflow => crate::api::ErrorCode::AmountOverflow,
+            InvalidPayTo(_) => crate::api::ErrorCode::InvalidPayTo,
+            ZeroPayTo => crate::api::ErrorCode::ZeroPayTo,
+            InvalidAsset(_) => crate::api::ErrorCode::InvalidAsset,
+            InvalidMaxTimeout(_) => crate::api::ErrorCode::InvalidMaxTimeout,
+            DomainMismatch { .. } => crate::api::ErrorCode::DomainMismatch,
+            UnsupportedScheme(_) => crate::api::ErrorCode::UnsupportedScheme,
+            UnsupportedNetwork(_) => crate::api::ErrorCode::UnsupportedNetwork,
+            UnsupportedAsset(_) => crate::api::ErrorCode::UnsupportedAsset,
+            UnsupportedTransferMethod(_) => crate::api::ErrorCode::UnsupportedTransferMethod,
+            UnsupportedExtension(_) => crate::api::ErrorCode::UnsupportedExtension,
+            InvalidSettlement(_) => crate::api::ErrorCode::InvalidSettlement,
         }
     }
 

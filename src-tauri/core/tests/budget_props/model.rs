@@ -147,7 +147,7 @@ impl World {
             Some(b) => Ok(b),
         };
         let got = self.engine.top_up(&m.id, &usd(micros), Some(&purser_core::presence::Presence::app_click()));
-        proptest::prop_assert_eq!(got.as_ref().map(|_| ()).map_err(|e| e.code()), want.map(|_| ()), "top-up {} by {}", m.id, micros);
+        proptest::prop_assert_eq!(got.as_ref().map(|_| ()).map_err(|e| e.code().as_str()), want.map(|_| ()), "top-up {} by {}", m.id, micros);
         if let Ok(b) = want {
             self.grants[gi].budget = b;
         }
@@ -158,7 +158,7 @@ impl World {
     pub fn edit(&mut self, gi: usize, per_request_max: Option<u64>, auto_below: u64, ask_below: Option<u64>) -> R<()> {
         let opt = |v: Option<u64>| Some(v.map(usd).unwrap_or_default());
         let patch = GrantPatch { per_request_max: opt(per_request_max), auto_below: Some(usd(auto_below)), ask_below: opt(ask_below), ..Default::default() };
-        let got = self.engine.update_grant(&self.grants[gi].id, &patch, Some(&purser_core::presence::Presence::app_click())).map(|_| ()).map_err(|e| e.code());
+        let got = self.engine.update_grant(&self.grants[gi].id, &patch, Some(&purser_core::presence::Presence::app_click())).map(|_| ()).map_err(|e| e.code().as_str());
         let revoked = self.grants[gi].revoked_at.is_some();
         proptest::prop_assert_eq!(got, if revoked { Err("revoked") } else { Ok(()) });
         if !revoked {
@@ -178,7 +178,7 @@ impl World {
             Some(t) if m.last_receipt.is_some_and(|r| r >= t) => Err("undo_after_decision"),
             Some(_) => Ok(()),
         };
-        let got = self.engine.unrevoke_grant(&m.id, Some(&purser_core::presence::Presence::app_click())).map(|_| ()).map_err(|e| e.code());
+        let got = self.engine.unrevoke_grant(&m.id, Some(&purser_core::presence::Presence::app_click())).map(|_| ()).map_err(|e| e.code().as_str());
         proptest::prop_assert_eq!(got, want, "undo revocation of {}", m.id);
         if want.is_ok() {
             self.grants[gi].revoked_at = None;
@@ -197,7 +197,7 @@ impl World {
 
     /// Records a policy refusal's receipt (every decision has one).
     pub fn record_refusal(&mut self, gi: usize, refusal: Refusal) -> R<()> {
-        let mut rec = self.receipt(gi, Outcome::Refused, refusal.code())?;
+        let mut rec = self.receipt(gi, Outcome::Refused, refusal.code().as_str())?;
         ok("record refusal", self.ledger().record(&mut rec, self.now()))?;
         self.noted_receipt(gi);
         Ok(())
