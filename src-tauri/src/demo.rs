@@ -7,7 +7,6 @@
 //! auto-answered: the user answers them in the Approvals screen (or the usual native
 //! notification, unless `PURSER_NO_NOTIFY`) while the sample agent waits.
 
-use crate::events::CHANGED_EVENT;
 use purser_core::engine::{ApiError, Engine};
 use purser_core::first_run::{demo_outcome, DemoOutcome, DemoPhase, DemoStatus};
 use purser_demo::{Options, Progress};
@@ -15,8 +14,8 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tauri::{AppHandle, Emitter};
-use tokio::sync::{broadcast::error::RecvError, watch};
+use tauri::AppHandle;
+use tokio::sync::watch;
 
 /// Lines kept for the banner.
 const KEEP_LINES: usize = 40;
@@ -62,7 +61,7 @@ fn refresh_tray(app: &AppHandle) {
 
 /// Tells the UI to refetch everything (an unknown kind refreshes every query) and the banner.
 fn switched(app: &AppHandle) {
-    let _ = app.emit(CHANGED_EVENT, serde_json::json!({ "kind": "demo_changed" }));
+    crate::events::emit(app, &purser_core::events::Event::DemoChanged);
     refresh_tray(app);
 }
 
@@ -189,7 +188,7 @@ async fn run(app: AppHandle, inner: Arc<Mutex<Inner>>, opts: Options, stop: watc
         }
         g.lines.push_back(l);
         drop(g);
-        let _ = a.emit(CHANGED_EVENT, serde_json::json!({ "kind": "demo_line" }));
+        crate::events::emit(&a, &purser_core::events::Event::DemoLine);
     };
     let result = purser_demo::run_with(&opts, on_progress, on_line, stop.clone()).await;
     let prompter = {
@@ -218,19 +217,5 @@ async fn run(app: AppHandle, inner: Arc<Mutex<Inner>>, opts: Options, stop: watc
 
 /// Forwards the demo engine's events to the UI, as `events::spawn_forwarder` does the real one's.
 fn forward(app: AppHandle, engine: &Arc<Engine>) -> tauri::async_runtime::JoinHandle<()> {
-    let mut rx = engine.events.subscribe();
-    tauri::async_runtime::spawn(async move {
-        loop {
-            match rx.recv().await {
-                Ok(event) => {
-                    let _ = app.emit(CHANGED_EVENT, &event);
-                }
-                Err(RecvError::Lagged(_)) => {
-                    let _ = app.emit(CHANGED_EVENT, serde_json::json!({ "kind": "resync" }));
-                }
-                Err(RecvError::Closed) => break,
-            }
-            refresh_tray(&app);
-        }
-    })
+    tauri::async_runtime::spawn(crate::events::forward(app, engine.events.subscribe(), refresh_tray))
 }

@@ -10,13 +10,19 @@ import { useEffect } from "react";
 import type { QueryClient, QueryKey } from "@tanstack/react-query";
 import { listen } from "@tauri-apps/api/event";
 import { keys } from "./queries";
+import type { Event } from "./bindings";
+
+/** Every kind the core and the shell emit (generated from the Rust `Event`). */
+export type EventKind = Event["kind"];
 
 export const CHANGED_EVENT = "purser://changed";
 export const OPEN_EVENT = "purser://open";
 
-/** What each event kind makes stale. Unknown kinds refresh everything (never stale data). */
+/** What each event kind makes stale. A kind this build does not know (a newer shell) refreshes
+ *  everything (never stale data); every kind it knows is handled, checked by the compiler. */
 export function staleKeys(kind: string): QueryKey[] | "all" {
-  switch (kind) {
+  const k = kind as EventKind;
+  switch (k) {
     case "receipt_added":
       // The chart's aggregate (["stats"]) follows at most every STATS_EVERY_MS (see below).
       return [keys.grants, keys.funds, keys.welcome];
@@ -33,14 +39,19 @@ export function staleKeys(kind: string): QueryKey[] | "all" {
     case "demo_line":
       // the demo's progress text
       return [keys.demo];
-    // "demo_changed" (the screens switch to or from the demo's data) refreshes everything.
     case "funds_changed":
       return [keys.funds];
     case "reconciled":
       // a settlement checked on chain: reservations may be released, balances move
       return [["receipt"], keys.grants, keys.funds];
-    default:
+    case "demo_changed": // the screens switch to or from the demo's data
+    case "resync": // the UI fell behind a burst of events
       return "all";
+    default: {
+      const unknown: never = k;
+      void unknown;
+      return "all";
+    }
   }
 }
 

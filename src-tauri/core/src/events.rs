@@ -35,6 +35,13 @@ pub enum Event {
         id: String,
         state: String,
     },
+    /// The desktop shell's own: the app switched to or from a demo session's data (the UI
+    /// refetches everything).
+    DemoChanged,
+    /// The desktop shell's own: the demo printed a line of progress.
+    DemoLine,
+    /// The desktop shell's own: the UI fell behind a burst of events; it refetches everything.
+    Resync,
 }
 
 /// A cheap, cloneable publisher. Publishing never blocks and never fails for lack of listeners.

@@ -104,7 +104,7 @@ pub async fn funds(ledger: &Ledger, dir: &Path, address: Address, nets: &[&'stat
     let pairs: Vec<(&'static Network, &'static Asset)> = nets.iter().flat_map(|n| n.assets.iter().map(move |a| (*n, a))).collect();
     let errors: Vec<Option<ApiError>> = if refresh {
         let reads = pairs.iter().map(|(n, a)| refresh_balance(ledger, &cfg, n, a, address, now));
-        futures_util::future::join_all(reads).await.into_iter().map(|r| r.err().map(|e| ApiError { code: e.code().into(), message: e.to_string() })).collect()
+        futures_util::future::join_all(reads).await.into_iter().map(|r| r.err().map(|e| ApiError { code: e.code(), message: e.to_string() })).collect()
     } else {
         vec![None; pairs.len()]
     };

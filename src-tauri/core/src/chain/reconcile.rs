@@ -182,7 +182,7 @@ pub async fn reconcile_once(ledger: &Ledger, dir: &Path, clock: &dyn crate::cloc
                     let rpc = match Rpc::connect(http.clone(), f.network, cfg.rpc_url(f.network)).await {
                         Ok(rpc) => Some(rpc),
                         Err(e) => {
-                            report.errors.push(NetworkProblem { network: f.network.v1_name.into(), error: ApiError { code: e.code().into(), message: e.to_string() } });
+                            report.errors.push(NetworkProblem { network: f.network.v1_name.into(), error: ApiError { code: e.code(), message: e.to_string() } });
                             None
                         }
                     };
@@ -195,7 +195,7 @@ pub async fn reconcile_once(ledger: &Ledger, dir: &Path, clock: &dyn crate::cloc
                 match judged {
                     Ok(finding) => finding,
                     Err(e) => {
-                        report.errors.push(NetworkProblem { network: f.network.v1_name.into(), error: ApiError { code: e.code().into(), message: e.to_string() } });
+                        report.errors.push(NetworkProblem { network: f.network.v1_name.into(), error: ApiError { code: e.code(), message: e.to_string() } });
                         rpcs.insert(f.network.caip2, None);
                         continue;
                     }
