@@ -156,7 +156,7 @@ pub fn spawn(engine: Arc<Engine>, dir: PathBuf, interval: Duration) -> tokio::ta
 
 /// The interval `serve` uses.
 pub fn interval_from_env() -> Duration {
-    std::env::var("PURSER_CHAIN_INTERVAL_SECS").ok().and_then(|v| v.parse::<u64>().ok()).filter(|s| *s > 0).map(Duration::from_secs).unwrap_or(DEFAULT_INTERVAL)
+    crate::config::Config::get().chain_interval
 }
 
 /// [`checkpoint`] for the running daemon, off the async threads; does nothing while the wallet

@@ -61,10 +61,9 @@ impl Folding {
         Folding { per_minute: per_minute.max(1), state: Mutex::new(State::default()) }
     }
 
-    /// The limit from `PURSER_RECEIPTS_PER_MINUTE` (a positive integer), else the default.
+    /// The limit as the process's configuration says (`PURSER_RECEIPTS_PER_MINUTE`; see `config`).
     pub fn from_env() -> Folding {
-        let n = std::env::var("PURSER_RECEIPTS_PER_MINUTE").ok().and_then(|v| v.parse::<u32>().ok()).filter(|n| *n > 0);
-        Folding::new(n.unwrap_or(RECEIPTS_PER_MINUTE))
+        Folding::new(crate::config::Config::get().receipts_per_minute)
     }
 
     pub fn per_minute(&self) -> u32 {

@@ -14,6 +14,7 @@ pub mod ca;
 pub mod chain;
 pub mod client;
 pub mod clock;
+pub mod config;
 pub mod control;
 pub mod custody;
 pub mod datadir;

@@ -13,8 +13,7 @@ pub const DEFAULT_PARAMS: &[&str] = &["api_key", "apikey", "api-key", "key", "to
 pub const MARK: &str = "REDACTED";
 
 fn extra_params() -> &'static [String] {
-    static EXTRA: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    EXTRA.get_or_init(|| std::env::var("PURSER_REDACT_PARAMS").ok().map(|v| v.split(',').map(|p| p.trim().to_ascii_lowercase()).filter(|p| !p.is_empty()).collect()).unwrap_or_default())
+    &crate::config::Config::get().redact_params
 }
 
 fn secret(name: &str) -> bool {

@@ -106,15 +106,10 @@ impl Default for Limits {
 }
 
 impl Limits {
-    /// The defaults, each replaced by its environment variable (whole seconds > 0) when set.
+    /// As the process's configuration says (`config`: the defaults, or their variables).
     pub fn from_env() -> Self {
-        let secs = |name: &str, default: Duration| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok()).filter(|s| *s > 0).map(Duration::from_secs).unwrap_or(default);
-        let d = Limits::default();
-        Limits {
-            head: secs("PURSER_UPSTREAM_HEAD_TIMEOUT_SECS", d.head),
-            body_idle: secs("PURSER_UPSTREAM_IDLE_TIMEOUT_SECS", d.body_idle),
-            challenge: secs("PURSER_CHALLENGE_READ_TIMEOUT_SECS", d.challenge),
-        }
+        let c = crate::config::Config::get();
+        Limits { head: c.upstream_head, body_idle: c.upstream_idle, challenge: c.challenge_read }
     }
 }
 

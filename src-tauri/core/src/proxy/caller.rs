@@ -128,25 +128,10 @@ impl Caller {
 }
 
 /// Internal targets every grant of this daemon may reach (not pay: paying still takes the
-/// grant's own hosts), from `PURSER_INTERNAL_HOSTS` (comma-separated host patterns such as
-/// `127.0.0.1:8080,printer.lan`), read once. A setting of the daemon, not of a grant: an agent
-/// inside `purser run` cannot change it. An entry that does not parse is logged and ignored.
+/// grant's own hosts): `PURSER_INTERNAL_HOSTS`, a setting of the daemon (see `config`), not of a
+/// grant: an agent inside `purser run` cannot change it.
 pub fn internal_hosts() -> &'static [crate::grants::HostPattern] {
-    static HOSTS: std::sync::OnceLock<Vec<crate::grants::HostPattern>> = std::sync::OnceLock::new();
-    HOSTS.get_or_init(|| {
-        let raw = std::env::var("PURSER_INTERNAL_HOSTS").unwrap_or_default();
-        raw.split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .filter_map(|s| match s.parse() {
-                Ok(p) => Some(p),
-                Err(err) => {
-                    tracing::error!(entry = s, error = %err, "PURSER_INTERNAL_HOSTS: not a host pattern; ignored");
-                    None
-                }
-            })
-            .collect()
-    })
+    &crate::config::Config::get().internal_hosts
 }
 
 /// Loopback, unspecified, private, shared (CGNAT), link-local (the cloud metadata address

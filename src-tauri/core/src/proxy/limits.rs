@@ -67,12 +67,10 @@ impl ConnLimits {
         ConnLimits { header_read, max_connections, slots: Arc::new(Semaphore::new(max_connections)), refused: Arc::default() }
     }
 
-    /// The defaults, each replaced by its environment variable (an integer > 0) when set.
+    /// As the process's configuration says (`config`: the defaults, or their variables).
     pub fn from_env() -> Self {
-        let num = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok()).filter(|n| *n > 0);
-        let header = num("PURSER_HEADER_READ_TIMEOUT_SECS").map(Duration::from_secs).unwrap_or(HEADER_READ_TIMEOUT);
-        let max = num("PURSER_MAX_CONNECTIONS").and_then(|n| usize::try_from(n).ok()).unwrap_or(MAX_CONNECTIONS);
-        Self::new(header, max)
+        let c = crate::config::Config::get();
+        Self::new(c.header_read, c.max_connections)
     }
 
     /// A slot for one more connection (held for its life), or `None` when all are taken.
@@ -111,10 +109,9 @@ impl ConnLimits {
     }
 }
 
-/// [`REQUEST_BODY_TIMEOUT`], or `PURSER_REQUEST_BODY_TIMEOUT_SECS` (read once).
+/// [`REQUEST_BODY_TIMEOUT`], or `PURSER_REQUEST_BODY_TIMEOUT_SECS` (see `config`).
 pub fn request_body_timeout() -> Duration {
-    static VALUE: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
-    *VALUE.get_or_init(|| std::env::var("PURSER_REQUEST_BODY_TIMEOUT_SECS").ok().and_then(|v| v.parse::<u64>().ok()).filter(|s| *s > 0).map(Duration::from_secs).unwrap_or(REQUEST_BODY_TIMEOUT))
+    crate::config::Config::get().request_body
 }
 
 /// A connection that must send its first byte within a deadline, or reads fail with

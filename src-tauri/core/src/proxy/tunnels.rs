@@ -141,12 +141,10 @@ impl Tunnels {
         Arc::new(Tunnels { idle, per_grant: per_grant.max(1), max_open, open: Mutex::default() })
     }
 
-    /// The defaults, each replaced by its environment variable (an integer > 0) when set.
+    /// As the process's configuration says (`config`: the defaults, or their variables).
     pub fn from_env() -> Arc<Self> {
-        let num = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok()).filter(|n| *n > 0);
-        let idle = num("PURSER_TUNNEL_IDLE_SECS").map(Duration::from_secs).unwrap_or(TUNNEL_IDLE);
-        let per_grant = num("PURSER_TUNNELS_PER_GRANT").and_then(|n| usize::try_from(n).ok()).unwrap_or(TUNNELS_PER_GRANT);
-        Self::new(idle, per_grant, None)
+        let c = crate::config::Config::get();
+        Self::new(c.tunnel_idle, c.tunnels_per_grant, None)
     }
 
     /// The registry of `engine` (created, with its watcher task, on first use): every listener
