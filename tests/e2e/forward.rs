@@ -9,20 +9,32 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use purser_testkit::{facilitator_count, raw_http, usdc_balance, Mode, Peers, Purser, TestCa, TlsFront};
+use purser_testkit::{facilitator_count, raw_http, usdc_balance, Mode, Peers, Purser, ServeOptions, TestCa, TlsFront};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_purser");
 
-/// The CA the paywalls' TLS fronts use; every `purser serve` in this test binary trusts it
-/// upstream (PURSER_UPSTREAM_CA, inherited), and nothing else does.
+/// The CA the paywalls' TLS fronts use (one for all of this file's tests); the daemons of
+/// [`trusting`] trust it upstream, and nothing else does.
 fn upstream_ca() -> &'static TestCa {
     static CA: OnceLock<TestCa> = OnceLock::new();
-    CA.get_or_init(|| {
-        let ca = TestCa::new("purser e2e upstream CA");
-        std::env::set_var("PURSER_UPSTREAM_CA", ca.pem_path());
-        ca
-    })
+    CA.get_or_init(|| TestCa::new("purser e2e upstream CA"))
+}
+
+/// `serve` options trusting `ca` upstream (`PURSER_UPSTREAM_CA`), plus `env`. Given to the
+/// daemon's own environment, not set in this process's: every e2e test shares this process,
+/// and each `purser` it starts inherits its environment.
+fn trusting(ca: &TestCa, env: &[(&str, &str)]) -> ServeOptions {
+    let mut all = vec![("PURSER_UPSTREAM_CA".to_string(), ca.pem_path().to_string_lossy().into_owned())];
+    all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    ServeOptions { env: all, ..Default::default() }
+}
+
+/// [`Purser::start`] (paying with the peers' payer) trusting `ca` upstream.
+fn start_trusting(peers: &Peers, ca: &TestCa) -> Purser {
+    let p = Purser::start_with(BIN, &peers.payer_key, trusting(ca, &[]));
+    assert!(p.address.eq_ignore_ascii_case(&peers.payer_address), "wallet address {} != peers' payer {}", p.address, peers.payer_address);
+    p
 }
 
 /// `purser ca export -o FILE` into the test's work dir.
@@ -125,7 +137,7 @@ fn assert_paid(r: &Value, url_part: &str) {
 async fn curl_pays_v2_through_connect_and_absolute_form() {
     let ca = upstream_ca();
     let peers = Peers::start(Mode::Real);
-    let p = Purser::start(BIN, &peers);
+    let p = start_trusting(&peers, ca);
     let key = p.data_dir.join("ca-key.sealed");
     let purser_ca = export_ca(&p);
     // The CA key is private and sealed with the wallet: no key in the clear anywhere.
@@ -209,7 +221,7 @@ async fn python_httpx_and_requests_pay_v1_with_only_env() {
     let ca = upstream_ca();
     let py = python();
     let peers = Peers::start(Mode::Real);
-    let p = Purser::start(BIN, &peers);
+    let p = start_trusting(&peers, ca);
     let g = p.grant_create(&["--budget", "1.00", "--auto-below", "0.05", "--ask-below", "1.00"]);
     let (gid, token) = (g["id"].as_str().unwrap(), g["token"].as_str().unwrap());
     let front = TlsFront::start(ca, &peers.v1);
@@ -251,7 +263,7 @@ async fn out_of_scope_connect_is_a_blind_tunnel() {
     let grant = ["--host", &scope, "--budget", "1.00", "--auto-below", "0.05", "--ask-below", "1.00"];
 
     // 127.0.0.1 is this machine: a grant that does not name it (with that port) does not reach it.
-    let strict = Purser::start(BIN, &peers);
+    let strict = start_trusting(&peers, ca);
     let g = strict.grant_create(&grant);
     let target = format!("127.0.0.1:{}", other.addr.port());
     let connect = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nProxy-Authorization: Basic {}\r\n\r\n", base64(format!("grant:{}", g["token"].as_str().unwrap()).as_bytes()));
@@ -261,7 +273,7 @@ async fn out_of_scope_connect_is_a_blind_tunnel() {
     drop(strict);
 
     // A daemon whose user lets every grant reach 127.0.0.1 (PURSER_INTERNAL_HOSTS) tunnels it blind.
-    let opts = purser_testkit::ServeOptions { env: vec![("PURSER_INTERNAL_HOSTS".into(), "127.0.0.1".into())], ..Default::default() };
+    let opts = trusting(ca, &[("PURSER_INTERNAL_HOSTS", "127.0.0.1")]);
     let p = Purser::start_with(BIN, &peers.payer_key, opts);
     let purser_ca = export_ca(&p);
     let g = p.grant_create(&grant);
@@ -298,10 +310,10 @@ async fn out_of_scope_connect_is_a_blind_tunnel() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_upstream_certificate_is_refused_with_a_receipt() {
-    upstream_ca();
+    let ca = upstream_ca();
     let untrusted = TestCa::new("nobody trusts this CA");
     let peers = Peers::start(Mode::Real);
-    let p = Purser::start(BIN, &peers);
+    let p = start_trusting(&peers, ca);
     let purser_ca = export_ca(&p);
     let g = p.grant_create(&["--budget", "1.00", "--auto-below", "0.05", "--ask-below", "1.00"]);
     let token = g["token"].as_str().unwrap();
@@ -384,7 +396,7 @@ async fn wrong_or_missing_proxy_credentials_get_407() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn websocket_style_upgrade_passes_through_an_intercepted_tunnel() {
     let ca = upstream_ca();
-    let p = Purser::start_with_key(BIN, purser_testkit::ANVIL_PAYER_KEY);
+    let p = Purser::start_with(BIN, purser_testkit::ANVIL_PAYER_KEY, trusting(ca, &[]));
     let purser_ca = export_ca(&p);
     let g = p.grant_create(&[]);
     let token = g["token"].as_str().unwrap();

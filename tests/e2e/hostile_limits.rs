@@ -39,6 +39,8 @@ fn nofile_soft(pid: u32) -> usize {
 }
 
 /// Raises this test process's soft open-file limit to its hard limit; returns the soft limit.
+/// Process-wide (every e2e test shares this process), but a limit that only grows takes nothing
+/// from any other test.
 fn raise_own_nofile() -> usize {
     let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit/setrlimit read and write one rlimit through valid pointers.

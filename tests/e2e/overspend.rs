@@ -29,6 +29,8 @@ fn env_usize(name: &str, default: usize) -> usize {
 
 /// Raises this process's open-file limit soft to hard (the peers started after it inherit it):
 /// 1,000 agent sockets alone would hit the usual soft limit of 1024. Returns (soft, hard).
+/// Process-wide (every e2e test shares this process), but a limit that only grows takes nothing
+/// from any other test.
 fn raise_open_files() -> (u64, u64) {
     let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: get/setrlimit read and write one rlimit through a valid pointer.

@@ -4,7 +4,9 @@
 //! the next matching request pays without a prompt; a request above $0.10 prompts; after the
 //! rule expires (the clock moved 10 minutes) it prompts again.
 //!
-//! The only test in this binary: it points the process's session bus at a private one.
+//! It points its process's session bus (`DBUS_SESSION_BUS_ADDRESS`, which the in-process
+//! notifier connects to) at a private one, so it runs alone in a child process of the e2e
+//! binary (`crate::in_own_process`): no other test sees that environment.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,10 +34,14 @@ async fn answered(h: tokio::task::JoinHandle<Reply>) -> Reply {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_allow_rule_pays_without_asking_until_it_expires() {
+    if !crate::in_own_process(module_path!(), "an_allow_rule_pays_without_asking_until_it_expires").await {
+        return;
+    }
     let peers = Peers::start(Mode::Real);
     let bus = SessionBus::start();
     let server = NotifyServer::start(&bus, &["actions", "body"]).await;
-    // SAFETY (edition 2021: safe fn): set before any thread of this test reads the environment.
+    // SAFETY (edition 2021: safe fn): this process runs this test alone (`in_own_process`), and
+    // sets it before any thread of this test reads the environment.
     std::env::set_var("DBUS_SESSION_BUS_ADDRESS", &bus.address);
 
     let dir = tempfile::tempdir().unwrap();

@@ -36,7 +36,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 log=$(mktemp -t purser-hostile.XXXXXX.log)
 echo "hostile: $idle idle connections, $slowloris slowloris clients, limits $limit s; full log: $log"
 PURSER_HOSTILE_IDLE="$idle" PURSER_HOSTILE_SLOWLORIS="$slowloris" PURSER_HOSTILE_LIMIT_SECS="$limit" \
-    cargo test ${profile[@]+"${profile[@]}"} -p purser --test hostile_limits -- --nocapture >"$log" 2>&1 || {
+    cargo test ${profile[@]+"${profile[@]}"} -p purser --test e2e hostile_limits:: -- --nocapture >"$log" 2>&1 || {
     status=$?
     grep -E '^(limits:|serve VmRSS|attack:|slowloris|during the attack|100 MB|!!!)' "$log" || true
     echo "hostile: FAILED (exit $status); the end of the log:" >&2

@@ -30,7 +30,7 @@ log=$(mktemp -t purser-overspend.XXXXXX.log)
 echo "overspend: $runs run(s) x $concurrency concurrent requests; full log: $log"
 start=$(date +%s)
 PURSER_OVERSPEND_RUNS="$runs" PURSER_OVERSPEND_CONCURRENCY="$concurrency" \
-    cargo test ${profile[@]+"${profile[@]}"} -p purser --test overspend -- --nocapture --test-threads 1 >"$log" 2>&1 || {
+    cargo test ${profile[@]+"${profile[@]}"} -p purser --test e2e overspend:: -- --nocapture --test-threads 1 >"$log" 2>&1 || {
     status=$?
     grep -E '^(overspend:|run [0-9]+:)' "$log" || true
     echo "overspend: FAILED (exit $status); the end of the log:" >&2

@@ -4,7 +4,8 @@
 //! other network, the file system rules, private PIDs, the environment, exit statuses, signals,
 //! nothing left running, and the named preflight errors. Tests that need bubblewrap say SKIPPED
 //! only when it is not installed. `PURSER_TEST_BIN` overrides the binary (to run these as
-//! another user from a copy).
+//! another user from a copy). A module of the `e2e` test (tests/e2e/main.rs):
+//! `cargo test -p purser --test e2e sandbox::`.
 
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -227,6 +228,11 @@ fn sigterm_reaches_the_agent_and_nothing_is_left() {
     let w = World::new();
     let mut launcher = w.spawn("trap 'echo term > got; exit 9' TERM; sleep 987651 & echo up > ready; wait");
     w.wait_for("work/ready");
+    // `ready` is written right after the fork: on a busy machine the sleep may not have exec'd yet.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while processes_with("sleep 987651").is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(processes_with("sleep 987651").len(), 1, "the agent's sleep runs");
     // SAFETY: signalling our own child.
     unsafe { libc::kill(launcher.0.id() as i32, libc::SIGTERM) };

@@ -3,8 +3,10 @@
 //! every restart and at the end (chain clock past every validBefore) the invariants hold: the
 //! receipts verify, every Purser-Receipt id an agent got exists, budgets equal their
 //! reservations, no request was signed twice or sent before its nonce was on disk, and the
-//! ledger's spending equals the chain's transfers. Built as a test of the `purser` package so
-//! cargo builds the daemon first. The long run: tests/hardening/crashloop.sh.
+//! ledger's spending equals the chain's transfers. Built as a module of the `purser` package's
+//! `e2e` test (tests/e2e/main.rs) so cargo builds the daemon first:
+//! `cargo test -p purser --test e2e crash20:: -- --nocapture`. The long run:
+//! tests/hardening/crashloop.sh.
 
 use purser_crashloop::{run, Config};
 use std::path::PathBuf;
