@@ -268,13 +268,10 @@ async fn routine_refusals_beyond_the_minute_limit_fold_into_one_summary_receipt(
 #[test]
 fn a_knob_that_does_not_parse_stops_the_start_naming_it() {
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(BIN)
-        .args(["serve", "--port", "0", "--no-notify"])
-        .env("PURSER_DATA_DIR", dir.path())
-        .env("PURSER_MAX_CONNECTIONS", "0")
-        .env_remove("PURSER_PASSPHRASE")
-        .output()
-        .unwrap();
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args(["serve", "--port", "0", "--no-notify"]).env("PURSER_DATA_DIR", dir.path()).env("PURSER_MAX_CONNECTIONS", "0").env_remove("PURSER_PASSPHRASE");
+    // A daemon that ignored the knob would serve on: the timeout ends it, and the test fails.
+    let out = purser_testkit::proc::run_with_timeout(cmd, Duration::from_secs(20));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "started with PURSER_MAX_CONNECTIONS=0: {err}");
     assert!(err.contains("PURSER_MAX_CONNECTIONS=\"0\" is not valid") && err.contains("invalid_config"), "{err}");

@@ -160,8 +160,13 @@ mod tests {
     #[test]
     fn defaults_overrides_and_named_errors() {
         assert_eq!(Config::from_vars(vars(&[])).unwrap(), Config::default());
-        let c = Config::from_vars(vars(&[("PURSER_TUNNELS_PER_GRANT", "20"), ("PURSER_TUNNEL_IDLE_SECS", " 2 "), ("PURSER_INTERNAL_HOSTS", "127.0.0.1:8545, printer.lan"), ("PURSER_REDACT_PARAMS", "X-Sig,,session")]))
-            .unwrap();
+        let c = Config::from_vars(vars(&[
+            ("PURSER_TUNNELS_PER_GRANT", "20"),
+            ("PURSER_TUNNEL_IDLE_SECS", " 2 "),
+            ("PURSER_INTERNAL_HOSTS", "127.0.0.1:8545, printer.lan"),
+            ("PURSER_REDACT_PARAMS", "X-Sig,,session"),
+        ]))
+        .unwrap();
         assert_eq!((c.tunnels_per_grant, c.tunnel_idle), (20, Duration::from_secs(2)));
         assert_eq!(c.internal_hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>(), ["127.0.0.1:8545", "printer.lan"]);
         assert_eq!(c.redact_params, ["x-sig", "session"]);
@@ -176,7 +181,13 @@ mod tests {
     fn every_knob_is_read_and_documented_with_its_default() {
         // Each knob changes the parsed config when set (none is listed but ignored).
         for k in KNOBS {
-            let v = if k.env.ends_with("_HOSTS") { "10.0.0.1" } else if k.env.ends_with("_PARAMS") { "x" } else { "7" };
+            let v = if k.env.ends_with("_HOSTS") {
+                "10.0.0.1"
+            } else if k.env.ends_with("_PARAMS") {
+                "x"
+            } else {
+                "7"
+            };
             assert_ne!(Config::from_vars(vars(&[(k.env, v)])).unwrap(), Config::default(), "{} is not read", k.env);
         }
         let d = Config::default();
