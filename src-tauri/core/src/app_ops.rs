@@ -10,7 +10,8 @@ use crate::search::{self, export, SearchError, SearchPage, Stats};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Reason codes a receipt may carry, for suggestions (the search accepts any code).
+/// Every reason code a receipt is written with (for the search box's suggestions; the search
+/// accepts any code). `tests/error_codes.rs` checks that the payment road writes no other.
 pub const REASONS: &[&str] = &[
     "paid",
     "over_budget",
@@ -19,7 +20,6 @@ pub const REASONS: &[&str] = &[
     "expired",
     "revoked",
     "host_not_allowed",
-    "host_not_listed",
     "payee_not_allowed",
     "network_not_allowed",
     "user_denied",
@@ -28,10 +28,18 @@ pub const REASONS: &[&str] = &[
     "requirement_changed",
     "spending_paused",
     "wallet_locked",
+    "insufficient_funds",
     "malformed_challenge",
     "not_payable",
     "upstream_error",
-    "settle_failed",
+    "upstream_timeout",
+    "settlement_failed",
+    "sign_failed",
+    "ledger_unavailable",
+    "shutting_down",
+    "client_gone",
+    "interrupted",
+    "receipts_folded",
 ];
 
 fn not_found(id: &str) -> ApiError {
