@@ -11,36 +11,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Every reason code a receipt is written with (for the search box's suggestions; the search
-/// accepts any code). `tests/error_codes.rs` checks that the payment road writes no other.
-pub const REASONS: &[&str] = &[
-    "paid",
-    "over_budget",
-    "over_per_request_cap",
-    "above_ask_tier",
-    "expired",
-    "revoked",
-    "host_not_allowed",
-    "payee_not_allowed",
-    "network_not_allowed",
-    "user_denied",
-    "approval_timed_out",
-    "blocked_by_rule",
-    "requirement_changed",
-    "spending_paused",
-    "wallet_locked",
-    "insufficient_funds",
-    "malformed_challenge",
-    "not_payable",
-    "upstream_error",
-    "upstream_timeout",
-    "settlement_failed",
-    "sign_failed",
-    "ledger_unavailable",
-    "shutting_down",
-    "client_gone",
-    "interrupted",
-    "receipts_folded",
-];
+/// accepts any code).
+pub fn reasons() -> Vec<&'static str> {
+    crate::receipt::Reason::ALL.iter().map(|r| r.as_str()).collect()
+}
 
 fn not_found(id: &str) -> ApiError {
     ApiError { code: crate::api::ErrorCode::NoSuchReceipt, message: format!("no receipt {}", id.chars().take(64).collect::<String>()) }
@@ -124,7 +98,7 @@ impl Engine {
                 key("host", "a host, or its subdomains with *.", hosts, "host:*.example.com"),
                 key("payee", "a payee address", vec![], "payee:0x3C44…"),
                 key("network", "a network name or CAIP-2 id", networks, "network:base-sepolia"),
-                key("reason", "a reason code", strings(REASONS), "reason:over_budget"),
+                key("reason", "a reason code", strings(&reasons()), "reason:over_budget"),
                 key("amount", "price in USD: exact, a comparison or a range", vec![], "amount:0.01..0.05"),
                 key("since", "from a UTC day, date-time, or an age", strings(&["1d", "7d", "30d"]), "since:7d"),
                 key("until", "up to a UTC day or date-time (included)", vec![], "until:2026-11-30"),
@@ -162,7 +136,7 @@ mod tests {
         for (i, outcome) in [Outcome::Refused, Outcome::NotPayable, Outcome::Refused].into_iter().enumerate() {
             let mut r = Receipt::new(crate::clock::new_id(), chrono::Utc::now(), "GET", &format!("https://api.x.com/w?n={i}"), "api.x.com");
             r.set_grant(&g);
-            r.decide(outcome, DecidedBy::Policy, if outcome == Outcome::Refused { "over_budget" } else { "not_payable" }, None, "m");
+            r.decide(outcome, DecidedBy::Policy, if outcome == Outcome::Refused { crate::receipt::Reason::OverBudget } else { crate::receipt::Reason::NotPayable }, None, "m");
             e.ledger.record(&mut r, chrono::Utc::now()).unwrap();
             ids.push(r.id);
         }

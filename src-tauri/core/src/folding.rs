@@ -133,7 +133,7 @@ fn summary_receipt(first: &Receipt) -> Receipt {
     r.grant_id = first.grant_id.clone();
     r.grant = first.grant.clone();
     r.agent = first.agent.clone();
-    r.decide(first.outcome, DecidedBy::Policy, REASON, None, String::new());
+    r.decide(first.outcome, DecidedBy::Policy, crate::receipt::Reason::ReceiptsFolded, None, String::new());
     r
 }
 
@@ -188,7 +188,7 @@ mod tests {
     fn refusal(grant: &str, at: &str, host: &str, reason: &str) -> Receipt {
         let mut r = Receipt::new(new_id(), at.parse().unwrap(), "GET", &format!("http://{host}/x"), host);
         r.grant_id = Some(grant.into());
-        r.decide(Outcome::Refused, DecidedBy::Policy, reason, None, "no");
+        r.decide(Outcome::Refused, DecidedBy::Policy, crate::receipt::Reason::parse(reason).expect("a reason"), None, "no");
         r
     }
 

@@ -211,7 +211,7 @@ mod tests {
         e.revoke_grant(&c).unwrap();
         let mut r = Receipt::new(crate::clock::new_id(), clock.now(), "GET", "https://api.x.com/", "api.x.com");
         r.set_grant(&e.ledger.grant(&c).unwrap());
-        r.decide(Outcome::Refused, DecidedBy::Policy, "revoked", None, "revoked");
+        r.decide(Outcome::Refused, DecidedBy::Policy, crate::receipt::Reason::Revoked, None, "revoked");
         e.ledger.record(&mut r, clock.now()).unwrap();
         assert_eq!(e.unrevoke_grant(&c, Some(&crate::presence::Presence::app_click())).unwrap_err().code(), "undo_after_decision");
         assert_eq!(e.grant(&c).unwrap().state, GrantState::Revoked);

@@ -340,7 +340,8 @@ pub struct TimelineRow {
     pub id: String,
     pub time: chrono::DateTime<chrono::Utc>,
     pub outcome: crate::receipt::Outcome,
-    /// The reason code (`paid`, `over_budget`, ...).
+    /// The reason code: one of `receipt::Reason` (`paid`, `over_budget`, ...).
+    #[cfg_attr(feature = "ts", ts(as = "crate::receipt::Reason"))]
     pub reason: String,
     pub amount_usd: Option<String>,
     pub url: String,

@@ -11,6 +11,7 @@ fn export_all(cfg: &Config) -> Result<(), ts_rs::ExportError> {
     use crate::*;
     engine::ApiError::export_all(cfg)?;
     api::ErrorCode::export_all(cfg)?;
+    receipt::Reason::export_all(cfg)?;
     events::Event::export_all(cfg)?;
     grants::GrantView::export_all(cfg)?;
     approvals::PendingApproval::export_all(cfg)?;

@@ -74,7 +74,7 @@ pub async fn run(e: &Engine, grant: Grant, req: AgentRequest, intent: Option<Str
 
     // A revoked or expired grant governs nothing, not even free traffic.
     if let Err(refusal) = policy::check_budget(&grant, 0, e.clock.now()) {
-        receipt.decide(Outcome::Refused, DecidedBy::Policy, refusal.code().as_str(), None, refusal.to_string());
+        receipt.decide(Outcome::Refused, DecidedBy::Policy, refusal.reason(), None, refusal.to_string());
         return answer(e, None, receipt, Answer::Refuse(StatusCode::FORBIDDEN), timer, &req.client).await;
     }
     let first = match timer.wait(e.upstream.send(&req, None)).await {
@@ -84,8 +84,8 @@ pub async fn run(e: &Engine, grant: Grant, req: AgentRequest, intent: Option<Str
             let outcome = if matches!(err, upstream::UpstreamError::Certificate(_)) { Outcome::Refused } else { Outcome::Failed };
             // A timeout is named as such (`upstream_timeout`, 504); see `upstream::Limits`.
             let (reason, status) = match err {
-                upstream::UpstreamError::Timeout(_) => ("upstream_timeout", StatusCode::GATEWAY_TIMEOUT),
-                _ => ("upstream_error", StatusCode::BAD_GATEWAY),
+                upstream::UpstreamError::Timeout(_) => (crate::receipt::Reason::UpstreamTimeout, StatusCode::GATEWAY_TIMEOUT),
+                _ => (crate::receipt::Reason::UpstreamError, StatusCode::BAD_GATEWAY),
             };
             receipt.decide(outcome, DecidedBy::Policy, reason, Some(err.code().as_str()), err.to_string());
             return answer(e, None, receipt, Answer::Refuse(status), timer, &req.client).await;
@@ -198,7 +198,7 @@ pub async fn record_summaries(ledger: &crate::ledger::Ledger, events: &crate::ev
     }
 }
 
-fn refuse(receipt: &mut Receipt, by: DecidedBy, reason: &str, detail: Option<&str>, message: String, status: StatusCode) -> (Answer, Option<(Reservation, Settle)>) {
+fn refuse(receipt: &mut Receipt, by: DecidedBy, reason: crate::receipt::Reason, detail: Option<&str>, message: String, status: StatusCode) -> (Answer, Option<(Reservation, Settle)>) {
     receipt.decide(Outcome::Refused, by, reason, detail, message);
     (Answer::Refuse(status), None)
 }
@@ -210,13 +210,15 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
     let headers = first.headers().clone();
     let body = match timer.wait(e.upstream.read_challenge(first, MAX_402_BODY)).await {
         Ok(b) => b,
-        Err(err @ upstream::UpstreamError::TooLarge(_)) => return refuse(receipt, DecidedBy::Policy, "malformed_challenge", Some("too_large"), err.to_string(), StatusCode::FORBIDDEN),
+        Err(err @ upstream::UpstreamError::TooLarge(_)) => {
+            return refuse(receipt, DecidedBy::Policy, crate::receipt::Reason::MalformedChallenge, Some("too_large"), err.to_string(), StatusCode::FORBIDDEN)
+        }
         Err(err @ upstream::UpstreamError::Timeout(_)) => {
-            receipt.decide(Outcome::Failed, DecidedBy::Policy, "upstream_timeout", Some(err.code().as_str()), err.to_string());
+            receipt.decide(Outcome::Failed, DecidedBy::Policy, crate::receipt::Reason::UpstreamTimeout, Some(err.code().as_str()), err.to_string());
             return (Answer::Refuse(StatusCode::GATEWAY_TIMEOUT), None);
         }
         Err(err) => {
-            receipt.decide(Outcome::Failed, DecidedBy::Policy, "upstream_error", Some(err.code().as_str()), err.to_string());
+            receipt.decide(Outcome::Failed, DecidedBy::Policy, crate::receipt::Reason::UpstreamError, Some(err.code().as_str()), err.to_string());
             return (Answer::Refuse(StatusCode::BAD_GATEWAY), None);
         }
     };
@@ -228,12 +230,12 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
         Ok(c) => c,
         Err(err) if err.is_not_payable() => {
             receipt.challenge = excerpt(receipt.challenge.take(), &body);
-            receipt.decide(Outcome::NotPayable, DecidedBy::Policy, "not_payable", Some(err.code().as_str()), err.to_string());
+            receipt.decide(Outcome::NotPayable, DecidedBy::Policy, crate::receipt::Reason::NotPayable, Some(err.code().as_str()), err.to_string());
             return (Answer::Buffered(status, headers, body), None);
         }
         Err(err) => {
             receipt.challenge = excerpt(receipt.challenge.take(), &body);
-            return refuse(receipt, DecidedBy::Policy, "malformed_challenge", Some(err.code().as_str()), err.to_string(), StatusCode::FORBIDDEN);
+            return refuse(receipt, DecidedBy::Policy, crate::receipt::Reason::MalformedChallenge, Some(err.code().as_str()), err.to_string(), StatusCode::FORBIDDEN);
         }
     };
     receipt.x402_version = Some(challenge.version);
@@ -244,7 +246,14 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
     receipt.set_requirement(requirement, choice.micros);
     // "Pause all spending": every payment is refused, whatever the grant says.
     if e.paused() {
-        return refuse(receipt, DecidedBy::Policy, crate::pause::REASON, None, "spending is paused in Purser (resume it in the app or with `purser resume`)".into(), StatusCode::FORBIDDEN);
+        return refuse(
+            receipt,
+            DecidedBy::Policy,
+            crate::receipt::Reason::SpendingPaused,
+            None,
+            "spending is paused in Purser (resume it in the app or with `purser resume`)".into(),
+            StatusCode::FORBIDDEN,
+        );
     }
     // The user's standing rules on this grant (block this host / auto-approve it) come next.
     let grant_rules = match &choice.verdict {
@@ -252,7 +261,7 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
             let (ledger, gid) = (e.ledger.clone(), grant.id.clone());
             match ledger.blocking(move |l| l.live_rules(&gid)).await.and_then(|r| r) {
                 Ok(r) => r,
-                Err(err) => return refuse(receipt, DecidedBy::Policy, "ledger_unavailable", Some(err.code().as_str()), err.to_string(), StatusCode::SERVICE_UNAVAILABLE),
+                Err(err) => return refuse(receipt, DecidedBy::Policy, crate::receipt::Reason::LedgerUnavailable, Some(err.code().as_str()), err.to_string(), StatusCode::SERVICE_UNAVAILABLE),
             }
         }
         Err(_) => Vec::new(),
@@ -260,10 +269,10 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
     let ruling = rules::ruling(&grant_rules, req.host(), req.port(), choice.micros, e.clock.now());
     if let Some(Ruling::Block(r)) = ruling {
         receipt.rule_id = Some(r.id.clone());
-        return refuse(receipt, DecidedBy::Rule, "blocked_by_rule", None, format!("you blocked {} for this grant (rule {})", r.host, r.id), StatusCode::FORBIDDEN);
+        return refuse(receipt, DecidedBy::Rule, crate::receipt::Reason::BlockedByRule, None, format!("you blocked {} for this grant (rule {})", r.host, r.id), StatusCode::FORBIDDEN);
     }
     let decided_by = match (choice.verdict, ruling) {
-        (Err(refusal), _) => return refuse(receipt, DecidedBy::Policy, refusal.code().as_str(), None, refusal.to_string(), StatusCode::FORBIDDEN),
+        (Err(refusal), _) => return refuse(receipt, DecidedBy::Policy, refusal.reason(), None, refusal.to_string(), StatusCode::FORBIDDEN),
         (Ok(Tier::Auto), _) => DecidedBy::Auto,
         (Ok(Tier::Ask), Some(Ruling::Allow(r))) => {
             receipt.rule_id = Some(r.id.clone());
@@ -279,25 +288,32 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
             }
             (Verdict::Denied, via) => {
                 receipt.decided_via = via;
-                return refuse(receipt, DecidedBy::User, "user_denied", None, "the user denied this payment".into(), StatusCode::FORBIDDEN);
+                return refuse(receipt, DecidedBy::User, crate::receipt::Reason::UserDenied, None, "the user denied this payment".into(), StatusCode::FORBIDDEN);
             }
             (Verdict::TimedOut, _) => {
                 let msg = format!("nobody approved this payment within {} s", grant.limits.approval_timeout_secs);
-                return refuse(receipt, DecidedBy::Timeout, "approval_timed_out", None, msg, StatusCode::FORBIDDEN);
+                return refuse(receipt, DecidedBy::Timeout, crate::receipt::Reason::ApprovalTimedOut, None, msg, StatusCode::FORBIDDEN);
             }
-            (Verdict::Revoked, _) => return refuse(receipt, DecidedBy::Policy, "revoked", None, "the grant was revoked while this payment waited".into(), StatusCode::FORBIDDEN),
-            (Verdict::ShuttingDown, _) => return refuse(receipt, DecidedBy::Policy, "shutting_down", None, "Purser is shutting down".into(), StatusCode::SERVICE_UNAVAILABLE),
+            (Verdict::Revoked, _) => return refuse(receipt, DecidedBy::Policy, crate::receipt::Reason::Revoked, None, "the grant was revoked while this payment waited".into(), StatusCode::FORBIDDEN),
+            (Verdict::ShuttingDown, _) => return refuse(receipt, DecidedBy::Policy, crate::receipt::Reason::ShuttingDown, None, "Purser is shutting down".into(), StatusCode::SERVICE_UNAVAILABLE),
             (Verdict::ClientGone, _) => {
-                return refuse(receipt, DecidedBy::Policy, CLIENT_GONE, None, "the agent left while this payment waited for you; it was withdrawn and nothing was paid".into(), StatusCode::FORBIDDEN)
+                return refuse(
+                    receipt,
+                    DecidedBy::Policy,
+                    crate::receipt::Reason::ClientGone,
+                    None,
+                    "the agent left while this payment waited for you; it was withdrawn and nothing was paid".into(),
+                    StatusCode::FORBIDDEN,
+                )
             }
         },
     };
     // Paused while the user looked at it: nothing is signed.
     if e.paused() {
-        return refuse(receipt, DecidedBy::Policy, crate::pause::REASON, None, "spending was paused before this payment could be made".into(), StatusCode::FORBIDDEN);
+        return refuse(receipt, DecidedBy::Policy, crate::receipt::Reason::SpendingPaused, None, "spending was paused before this payment could be made".into(), StatusCode::FORBIDDEN);
     }
     let Some(wallet) = e.wallet() else {
-        return refuse(receipt, decided_by, "wallet_locked", None, "wallet locked: unlock it (`purser wallet unlock` or the app) to pay".into(), StatusCode::FORBIDDEN);
+        return refuse(receipt, decided_by, crate::receipt::Reason::WalletLocked, None, "wallet locked: unlock it (`purser wallet unlock` or the app) to pay".into(), StatusCode::FORBIDDEN);
     };
 
     // 3. Reserve, durably, before any signature exists.
@@ -305,7 +321,7 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
     let now_s = now.timestamp().max(0) as u64;
     let valid_before = (now_s + requirement.max_timeout_seconds.min(MAX_VALIDITY_SECS)).min(grant.limits.expires_at.timestamp().max(0) as u64);
     if valid_before <= now_s {
-        return refuse(receipt, DecidedBy::Policy, "expired", None, "the grant expires before a payment could be settled".into(), StatusCode::FORBIDDEN);
+        return refuse(receipt, DecidedBy::Policy, crate::receipt::Reason::Expired, None, "the grant expires before a payment could be settled".into(), StatusCode::FORBIDDEN);
     }
     let (ledger, gid, micros, rid) = (e.ledger.clone(), grant.id.clone(), choice.micros, new_id());
     // The authorization's nonce is chosen now and kept with the reservation, in its durable
@@ -316,7 +332,7 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
     let (nonces, id) = (e.nonces.clone(), receipt.id.clone());
     let committed = match e.ledger.blocking(move |l| crate::anchor::committed_nonce(nonces.as_ref(), l, &id)).await {
         Ok(c) => c,
-        Err(err) => return refuse(receipt, DecidedBy::Policy, "ledger_unavailable", Some(err.code().as_str()), err.to_string(), StatusCode::SERVICE_UNAVAILABLE),
+        Err(err) => return refuse(receipt, DecidedBy::Policy, crate::receipt::Reason::LedgerUnavailable, Some(err.code().as_str()), err.to_string(), StatusCode::SERVICE_UNAVAILABLE),
     };
     let nonce = committed.nonce;
     let mut draft = receipt.clone();
@@ -326,12 +342,12 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
     draft.authorization_nonce = Some(nonce.to_string());
     draft.payer = Some(wallet.address().to_checksum(None));
     let msg = "Purser stopped while this payment was in flight (it may have been signed and sent); its budget stays reserved until the chain shows whether its authorization was used";
-    draft.decide(Outcome::Failed, decided_by, crate::ledger::INTERRUPTED, Some("outcome_unknown"), msg);
+    draft.decide(Outcome::Failed, decided_by, crate::receipt::Reason::Interrupted, Some("outcome_unknown"), msg);
     let reserved = ledger.blocking(move |l| l.reserve_payment(&rid, &gid, micros, valid_before, Some(&draft), now)).await.and_then(|r| r);
     let reservation = match reserved {
         Ok(Ok((r, _))) => r,
-        Ok(Err(refusal)) => return refuse(receipt, DecidedBy::Policy, refusal.code().as_str(), None, refusal.to_string(), StatusCode::FORBIDDEN),
-        Err(err) => return refuse(receipt, DecidedBy::Policy, "ledger_unavailable", Some(err.code().as_str()), err.to_string(), StatusCode::SERVICE_UNAVAILABLE),
+        Ok(Err(refusal)) => return refuse(receipt, DecidedBy::Policy, refusal.reason(), None, refusal.to_string(), StatusCode::FORBIDDEN),
+        Err(err) => return refuse(receipt, DecidedBy::Policy, crate::receipt::Reason::LedgerUnavailable, Some(err.code().as_str()), err.to_string(), StatusCode::SERVICE_UNAVAILABLE),
     };
     receipt.reservation_id = Some(reservation.id.clone());
     receipt.valid_before = Some(valid_before);
@@ -340,7 +356,7 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
     let (ledger, network, asset, payer, amount) = (e.ledger.clone(), requirement.network, requirement.asset, wallet.address(), requirement.amount);
     match ledger.blocking(move |l| crate::chain::funds::insufficient(l, network, asset, payer, amount, micros)).await {
         Ok(Ok(Some(msg))) => {
-            receipt.decide(Outcome::Refused, DecidedBy::Policy, "insufficient_funds", None, msg);
+            receipt.decide(Outcome::Refused, DecidedBy::Policy, crate::receipt::Reason::InsufficientFunds, None, msg);
             return (Answer::Refuse(StatusCode::FORBIDDEN), Some((reservation, Settle::Release)));
         }
         Ok(Ok(None)) => {}
@@ -353,7 +369,7 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
     let (auth, signature) = match signed {
         Ok(s) => s,
         Err(err) => {
-            receipt.decide(Outcome::Failed, decided_by, "sign_failed", Some(err.code().as_str()), err.to_string());
+            receipt.decide(Outcome::Failed, decided_by, crate::receipt::Reason::SignFailed, Some(err.code().as_str()), err.to_string());
             return (Answer::Refuse(StatusCode::INTERNAL_SERVER_ERROR), Some((reservation, Settle::Release)));
         }
     };
@@ -367,7 +383,13 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
     let resp = match timer.wait(e.upstream.send(req, Some(&header))).await {
         Ok(r) => r,
         Err(err) => {
-            receipt.decide(Outcome::Failed, decided_by, "upstream_error", Some("outcome_unknown"), format!("{err}; the payment may or may not settle, so its budget stays reserved"));
+            receipt.decide(
+                Outcome::Failed,
+                decided_by,
+                crate::receipt::Reason::UpstreamError,
+                Some("outcome_unknown"),
+                format!("{err}; the payment may or may not settle, so its budget stays reserved"),
+            );
             return (Answer::Refuse(StatusCode::BAD_GATEWAY), Some((reservation, Settle::KeepUnknown)));
         }
     };
@@ -389,7 +411,7 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
                     money::format_usd(micros),
                     valid_before.saturating_sub(now_s)
                 );
-                receipt.decide(Outcome::Failed, decided_by, "requirement_changed", Some(detail), msg);
+                receipt.decide(Outcome::Failed, decided_by, crate::receipt::Reason::RequirementChanged, Some(detail), msg);
                 return (Answer::Refuse(StatusCode::FORBIDDEN), Some((reservation, Settle::KeepUnknown)));
             }
             let detail = match &settlement {
@@ -398,13 +420,13 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
                 None => "upstream_status_402".into(),
             };
             let msg = "the server refused the payment (it answered 402 again); no second signature will be made and the budget stays reserved until the authorization expires";
-            receipt.decide(Outcome::Failed, decided_by, "settlement_failed", Some(&detail), msg);
+            receipt.decide(Outcome::Failed, decided_by, crate::receipt::Reason::SettlementFailed, Some(&detail), msg);
             return (Answer::Buffered(StatusCode::PAYMENT_REQUIRED, headers, body), Some((reservation, Settle::KeepUnknown)));
         }
         receipt.decide(
             Outcome::Failed,
             decided_by,
-            "settlement_failed",
+            crate::receipt::Reason::SettlementFailed,
             Some("upstream_status_402"),
             "the server answered the payment with an unreadable 402; the budget stays reserved until the authorization expires",
         );
@@ -413,11 +435,11 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
     let ok = resp.status().is_success();
     match settlement {
         Some(Ok(s)) if ok && s.success => {
-            receipt.decide(Outcome::Paid, decided_by, "paid", None, format!("paid {} to {}", money::format_usd(micros), requirement.pay_to));
+            receipt.decide(Outcome::Paid, decided_by, crate::receipt::Reason::Paid, None, format!("paid {} to {}", money::format_usd(micros), requirement.pay_to));
             (Answer::Upstream(resp), Some((reservation, Settle::Spend)))
         }
         None if ok => {
-            receipt.decide(Outcome::Paid, decided_by, "paid", Some("no_settlement_header"), "the server accepted the payment but sent no settlement header");
+            receipt.decide(Outcome::Paid, decided_by, crate::receipt::Reason::Paid, Some("no_settlement_header"), "the server accepted the payment but sent no settlement header");
             (Answer::Upstream(resp), Some((reservation, Settle::Spend)))
         }
         other => {
@@ -427,7 +449,7 @@ async fn pay(e: &Engine, grant: &Grant, req: &AgentRequest, first: reqwest::Resp
                 None => format!("upstream_status_{}", resp.status().as_u16()),
             };
             let msg = format!("the payment was not confirmed (upstream answered {}); no second signature will be made and the budget stays reserved until the authorization expires", resp.status());
-            receipt.decide(Outcome::Failed, decided_by, "settlement_failed", Some(&detail), msg);
+            receipt.decide(Outcome::Failed, decided_by, crate::receipt::Reason::SettlementFailed, Some(&detail), msg);
             (Answer::Upstream(resp), Some((reservation, Settle::KeepUnknown)))
         }
     }

@@ -28,6 +28,21 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// The reason a receipt of this refusal carries (the same words as its code).
+    pub fn reason(&self) -> crate::receipt::Reason {
+        use crate::receipt::Reason;
+        match self {
+            Refusal::Revoked => Reason::Revoked,
+            Refusal::Expired => Reason::Expired,
+            Refusal::HostNotAllowed => Reason::HostNotAllowed,
+            Refusal::NetworkNotAllowed => Reason::NetworkNotAllowed,
+            Refusal::PayeeNotAllowed => Reason::PayeeNotAllowed,
+            Refusal::OverPerRequestCap => Reason::OverPerRequestCap,
+            Refusal::AboveAskTier => Reason::AboveAskTier,
+            Refusal::OverBudget => Reason::OverBudget,
+        }
+    }
+
     pub fn code(&self) -> crate::api::ErrorCode {
         match self {
             Refusal::Revoked => crate::api::ErrorCode::Revoked,

@@ -108,6 +108,119 @@ pub struct FoldedSummary {
     pub methods: BTreeMap<String, u64>,
 }
 
+/// Why a receipt was written: every reason code a receipt carries, by construction (receipts are
+/// decided only through [`Receipt::decide`], which takes one). The wire form is the snake_case
+/// string, unchanged; old ledgers read the same (their reasons are all here: see the release
+/// ledger test in `ledger::migrations`).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    Paid,
+    OverBudget,
+    OverPerRequestCap,
+    AboveAskTier,
+    Expired,
+    Revoked,
+    HostNotAllowed,
+    PayeeNotAllowed,
+    NetworkNotAllowed,
+    UserDenied,
+    ApprovalTimedOut,
+    BlockedByRule,
+    RequirementChanged,
+    SpendingPaused,
+    WalletLocked,
+    InsufficientFunds,
+    MalformedChallenge,
+    NotPayable,
+    UpstreamError,
+    UpstreamTimeout,
+    SettlementFailed,
+    SignFailed,
+    LedgerUnavailable,
+    ShuttingDown,
+    ClientGone,
+    Interrupted,
+    ReceiptsFolded,
+}
+
+impl Reason {
+    pub const ALL: &'static [Reason] = &[
+        Reason::Paid,
+        Reason::OverBudget,
+        Reason::OverPerRequestCap,
+        Reason::AboveAskTier,
+        Reason::Expired,
+        Reason::Revoked,
+        Reason::HostNotAllowed,
+        Reason::PayeeNotAllowed,
+        Reason::NetworkNotAllowed,
+        Reason::UserDenied,
+        Reason::ApprovalTimedOut,
+        Reason::BlockedByRule,
+        Reason::RequirementChanged,
+        Reason::SpendingPaused,
+        Reason::WalletLocked,
+        Reason::InsufficientFunds,
+        Reason::MalformedChallenge,
+        Reason::NotPayable,
+        Reason::UpstreamError,
+        Reason::UpstreamTimeout,
+        Reason::SettlementFailed,
+        Reason::SignFailed,
+        Reason::LedgerUnavailable,
+        Reason::ShuttingDown,
+        Reason::ClientGone,
+        Reason::Interrupted,
+        Reason::ReceiptsFolded,
+    ];
+
+    /// The wire form: `over_budget`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Paid => "paid",
+            Reason::OverBudget => "over_budget",
+            Reason::OverPerRequestCap => "over_per_request_cap",
+            Reason::AboveAskTier => "above_ask_tier",
+            Reason::Expired => "expired",
+            Reason::Revoked => "revoked",
+            Reason::HostNotAllowed => "host_not_allowed",
+            Reason::PayeeNotAllowed => "payee_not_allowed",
+            Reason::NetworkNotAllowed => "network_not_allowed",
+            Reason::UserDenied => "user_denied",
+            Reason::ApprovalTimedOut => "approval_timed_out",
+            Reason::BlockedByRule => "blocked_by_rule",
+            Reason::RequirementChanged => "requirement_changed",
+            Reason::SpendingPaused => "spending_paused",
+            Reason::WalletLocked => "wallet_locked",
+            Reason::InsufficientFunds => "insufficient_funds",
+            Reason::MalformedChallenge => "malformed_challenge",
+            Reason::NotPayable => "not_payable",
+            Reason::UpstreamError => "upstream_error",
+            Reason::UpstreamTimeout => "upstream_timeout",
+            Reason::SettlementFailed => "settlement_failed",
+            Reason::SignFailed => "sign_failed",
+            Reason::LedgerUnavailable => "ledger_unavailable",
+            Reason::ShuttingDown => "shutting_down",
+            Reason::ClientGone => "client_gone",
+            Reason::Interrupted => "interrupted",
+            Reason::ReceiptsFolded => "receipts_folded",
+        }
+    }
+
+    /// The reason a wire string names, if any.
+    pub fn parse(s: &str) -> Option<Reason> {
+        Reason::ALL.iter().copied().find(|r| r.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One decision. Serialised (without `hash`) it is the body the hash chain covers.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,7 +233,8 @@ pub struct Receipt {
     pub url: String,
     pub host: String,
     pub outcome: Outcome,
-    /// snake_case reason code (`paid`, `over_budget`, `malformed_challenge`, ...).
+    /// Why: one of [`Reason`] (kept as its wire string, so every ledger reads the same).
+    #[cfg_attr(feature = "ts", ts(as = "Reason"))]
     pub reason: String,
     /// A more specific code (`invalid_amount`, `domain_mismatch`, ...), when there is one.
     pub detail: Option<String>,
@@ -246,10 +360,10 @@ impl Receipt {
     }
 
     /// Sets the outcome, reason, detail and message in one go.
-    pub fn decide(&mut self, outcome: Outcome, decided_by: DecidedBy, reason: &str, detail: Option<&str>, message: impl Into<String>) {
+    pub fn decide(&mut self, outcome: Outcome, decided_by: DecidedBy, reason: Reason, detail: Option<&str>, message: impl Into<String>) {
         self.outcome = outcome;
         self.decided_by = decided_by;
-        self.reason = reason.to_string();
+        self.reason = reason.as_str().to_string();
         self.detail = detail.map(str::to_string);
         self.message = message.into();
     }

@@ -167,7 +167,7 @@ mod tests {
 
     fn receipt(path: &str, usd: &str, outcome: Outcome, by: DecidedBy, reason: &str) -> Receipt {
         let mut r = Receipt::new("r".into(), chrono::Utc::now(), "GET", &format!("http://127.0.0.1:9{path}"), "127.0.0.1");
-        r.decide(outcome, by, reason, None, "the message");
+        r.decide(outcome, by, purser_core::receipt::Reason::parse(reason).expect("a reason"), None, "the message");
         r.amount_usd = Some(usd.into());
         r.amount_atomic = Some((money::parse_usd(usd).unwrap()).to_string());
         r.grant = Some(purser_core::receipt::GrantSnapshot {

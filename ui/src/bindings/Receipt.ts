@@ -5,6 +5,7 @@ import type { FoldedSummary } from "./FoldedSummary";
 import type { GrantSnapshot } from "./GrantSnapshot";
 import type { LedgerAfter } from "./LedgerAfter";
 import type { Outcome } from "./Outcome";
+import type { Reason } from "./Reason";
 import type { Via } from "./Via";
 import type { JsonValue } from "./serde_json/JsonValue";
 
@@ -13,9 +14,9 @@ import type { JsonValue } from "./serde_json/JsonValue";
  */
 export type Receipt = { id: string, time: string, grant_id: string | null, grant: GrantSnapshot | null, method: string, url: string, host: string, outcome: Outcome, 
 /**
- * snake_case reason code (`paid`, `over_budget`, `malformed_challenge`, ...).
+ * Why: one of [`Reason`] (kept as its wire string, so every ledger reads the same).
  */
-reason: string, 
+reason: Reason, 
 /**
  * A more specific code (`invalid_amount`, `domain_mismatch`, ...), when there is one.
  */

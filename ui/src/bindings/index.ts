@@ -34,6 +34,7 @@ export type * from "./ParentProcess";
 export type * from "./PendingApproval";
 export type * from "./QueryHelp";
 export type * from "./QueryKey";
+export type * from "./Reason";
 export type * from "./Receipt";
 export type * from "./ReceiptDetail";
 export type * from "./Reconciliation";

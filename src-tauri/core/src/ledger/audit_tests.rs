@@ -28,7 +28,7 @@ fn pay(l: &Ledger, gid: &str, id: &str, micros: u64, paid: bool) -> Receipt {
     c.stamp(&mut r);
     r.authorization_nonce = Some(c.nonce.to_string());
     let how = if paid { Settle::Spend } else { Settle::KeepUnknown };
-    r.decide(if paid { Outcome::Paid } else { Outcome::Failed }, DecidedBy::Auto, if paid { "paid" } else { "settlement_failed" }, None, "m");
+    r.decide(if paid { Outcome::Paid } else { Outcome::Failed }, DecidedBy::Auto, if paid { crate::receipt::Reason::Paid } else { crate::receipt::Reason::SettlementFailed }, None, "m");
     l.finish(Some((&res, how)), &mut r, now).unwrap();
     r
 }

@@ -150,7 +150,7 @@ mod tests {
     fn receipt(id: &str, grant: &str, reason: &str) -> Receipt {
         let mut r = Receipt::new(id.into(), Utc::now(), "GET", "http://x.com/a", "x.com");
         r.grant_id = Some(grant.into());
-        r.decide(Outcome::Refused, DecidedBy::Policy, reason, None, "no");
+        r.decide(Outcome::Refused, DecidedBy::Policy, crate::receipt::Reason::parse(reason).expect("a reason"), None, "no");
         r
     }
 

@@ -99,6 +99,11 @@ mod tests {
             broken => panic!("{broken:?}"),
         }
         assert_eq!(l.list_grants().unwrap().len(), 5);
-        assert_eq!(l.list_receipts(1000).unwrap().len(), 60);
+        let receipts = l.list_receipts(1000).unwrap();
+        assert_eq!(receipts.len(), 60);
+        // Every reason it holds is a `Reason` (the UI's union covers old ledgers too).
+        for r in &receipts {
+            assert!(crate::receipt::Reason::parse(&r.reason).is_some(), "{}: {}", r.id, r.reason);
+        }
     }
 }

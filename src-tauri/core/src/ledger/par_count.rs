@@ -106,7 +106,13 @@ mod tests {
             let mut r = Receipt::new(format!("p{i:04}"), at("2026-11-01T00:00:00Z") + Duration::minutes(i as i64 * 7), "GET", "https://api.example.com/v1/q", "api.example.com");
             r.intent = Some(["paris weather", "lisbon weather", "paris hotels", "tokyo news"][i % 4].into());
             let outcome = if i % 3 == 0 { Outcome::Refused } else { Outcome::Paid };
-            r.decide(outcome, if i % 5 == 0 { DecidedBy::User } else { DecidedBy::Auto }, "x", None, "x".to_string());
+            r.decide(
+                outcome,
+                if i % 5 == 0 { DecidedBy::User } else { DecidedBy::Auto },
+                if outcome == Outcome::Paid { crate::receipt::Reason::Paid } else { crate::receipt::Reason::OverBudget },
+                None,
+                "x".to_string(),
+            );
             let micros = 1_000 + (i as u64 * 7_919) % 90_000;
             r.amount_atomic = Some(micros.to_string());
             r.amount_usd = Some(crate::money::micros_decimal(micros));

@@ -87,7 +87,7 @@ fn without_draft(r: &Reservation, now: DateTime<Utc>) -> Receipt {
         "Purser stopped while a payment of {} was in flight; its authorization's nonce was not recorded (an older version), so the chain cannot decide it and its budget stays reserved",
         crate::money::format_usd(r.amount)
     );
-    rec.decide(Outcome::Failed, DecidedBy::Policy, INTERRUPTED, Some("nonce_unknown"), msg);
+    rec.decide(Outcome::Failed, DecidedBy::Policy, crate::receipt::Reason::Interrupted, Some("nonce_unknown"), msg);
     rec
 }
 
@@ -112,7 +112,7 @@ mod tests {
         r.reservation_id = Some(rid.into());
         r.authorization_nonce = Some(nonce.into());
         r.amount_atomic = Some("250000".into());
-        r.decide(Outcome::Failed, DecidedBy::Auto, INTERRUPTED, Some("outcome_unknown"), "stopped");
+        r.decide(Outcome::Failed, DecidedBy::Auto, crate::receipt::Reason::Interrupted, Some("outcome_unknown"), "stopped");
         r
     }
 
@@ -132,7 +132,7 @@ mod tests {
             assert_eq!(state(&l, "r1").1.as_deref(), Some(nonce.as_str()), "the nonce is on disk before any signature");
             let (r2, _) = l.reserve_payment("r2", &gid, 100_000, 9_999_999_999, Some(&draft("rc2", &gid, "r2", "0x02")), now).unwrap().unwrap();
             let mut done = draft("rc2", &gid, "r2", "0x02");
-            done.decide(Outcome::Paid, DecidedBy::Auto, "paid", None, "paid");
+            done.decide(Outcome::Paid, DecidedBy::Auto, crate::receipt::Reason::Paid, None, "paid");
             l.finish(Some((&r2, Settle::Spend)), &mut done, now).unwrap();
             assert_eq!(state(&l, "r2").2, None, "an ended reservation drops its draft");
             // A row from before the nonce was recorded.

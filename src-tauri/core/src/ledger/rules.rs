@@ -194,7 +194,7 @@ mod tests {
         let (_d, l) = ledger();
         let add = |id: &str, reason: &str| {
             let mut r = Receipt::new(id.into(), Utc::now(), "GET", "http://x.com/", "x.com");
-            r.decide(Outcome::Refused, DecidedBy::Timeout, reason, None, "m");
+            r.decide(Outcome::Refused, DecidedBy::Timeout, crate::receipt::Reason::parse(reason).expect("a reason"), None, "m");
             l.record(&mut r, Utc::now()).unwrap();
         };
         add("t1", TIMED_OUT);

@@ -17,7 +17,7 @@ fn ledger_with_grant(budget: &str) -> (tempfile::TempDir, Ledger, String) {
 fn receipt(id: &str, grant: &str) -> Receipt {
     let mut r = Receipt::new(id.into(), Utc::now(), "GET", "http://x.com/a", "x.com");
     r.grant_id = Some(grant.into());
-    r.decide(Outcome::Refused, DecidedBy::Policy, "over_budget", None, "no");
+    r.decide(Outcome::Refused, DecidedBy::Policy, crate::receipt::Reason::OverBudget, None, "no");
     r.amount_atomic = Some("10".into());
     r
 }

@@ -275,9 +275,9 @@ pub fn seed(ledger: &Ledger, dir: &Path, opts: &SeedOptions, now: DateTime<Utc>,
         if before_402 {
             // Refused or failed before any challenge: expired/revoked grant, upstream down.
             if rng.gen_bool(0.5) {
-                r.decide(Outcome::Refused, DecidedBy::Policy, "expired", None, "the grant has expired");
+                r.decide(Outcome::Refused, DecidedBy::Policy, crate::receipt::Reason::Expired, None, "the grant has expired");
             } else {
-                r.decide(Outcome::Failed, DecidedBy::Policy, "upstream_error", Some("connect"), "could not reach the upstream server");
+                r.decide(Outcome::Failed, DecidedBy::Policy, crate::receipt::Reason::UpstreamError, Some("connect"), "could not reach the upstream server");
             }
         } else {
             let spike = rng.gen_bool(0.004);
@@ -302,7 +302,7 @@ pub fn seed(ledger: &Ledger, dir: &Path, opts: &SeedOptions, now: DateTime<Utc>,
             r.upstream_status = Some(402);
             let o: f64 = rng.gen();
             if o < 0.07 {
-                r.decide(Outcome::NotPayable, DecidedBy::Policy, "not_payable", Some("unsupported_network"), "network \"eip155:1\" is not in Purser's registry");
+                r.decide(Outcome::NotPayable, DecidedBy::Policy, crate::receipt::Reason::NotPayable, Some("unsupported_network"), "network \"eip155:1\" is not in Purser's registry");
             } else {
                 r.x402_version = Some(if host.v1 { 1 } else { 2 });
                 r.requirement_hash = Some(hex::encode(Sha256::digest(requirement.to_string().as_bytes())));
@@ -327,6 +327,7 @@ pub fn seed(ledger: &Ledger, dir: &Path, opts: &SeedOptions, now: DateTime<Utc>,
                         .copied()
                         .unwrap_or(REFUSALS[0]);
                     let reason = if price > 500_000 { "over_per_request_cap" } else { reason };
+                    let reason = crate::receipt::Reason::parse(reason).unwrap_or(crate::receipt::Reason::OverBudget);
                     let by = if price > 500_000 { DecidedBy::Policy } else { by };
                     r.decide(Outcome::Refused, by, reason, None, msg);
                 } else {
@@ -340,7 +341,7 @@ pub fn seed(ledger: &Ledger, dir: &Path, opts: &SeedOptions, now: DateTime<Utc>,
                         r.decide(
                             Outcome::Failed,
                             by,
-                            "settlement_failed",
+                            crate::receipt::Reason::SettlementFailed,
                             Some("insufficient_funds"),
                             "the payment was not confirmed (upstream answered 402 Payment Required); no second signature will be made and the budget stays reserved until the authorization expires",
                         );
@@ -349,7 +350,7 @@ pub fn seed(ledger: &Ledger, dir: &Path, opts: &SeedOptions, now: DateTime<Utc>,
                         r.settlement = Some(json!({"success": true, "transaction": tx, "network": network, "payer": r.payer}));
                         r.tx = Some(tx);
                         r.upstream_status = Some(200);
-                        r.decide(Outcome::Paid, by, "paid", None, format!("paid {} to {payee}", crate::money::format_usd(price)));
+                        r.decide(Outcome::Paid, by, crate::receipt::Reason::Paid, None, format!("paid {} to {payee}", crate::money::format_usd(price)));
                         let g = &mut grants[gi];
                         g.spent = (g.spent + price).min(g.budget);
                     }

@@ -60,7 +60,7 @@ fn receipt_of(s: &Spec, grants: &[crate::grants::Grant]) -> Receipt {
     let host = s.url.split('/').nth(2).unwrap();
     let mut r = Receipt::new(s.id.into(), at(s.time), "GET", s.url, host);
     r.set_grant(&grants[s.grant]);
-    r.decide(s.outcome, s.by, s.reason, (s.reason == "settlement_failed").then_some("insufficient_funds"), format!("decision {}", s.id));
+    r.decide(s.outcome, s.by, crate::receipt::Reason::parse(s.reason).expect("a reason"), (s.reason == "settlement_failed").then_some("insufficient_funds"), format!("decision {}", s.id));
     r.intent = s.intent.map(str::to_string);
     let description = if s.url.contains("forecast") {
         "7-day forecast for a city"
@@ -263,7 +263,7 @@ fn pages_are_stable_while_receipts_arrive() {
     for i in 0..5 {
         let mut r = Receipt::new(format!("new{i}"), at("2026-11-05T00:00:00Z"), "GET", "https://api.weather.com/v1/forecast", "api.weather.com");
         r.set_grant(&g);
-        r.decide(Outcome::Refused, DecidedBy::Policy, "over_budget", None, "no");
+        r.decide(Outcome::Refused, DecidedBy::Policy, crate::receipt::Reason::OverBudget, None, "no");
         l.record(&mut r, now()).unwrap();
     }
     let mut got = ids(&first);
@@ -515,7 +515,7 @@ fn archive_moves_a_prefix_and_both_files_stay_verifiable() {
     let g = l.list_grants().unwrap()[0].clone();
     let mut r = Receipt::new("r11".into(), at("2026-11-06T00:00:00Z"), "GET", "https://api.weather.com/v1/forecast", "api.weather.com");
     r.set_grant(&g);
-    r.decide(Outcome::Refused, DecidedBy::Policy, "over_budget", None, "no");
+    r.decide(Outcome::Refused, DecidedBy::Policy, crate::receipt::Reason::OverBudget, None, "no");
     l.record(&mut r, now()).unwrap();
     assert!(matches!(l.verify_chain().unwrap(), ChainReport::Intact { count: 6, .. }));
     let again = l.archive_before(at("2026-11-06T00:00:00Z"), &file, now()).unwrap();
@@ -528,7 +528,7 @@ fn archive_moves_a_prefix_and_both_files_stay_verifiable() {
     // A different file can't continue a chain it does not hold.
     let other = d.path().join("other.db");
     let mut r = Receipt::new("r12".into(), at("2026-11-07T00:00:00Z"), "GET", "https://x.example.io/", "x.example.io");
-    r.decide(Outcome::Refused, DecidedBy::Policy, "over_budget", None, "no");
+    r.decide(Outcome::Refused, DecidedBy::Policy, crate::receipt::Reason::OverBudget, None, "no");
     l.record(&mut r, now()).unwrap();
     let rep = l.archive_before(at("2026-11-08T00:00:00Z"), &other, now()).unwrap();
     assert_eq!(rep.moved, 2, "a new file starts at the anchor");
@@ -596,7 +596,7 @@ fn amount_filters_agree_with_brute_force_on_and_off_the_grid() {
     for (i, a) in amounts.iter().enumerate() {
         let mut r = Receipt::new(format!("a{i:04}"), at("2026-11-05T00:00:00Z") + chrono::Duration::seconds(i as i64), "GET", "https://api.weather.com/v1/forecast", "api.weather.com");
         r.intent = intents[i % 6].map(str::to_string);
-        r.decide(Outcome::Paid, DecidedBy::Auto, "paid", None, "paid".to_string());
+        r.decide(Outcome::Paid, DecidedBy::Auto, crate::receipt::Reason::Paid, None, "paid".to_string());
         r.amount_atomic = Some(a.to_string());
         r.amount_usd = Some(crate::money::micros_decimal(*a));
         l.record(&mut r, at("2026-11-05T00:00:00Z")).unwrap();
@@ -678,7 +678,7 @@ fn host_wildcards_agree_with_brute_force() {
     for (i, h) in hosts.iter().enumerate() {
         for k in 0..=i {
             let mut r = Receipt::new(format!("h{n:03}"), at("2026-11-05T00:00:00Z") + chrono::Duration::seconds(n), "GET", &format!("https://{h}/v1/forecast"), h);
-            r.decide(if k % 2 == 0 { Outcome::Paid } else { Outcome::Refused }, DecidedBy::Auto, "paid", None, "x".to_string());
+            r.decide(if k % 2 == 0 { Outcome::Paid } else { Outcome::Refused }, DecidedBy::Auto, crate::receipt::Reason::Paid, None, "x".to_string());
             l.record(&mut r, at("2026-11-05T00:00:00Z")).unwrap();
             n += 1;
         }

@@ -191,7 +191,7 @@ impl World {
         let g = ok("load grant", self.ledger().grant(&self.grants[gi].id))?;
         let mut rec = Receipt::new(new_id(), self.now(), "GET", "https://api.x.com/p", "api.x.com");
         rec.set_grant(&g);
-        rec.decide(outcome, DecidedBy::Auto, reason, None, reason.to_string());
+        rec.decide(outcome, DecidedBy::Auto, purser_core::receipt::Reason::parse(reason).expect("a reason"), None, reason.to_string());
         Ok(rec)
     }
 
