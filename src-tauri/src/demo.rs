@@ -217,5 +217,5 @@ async fn run(app: AppHandle, inner: Arc<Mutex<Inner>>, opts: Options, stop: watc
 
 /// Forwards the demo engine's events to the UI, as `events::spawn_forwarder` does the real one's.
 fn forward(app: AppHandle, engine: &Arc<Engine>) -> tauri::async_runtime::JoinHandle<()> {
-    tauri::async_runtime::spawn(crate::events::forward(app, engine.events.subscribe(), refresh_tray))
+    tauri::async_runtime::spawn(crate::events::forward(app, engine.subscribe(), refresh_tray))
 }

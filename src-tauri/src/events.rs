@@ -37,6 +37,6 @@ pub async fn forward(app: AppHandle, mut rx: tokio::sync::broadcast::Receiver<Ev
 
 /// Forwards the real engine's events until its publisher goes away, refreshing the tray.
 pub fn spawn_forwarder(app: AppHandle) {
-    let rx = app.state::<AppState>().real.events.subscribe();
+    let rx = app.state::<AppState>().real.subscribe();
     tauri::async_runtime::spawn(forward(app, rx, crate::tray::refresh));
 }

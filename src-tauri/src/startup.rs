@@ -54,12 +54,12 @@ pub async fn start(opener: AppOpener) -> Result<AppState, Fatal> {
     let mut engine = Engine::new(ledger, None).map_err(|e| fatal("starting the engine", e))?;
     // Payments a killed process left in flight get their receipt; the reconciler decides them.
     // If the ledger cannot take writes now, their budget stays reserved until a later start.
-    if let Err(e) = engine.ledger.recover_interrupted(&lock, engine.clock.now()) {
+    if let Err(e) = engine.recover_interrupted(&lock) {
         eprintln!("purser-app: could not record the payments the last stop interrupted ({}: {e}); their budget stays reserved until the next start", e.code());
     }
     if let Some(ca) = std::env::var_os("PURSER_UPSTREAM_CA") {
         let pem = std::fs::read(&ca).map_err(|e| fatal(&format!("PURSER_UPSTREAM_CA {}", PathBuf::from(&ca).display()), e))?;
-        engine.upstream = purser_core::upstream::Upstream::with_extra_roots_pem(&pem).map_err(|e| fatal("PURSER_UPSTREAM_CA", e))?;
+        engine.set_upstream(purser_core::upstream::Upstream::with_extra_roots_pem(&pem).map_err(|e| fatal("PURSER_UPSTREAM_CA", e))?);
     }
     let engine = Arc::new(engine);
     engine.set_data_dir(&dir);

@@ -388,7 +388,7 @@ async fn the_apps_run_action_starts_the_agent_contained_and_ends_the_run() {
     let code = std::fs::read_to_string(work.path().join("code.txt")).unwrap_or_default();
     assert_eq!(code.trim(), "200 direct=7", "paid through Purser, no direct connection; log: {}", std::fs::read_to_string(&launched.log).unwrap_or_default());
     assert!(std::fs::read_to_string(&launched.log).unwrap().contains("done"), "the agent's output is in its log");
-    let receipts = engine.ledger.list_receipts(10).unwrap();
+    let receipts = engine.receipts(10).await.unwrap();
     assert_eq!(receipts.len(), 1, "{receipts:#?}");
     let agent = receipts[0].agent.as_ref().expect("who asked");
     assert_eq!((receipts[0].outcome, agent.kind, agent.run_label.as_deref()), (purser_core::receipt::Outcome::Paid, purser_core::agent::AgentKind::Run, Some("app-run")), "{:?}", receipts[0]);

@@ -64,7 +64,7 @@ async fn an_allow_rule_pays_without_asking_until_it_expires() {
     };
     let token = engine.create_grant(&spec, Some(&purser_core::presence::Presence::app_click())).unwrap().token;
     let (mid, pricey) = (format!("{}/mid", peers.v2), format!("{}/pricey", peers.v2));
-    let receipt = |r: &Reply| engine.ledger.receipt(&r.receipt_id()).unwrap().unwrap();
+    let receipt = |r: &Reply| engine.receipt_by_id(&r.receipt_id()).unwrap().unwrap();
 
     // $0.05 asks; the window approves it "and auto-approve this host up to $0.10 for 10 minutes".
     let held = get(&proxy_url, &token, &mid).await;
@@ -107,7 +107,7 @@ async fn an_allow_rule_pays_without_asking_until_it_expires() {
     let rules = engine.rules(None, false).unwrap();
     assert_eq!((rules.len(), rules[0].active), (1, false), "listed, expired");
 
-    let spent: Vec<_> = engine.ledger.list_receipts(10).unwrap().into_iter().filter(|r| r.outcome == Outcome::Paid).collect();
+    let spent: Vec<_> = engine.receipts(10).await.unwrap().into_iter().filter(|r| r.outcome == Outcome::Paid).collect();
     assert_eq!(spent.len(), 2);
     proxy.shutdown().await;
     prompter.shutdown().await;

@@ -25,7 +25,7 @@ pub async fn run(dir: &Path, port: u16, grace_secs: u64, notify: bool, explicit_
     let mut engine = Engine::new(ledger, None)?;
     // Payments a killed process left in flight get their receipt; the reconciler decides them.
     // If the ledger cannot take writes now, their budget stays reserved until a later start.
-    match engine.ledger.recover_interrupted(&_owner, engine.clock.now()) {
+    match engine.recover_interrupted(&_owner) {
         Ok(r) if !r.receipts.is_empty() => {
             tracing::warn!(
                 count = r.receipts.len(),
@@ -38,7 +38,7 @@ pub async fn run(dir: &Path, port: u16, grace_secs: u64, notify: bool, explicit_
         Err(e) => tracing::error!(code = %e.code(), error = %e, "could not record the payments the last stop interrupted; their budget stays reserved until the next start"),
     }
     if let Some(path) = upstream_ca {
-        engine.upstream = crate::ca::upstream_with_ca(path)?;
+        engine.set_upstream(crate::ca::upstream_with_ca(path)?);
     }
     let engine = Arc::new(engine);
     crate::wallet::unlock_at_start(&engine, dir).await?;

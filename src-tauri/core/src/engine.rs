@@ -73,19 +73,19 @@ pub struct CreatedGrant {
 
 /// The core, assembled.
 pub struct Engine {
-    pub ledger: Ledger,
-    pub approvals: Approvals,
-    pub events: Events,
-    pub clock: Arc<dyn Clock>,
-    pub nonces: Arc<dyn NonceSource>,
-    pub upstream: Upstream,
+    pub(crate) ledger: Ledger,
+    pub(crate) approvals: Approvals,
+    pub(crate) events: Events,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) nonces: Arc<dyn NonceSource>,
+    pub(crate) upstream: Upstream,
     wallet: RwLock<Option<Arc<Wallet>>>,
     /// The vault's data dir, keychain state and lock/unlock operations (`wallet::custody`).
-    pub custody: crate::wallet::custody::Custody,
+    pub(crate) custody: crate::wallet::custody::Custody,
     /// "Pause all spending" (persisted in the ledger's settings; see `pause`).
     pub(crate) paused: std::sync::atomic::AtomicBool,
     /// The receipt rate limit per grant and minute, and its summaries (`folding`).
-    pub folding: Arc<crate::folding::Folding>,
+    pub(crate) folding: Arc<crate::folding::Folding>,
     /// The local CA standard proxy mode intercepts with: its key is sealed with the wallet, so
     /// it is here only while the wallet is unlocked (see `proxy::ca`).
     ca: RwLock<Option<Arc<crate::ca::LocalCa>>>,
@@ -141,6 +141,68 @@ impl Engine {
         };
         *self.ca.write().unwrap_or_else(|p| p.into_inner()) = ca;
         *self.wallet.write().unwrap_or_else(|p| p.into_inner()) = wallet;
+    }
+
+    /// The engine's clock, now.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
+    /// The change notifications (what a front end forwards to its UI, then refetches).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// A held request, while it is held.
+    pub fn approval(&self, id: &str) -> Option<PendingApproval> {
+        self.approvals.get(id)
+    }
+
+    /// Denies every held request now (their receipts say why); how many there were.
+    pub fn close_approvals(&self) -> usize {
+        self.approvals.close()
+    }
+
+    /// Stores a setting of the ledger's, durably.
+    pub fn set_setting(&self, key: &str, value: &str) -> Result<(), EngineError> {
+        Ok(self.ledger.set_setting(key, value, self.clock.now())?)
+    }
+
+    /// One receipt by id, if the ledger has it.
+    pub fn receipt_by_id(&self, id: &str) -> Result<Option<crate::receipt::Receipt>, EngineError> {
+        Ok(self.ledger.receipt(id)?)
+    }
+
+    /// The latest `limit` receipts, newest first (off the async threads).
+    pub async fn receipts(&self, limit: usize) -> Result<Vec<crate::receipt::Receipt>, EngineError> {
+        Ok(self.ledger.blocking(move |l| l.list_receipts(limit)).await??)
+    }
+
+    /// The hash chain's check, from the first receipt to the head (off the async threads).
+    pub async fn verify_chain(&self) -> Result<crate::ledger::ChainReport, EngineError> {
+        Ok(self.ledger.blocking(|l| l.verify_chain()).await??)
+    }
+
+    /// A grant as stored, with its totals (off the async threads).
+    pub async fn grant_record(&self, id: &str) -> Result<Grant, EngineError> {
+        let id = id.to_string();
+        Ok(self.ledger.blocking(move |l| l.grant(&id)).await??)
+    }
+
+    /// At start: payments a killed process left in flight get their receipt (`interrupted`);
+    /// the reconciler decides them by nonce. `owner` proves this process owns the data dir.
+    pub fn recover_interrupted(&self, owner: &crate::datadir::DirLock) -> Result<crate::ledger::Recovered, EngineError> {
+        Ok(self.ledger.recover_interrupted(owner, self.clock.now())?)
+    }
+
+    /// Replaces the upstream client (e.g. one that also trusts a corporate CA), before serving.
+    pub fn set_upstream(&mut self, upstream: Upstream) {
+        self.upstream = upstream;
+    }
+
+    /// One reconciliation round of the paid receipts against the chain (`chain::reconcile`).
+    pub async fn reconcile_once(&self, dir: &std::path::Path) -> Result<crate::chain::reconcile::Report, EngineError> {
+        Ok(crate::chain::reconcile::reconcile_once(&self.ledger, dir, self.clock.as_ref()).await?)
     }
 
     /// The local CA, while the wallet is unlocked.

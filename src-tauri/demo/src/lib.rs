@@ -239,7 +239,7 @@ async fn with_peers(
     purser_core::networks::NetworkConfig::set_rpc(dir, "base-sepolia", Some(&ep.rpc))?;
     let ledger = purser_core::ledger::Ledger::open_in(dir)?;
     let engine = Arc::new(Engine::new(ledger, None)?);
-    engine.ledger.set_setting(DEMO_SETTING, "1", engine.clock.now())?;
+    engine.set_setting(DEMO_SETTING, "1")?;
     engine.set_data_dir(dir);
     // The demo's own wallet, its passphrase made by the demo: the person who started the demo
     // is its user, so opening it is also the presence the demo's grant and auto-answers carry.
@@ -330,7 +330,7 @@ async fn drive(
     on_line: &mut (impl FnMut(&str) + Send),
     stop: watch::Receiver<bool>,
 ) -> Result<(usize, bool), DemoError> {
-    let mut events = engine.events.subscribe();
+    let mut events = engine.subscribe();
     let mut printed = HashSet::new();
     let mut answers = tokio::task::JoinSet::new();
     let run = agent.run(stop.clone());
@@ -346,14 +346,14 @@ async fn drive(
             _ = &mut stop_signal, if !interrupted => {
                 interrupted = true;
                 answers.abort_all();
-                engine.approvals.close();
+                engine.close_approvals();
                 grace.as_mut().reset(tokio::time::Instant::now() + STOP_GRACE);
             }
             _ = &mut grace, if interrupted => break agent::AgentRun::default(),
             ev = events.recv() => match ev {
                 Ok(Event::ReceiptAdded { .. }) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => print_new(engine, &mut printed, on_line).await?,
                 Ok(Event::ApprovalPending { id }) => {
-                    let Some(a) = engine.approvals.get(&id) else { continue };
+                    let Some(a) = engine.approval(&id) else { continue };
                     let path = reqwest::Url::parse(&a.url).map(|u| u.path().to_string()).unwrap_or_else(|_| a.url.clone());
                     let price = purser_core::money::parse_usd(&a.amount_usd).map(usd6).unwrap_or_else(|_| a.amount_usd.clone());
                     match opts.auto_answer {
@@ -396,7 +396,7 @@ async fn drive(
 
 /// Prints the receipts not printed yet, in chain order.
 async fn print_new(engine: &Engine, printed: &mut HashSet<String>, on_line: &mut (impl FnMut(&str) + Send)) -> Result<(), DemoError> {
-    let mut list = engine.ledger.blocking(|l| l.list_receipts(1000)).await??;
+    let mut list = engine.receipts(1000).await?;
     list.reverse();
     for r in list {
         if printed.insert(r.id.clone()) {
@@ -409,7 +409,7 @@ async fn print_new(engine: &Engine, printed: &mut HashSet<String>, on_line: &mut
 async fn summarize(engine: &Engine, opts: &Options, grant_id: &str, wallet: &str, ep: &peers::Endpoints, received: u128, agent_requests: usize) -> Result<Summary, DemoError> {
     let gid = grant_id.to_string();
     // Every paid receipt checked against the chain, as the app's background task does.
-    let reconciled = match purser_core::chain::reconcile::reconcile_once(&engine.ledger, &opts.dir, engine.clock.as_ref()).await {
+    let reconciled = match engine.reconcile_once(&opts.dir).await {
         Ok(r) if r.errors.is_empty() => r.checked.iter().fold(BTreeMap::new(), |mut m, c| {
             *m.entry(c.state.clone()).or_insert(0usize) += 1;
             m
@@ -417,7 +417,7 @@ async fn summarize(engine: &Engine, opts: &Options, grant_id: &str, wallet: &str
         Ok(r) => BTreeMap::from([(format!("error: {}", r.errors[0].error.message), 1)]),
         Err(e) => BTreeMap::from([(format!("error: {e}"), 1)]),
     };
-    let (receipts, grant, report) = engine.ledger.blocking(move |l| Ok::<_, LedgerError>((l.list_receipts(1000)?, l.grant(&gid)?, l.verify_chain()?))).await??;
+    let (receipts, grant, report) = (engine.receipts(1000).await?, engine.grant_record(&gid).await?, engine.verify_chain().await?);
     let mut tally = Tally::default();
     receipts.iter().rev().for_each(|r| tally.add(r));
     Ok(Summary {

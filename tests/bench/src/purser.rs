@@ -28,7 +28,8 @@ pub struct Purser {
     pub addr: SocketAddr,
     pub token: String,
     pub threads: usize,
-    engine: Arc<Engine>,
+    /// Held for the gateway's life.
+    _engine: Arc<Engine>,
     handle: Option<ProxyHandle>,
     runtime: Option<tokio::runtime::Runtime>,
     _dir: tempfile::TempDir,
@@ -60,7 +61,7 @@ impl Purser {
         };
         let token = engine.create_grant(&spec, Some(&purser_core::presence::Presence::app_click())).map_err(|e| anyhow!("grant: {e}"))?.token;
         let handle = runtime.block_on(proxy::start(engine.clone(), 0, Duration::from_secs(5))).map_err(|e| anyhow!("proxy: {e}")).context("starting the Purser gateway")?;
-        Ok(Purser { addr: handle.addr(), token, threads, engine, handle: Some(handle), runtime: Some(runtime), _dir: dir })
+        Ok(Purser { addr: handle.addr(), token, threads, _engine: engine, handle: Some(handle), runtime: Some(runtime), _dir: dir })
     }
 
     /// The gateway path for `target` (an absolute http URL).
@@ -75,7 +76,9 @@ impl Purser {
 
     /// Receipts the ledger holds now, by outcome (a cross-check on the agents' counts).
     pub fn receipts_by_outcome(&self) -> Vec<(String, i64)> {
-        let counted = self.engine.ledger.with(|c| {
+        // A reader of its own on the same file (the engine's ledger is its own business).
+        let Ok(ledger) = Ledger::open_in(&self._dir.path().join("data")) else { return Vec::new() };
+        let counted = ledger.with(|c| {
             let mut st = c.prepare("SELECT outcome, count(*) FROM receipts GROUP BY outcome ORDER BY outcome")?;
             let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)

@@ -81,6 +81,7 @@ pub struct MRes {
 pub struct World {
     _dir: tempfile::TempDir,
     pub engine: Engine,
+    ledger: Ledger,
     pub clock: Arc<ManualClock>,
     pub grants: Vec<MGrant>,
     pub res: Vec<MRes>,
@@ -93,12 +94,13 @@ impl World {
         let start = ok("start time", "2026-11-26T00:00:00Z".parse::<DateTime<Utc>>())?;
         let clock = Arc::new(ManualClock::new(start));
         let ledger = ok("open ledger", Ledger::open_in(&dir.path().join("data")))?;
-        let engine = ok("engine", Engine::with_sources(ledger, None, clock.clone(), Arc::new(OsNonces)))?;
-        Ok(World { _dir: dir, engine, clock, grants: Vec::new(), res: Vec::new(), receipts: 0 })
+        // The model drives the ledger's reservations itself, on the handle the engine shares.
+        let engine = ok("engine", Engine::with_sources(ledger.clone(), None, clock.clone(), Arc::new(OsNonces)))?;
+        Ok(World { _dir: dir, engine, ledger, clock, grants: Vec::new(), res: Vec::new(), receipts: 0 })
     }
 
     pub fn ledger(&self) -> &Ledger {
-        &self.engine.ledger
+        &self.ledger
     }
 
     pub fn now(&self) -> DateTime<Utc> {
