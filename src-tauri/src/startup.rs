@@ -47,7 +47,7 @@ pub async fn start(opener: AppOpener) -> Result<AppState, Fatal> {
     let dir = data_dir_from_env();
     let port = port_from_env()?;
     // The tuning knobs, parsed once: a value that does not parse stops the start, named.
-    purser_core::config::Config::from_env().map_err(|e| fatal("the configuration", e))?;
+    purser_core::config::Config::load().map_err(|e| fatal("the configuration", e))?;
     datadir::ensure_private_dir(&dir).map_err(|e| fatal(&format!("data dir {}", dir.display()), e))?;
     let lock = datadir::lock_exclusive(&dir, Owner::App).map_err(|e| Fatal(e.to_string()))?;
     let ledger = purser_core::ledger::Ledger::open_in(&dir).map_err(|e| fatal("opening the ledger", e))?;

@@ -18,7 +18,7 @@ use std::time::Duration;
 pub async fn run(dir: &Path, port: u16, grace_secs: u64, notify: bool, explicit_dir: bool, upstream_ca: Option<&Path>) -> Result<()> {
     purser_core::secrets::not_dumpable();
     // The tuning knobs, parsed once: a value that does not parse stops the start, named.
-    purser_core::config::Config::from_env().map_err(|e| anyhow::anyhow!("{e} ({})", e.code()))?;
+    purser_core::config::Config::load().map_err(|e| anyhow::anyhow!("{e} ({})", e.code()))?;
     // One owner per data dir (this daemon or the desktop app), held until the process ends.
     let _owner = purser_core::datadir::lock_exclusive(dir, purser_core::datadir::Owner::Daemon)?;
     let ledger = crate::ledger(dir)?;

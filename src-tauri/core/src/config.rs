@@ -1,7 +1,7 @@
 //! Owns Purser's tuning knobs: one typed [`Config`] with its defaults, each overridable by one
 //! environment variable of the daemon (or the app), read once per process and parsed strictly
 //! into valid types. A value that does not parse is a named error at start
-//! ([`Config::from_env`]), never a silent default. [`KNOBS`] is the documented table: the
+//! ([`Config::load`]), never a silent default. [`KNOBS`] is the documented table: the
 //! README's is checked against it (`cargo test -p purser-core --test config_table`).
 
 use crate::grants::HostPattern;
@@ -134,19 +134,28 @@ impl Config {
         Self::from_vars(|name| std::env::var(name).ok())
     }
 
-    /// The process's configuration, read once. Front ends call [`Config::from_env`] first and
-    /// refuse to start on an error; should a knob still not parse here, it is logged and its
-    /// default used.
+    /// Reads the process's environment once and keeps it: what `purser serve` and the app call
+    /// at start, refusing to start on an error. Later calls return the kept configuration.
+    pub fn load() -> Result<&'static Config, ConfigError> {
+        if let Some(c) = CONFIG.get() {
+            return Ok(c);
+        }
+        let parsed = Self::from_env()?;
+        Ok(CONFIG.get_or_init(|| parsed))
+    }
+
+    /// The process's configuration: the one [`Config::load`] kept (read now when nothing called
+    /// it, as in tests; a knob that does not parse is then logged and its default used).
     pub fn get() -> &'static Config {
-        static CONFIG: OnceLock<Config> = OnceLock::new();
-        CONFIG.get_or_init(|| {
-            Self::from_env().unwrap_or_else(|e| {
-                tracing::error!(error = %e, "configuration: the defaults are used");
-                Config::default()
-            })
+        Self::load().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "configuration: the defaults are used");
+            CONFIG.get_or_init(Config::default)
         })
     }
 }
+
+/// The configuration [`Config::load`] read.
+static CONFIG: OnceLock<Config> = OnceLock::new();
 
 #[cfg(test)]
 mod tests {

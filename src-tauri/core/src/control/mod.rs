@@ -92,13 +92,8 @@ fn ok<T: Serialize>(v: &T) -> Response<Body> {
     }
 }
 
-/// The HTTP status of an engine error.
-pub fn status_of(code: crate::api::ErrorCode) -> StatusCode {
-    code.http_status()
-}
-
 fn fail(e: EngineError) -> Response<Body> {
-    error_response(status_of(e.code()), e.code().as_str(), &e.to_string(), None)
+    error_response(e.code().http_status(), e.code().as_str(), &e.to_string(), None)
 }
 
 fn bad_body(message: String) -> Response<Body> {

@@ -39,7 +39,7 @@ fn refuse(status: StatusCode, code: &str, message: &str) -> Response<Body> {
 }
 
 fn engine_error(e: EngineError) -> Response<Body> {
-    refuse(super::status_of(e.code()), e.code().as_str(), &e.to_string())
+    refuse(e.code().http_status(), e.code().as_str(), &e.to_string())
 }
 
 fn run_error(e: RunError) -> Response<Body> {
